@@ -1,0 +1,260 @@
+"""Machinery behind lazy sections: read one field, write one section back to JSON."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from archivemap.converter import dump_value, load_value
+from archivemap.errors import (
+    DefinitionError,
+    NotDownloadedError,
+    ReferenceResolutionError,
+    SchemaMismatchWarning,
+)
+from archivemap.fields import FieldMeta
+from archivemap.sections import Section, section_fields
+
+if TYPE_CHECKING:
+    from archivemap._context import ArchiveContext
+
+
+def _child_path(section: Section, name: str) -> str:
+    base = section.m_path()
+    return f"{base.rstrip('/')}/{name}"
+
+
+def load_field(section: Section, fm: FieldMeta) -> Any:
+    """Convert property ``fm`` of a loaded section from its raw JSON (first access)."""
+    data = section._m_data
+    if data is None:  # constructed, not loaded: attrs __init__ filled every slot
+        return None if not (fm.kind == "sub_section" and fm.repeats) else []
+    ctx: ArchiveContext | None = section._m_ctx
+    if fm.name not in data and ctx is not None and ctx.fetcher is not None:
+        path = _path_tuple(section) + (fm.name,)
+        if not ctx.fetcher.is_downloaded(path):
+            ctx.fetcher.fetch(section.m_root, path)
+            data = section._m_data
+    value = data.get(fm.name)
+    if value is None:
+        if fm.kind == "sub_section":
+            return [] if fm.repeats else None
+        if fm.default is not None and not fm.is_reference:
+            return load_value(list(fm.default) if isinstance(fm.default, tuple) else fm.default, fm, _child_path(section, fm.name))
+        return None
+    if fm.kind == "sub_section":
+        return _load_sub_section(section, fm, value)
+    if fm.is_reference:
+        return _load_reference(section, fm, value)
+    return load_value(value, fm, _child_path(section, fm.name))
+
+
+def _path_tuple(section: Section) -> tuple[Any, ...]:
+    parts: list[Any] = []
+    node: Section | None = section
+    while node is not None and node._m_key is not None:
+        name, index = node._m_key
+        if index is not None:
+            parts.append(index)
+        parts.append(name)
+        node = node._m_parent
+    return tuple(reversed(parts))
+
+
+def _warn(path: str, message: str) -> None:
+    warnings.warn(f"{path}: {message}; kept as it was", SchemaMismatchWarning, stacklevel=5)
+
+
+def _class_for_item(section: Section, fm: FieldMeta, declared: type[Section], item: dict[str, Any], path: str) -> type[Section]:
+    m_def = item.get("m_def")
+    if not isinstance(m_def, str) or section._m_ctx is None:
+        return declared
+    ctx = section._m_ctx
+    try:
+        sdef = ctx.resolve_definition(m_def)
+        cls = ctx.schema.class_for(sdef)
+    except (DefinitionError, ReferenceResolutionError, KeyError) as exc:
+        if m_def.rpartition(".")[2] == declared.m_qualified_name.rpartition(".")[2]:
+            # NOMAD resolves m_def by Python import, and modules re-export sections under
+            # other module paths (nomad.datamodel.metainfo.system.Atoms is runschema's).
+            return declared
+        _warn(path, f"m_def {m_def!r} cannot be resolved ({exc}); read as {declared.m_qualified_name}")
+        return declared
+    return cls
+
+
+def _load_sub_section(section: Section, fm: FieldMeta, value: Any) -> Any:
+    ctx = section._m_ctx
+    path = _child_path(section, fm.name)
+    if ctx is None:
+        raise DefinitionError(f"{path}: section was loaded without a schema")
+    declared = ctx.schema.sub_section_class(type(section), fm)
+    if fm.repeats:
+        items: list[Any]
+        if isinstance(value, dict):  # keyed form: {key: {..., m_parent_index}} (spec §2.1)
+            if not all(isinstance(v, dict) for v in value.values()):
+                _warn(path, "repeating sub-section is neither a list nor a dict of sections")
+                return value
+            items = sorted(value.values(), key=lambda v: v.get("m_parent_index", 0))
+        elif isinstance(value, list):
+            items = value
+        else:
+            _warn(path, f"repeating sub-section holds a {type(value).__name__}")
+            return value
+        out: list[Any] = []
+        for i, item in enumerate(items):
+            if item is None:
+                out.append(None)
+            elif isinstance(item, dict):
+                cls = _class_for_item(section, fm, declared, item, f"{path}/{i}")
+                out.append(cls.m_load(item, section, (fm.name, i), ctx))
+            else:
+                _warn(f"{path}/{i}", f"sub-section item is a {type(item).__name__}")
+                out.append(item)
+        return out
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        value_dict = value[0]
+        _warn(path, "single sub-section stored as a one-item list")
+        return _class_for_item(section, fm, declared, value_dict, path).m_load(value_dict, section, (fm.name, None), ctx)
+    if not isinstance(value, dict):
+        _warn(path, f"sub-section holds a {type(value).__name__}")
+        return value
+    cls = _class_for_item(section, fm, declared, value, path)
+    return cls.m_load(value, section, (fm.name, None), ctx)
+
+
+def _load_reference(section: Section, fm: FieldMeta, value: Any) -> Any:
+    from archivemap.references import parse_reference, resolve_reference
+
+    path = _child_path(section, fm.name)
+    if isinstance(value, list):
+        return [
+            v if not isinstance(v, str) or parse_reference(v) is None
+            else resolve_reference(section, v, source_path=f"{path}/{i}")
+            for i, v in enumerate(value)
+        ]
+    if isinstance(value, str):
+        if parse_reference(value) is None:  # e.g. dataset ids in metadata.datasets
+            return value
+        return resolve_reference(section, value, source_path=path)
+    if isinstance(value, dict):  # resolve-inplace answers put the target itself here
+        return value
+    _warn(path, f"reference holds a {type(value).__name__}")
+    return value
+
+
+def dump_field(section: Section, fm: FieldMeta, value: Any) -> Any:
+    """The JSON of a field's current Python value."""
+    if value is None:
+        return None
+    if fm.kind == "sub_section":
+        if isinstance(value, list):
+            return [v.to_dict() if isinstance(v, Section) else v for v in value]
+        return value.to_dict() if isinstance(value, Section) else value
+    if fm.is_reference:
+        def ref(v: Any) -> Any:
+            if isinstance(v, Section):
+                if v.m_root is section.m_root:
+                    return "#" + v.m_path()
+                entry = v.m_entry_id
+                upload = v._m_ctx.upload_id if v._m_ctx else None
+                return f"../uploads/{upload}/archive/{entry}#{v.m_path()}"
+            return v
+        return [ref(v) for v in value] if isinstance(value, list) else ref(value)
+    return dump_value(value, fm)
+
+
+def section_to_dict(section: Section) -> dict[str, Any]:
+    """The section's JSON: raw data for untouched properties, dumped values for the rest.
+
+    Sub-sections that were read are written from their objects (so edits deeper down show);
+    the rest is the raw JSON, copied. Key order follows the raw data, new keys come last.
+    """
+    fields = section_fields(type(section))
+    data = section._m_data
+    dirty = section._m_dirty or set()
+    out: dict[str, Any] = {}
+    by_name = {fm.name: fm for fm in fields.values()}
+    if data is not None:
+        for key, raw_value in data.items():
+            fm = by_name.get(key)
+            if fm is None or (fm.kind == "quantity" and fm.attribute not in dirty):
+                out[key] = _copy_json(raw_value)
+                continue
+            try:
+                current = object.__getattribute__(section, fm.attribute)
+            except AttributeError:  # never read: raw is current
+                out[key] = _copy_json(raw_value)
+                continue
+            if fm.kind == "sub_section" and fm.attribute not in dirty:
+                out[key] = _dump_sub_sections_like(raw_value, current)
+            else:
+                dumped = dump_field(section, fm, current)
+                if dumped is not None:
+                    out[key] = dumped
+    for attr, fm in fields.items():
+        if fm.name in out or (data is not None and fm.name in data and attr not in dirty):
+            continue
+        if data is not None and attr not in dirty:
+            continue
+        try:
+            current = object.__getattribute__(section, attr)
+        except AttributeError:
+            continue
+        if current is None or (fm.kind == "sub_section" and fm.repeats and current == [] and data is None):
+            continue
+        if fm.kind == "sub_section" and fm.repeats and current == []:
+            continue
+        out[fm.name] = dump_field(section, fm, current)
+    return out
+
+
+def _dump_sub_sections_like(raw: Any, current: Any) -> Any:
+    """Write read sub-sections back in the form the raw data used (list or keyed dict)."""
+    if isinstance(raw, dict) and isinstance(current, list) and not isinstance(raw.get("m_def"), str) and all(
+        isinstance(v, dict) for v in raw.values()
+    ) and len(raw) == len(current):
+        keys = sorted(raw, key=lambda k: raw[k].get("m_parent_index", 0))
+        return {k: (v.to_dict() if isinstance(v, Section) else _copy_json(v)) for k, v in zip(keys, current)} | {
+            k: _copy_json(raw[k]) for k in raw if k not in keys
+        }
+    if isinstance(current, list):
+        return [v.to_dict() if isinstance(v, Section) else _copy_json(v) for v in current]
+    if isinstance(current, Section):
+        return current.to_dict()
+    return _copy_json(raw)
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON data, iterative so that deep nesting cannot overflow the stack."""
+    if not isinstance(value, (dict, list)):
+        return value
+    root: Any = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, Any]] = [(value, root)]
+    while stack:
+        src, dst = stack.pop()
+        if isinstance(src, dict):
+            for k, v in src.items():
+                if isinstance(v, (dict, list)):
+                    new: Any = {} if isinstance(v, dict) else []
+                    dst[k] = new
+                    stack.append((v, new))
+                else:
+                    dst[k] = v
+        else:
+            for v in src:
+                if isinstance(v, (dict, list)):
+                    new = {} if isinstance(v, dict) else []
+                    dst.append(new)
+                    stack.append((v, new))
+                else:
+                    dst.append(v)
+    return root
+
+
+def not_downloaded(section: Section, name: str) -> NotDownloadedError:
+    return NotDownloadedError(
+        f"{name!r} was not downloaded; request it in 'required' or call archive.prefetch()",
+        path=_child_path(section, name),
+        entry_id=section.m_entry_id,
+    )

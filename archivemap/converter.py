@@ -1,0 +1,305 @@
+"""The cattrs converter and its hooks: archive JSON values ⇄ Python values.
+
+Loading is per field: a section keeps its raw JSON dict and converts one property the first
+time it is read (see sections.py). What a value becomes depends on its :class:`FieldMeta`
+(unit, dtype, shape), not only on its Python type, so the hooks here are keyed by the field's
+NOMAD type kind and registered on one cattrs ``Converter``; user code can register its own
+hooks on :data:`converter` (for example to turn ``Datetime`` into pandas timestamps).
+
+A value that does not fit its declared type is never an error: NOMAD's schemas change between
+versions, and an old archive must still load. Such a value is returned as it was, and a
+:class:`SchemaMismatchWarning` names the path.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import cattrs
+import numpy as np
+
+from archivemap.errors import SchemaMismatchWarning
+from archivemap.fields import FieldMeta
+from archivemap.units import registry, unit
+
+__all__ = ["Mismatch", "converter", "load_value", "dump_value"]
+
+#: The converter archivemap uses for leaf values; register hooks on it to change them.
+converter = cattrs.Converter()
+
+
+class Mismatch(Exception):
+    """Raised inside a hook when a value does not fit; the caller keeps the raw value.
+
+    A hook may pass ``salvaged``: a lossless reading of the value in another shape (an array
+    where the definition says scalar). It is returned instead of the raw value, still with
+    the warning.
+    """
+
+    def __init__(self, message: str, salvaged: Any = None) -> None:
+        super().__init__(message)
+        self.salvaged = salvaged
+
+
+_NUMPY_DTYPES = {
+    "float64": np.float64,
+    "float32": np.float32,
+    "float": np.float64,
+    "int32": np.int32,
+    "int64": np.int64,
+    "int16": np.int16,
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "int": np.int64,
+    "complex128": np.complex128,
+    "complex64": np.complex64,
+    "bool": np.bool_,
+    "bool_": np.bool_,
+    "str_": np.str_,
+    "str": np.str_,
+}
+
+_PYTHON_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def _rank(fm: FieldMeta) -> int:
+    return len(fm.shape)
+
+
+def _check_python(value: Any, typ: type) -> Any:
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typ is int and isinstance(value, bool):
+        raise Mismatch(f"expected int, got {value!r}")
+    if not isinstance(value, typ):
+        raise Mismatch(f"expected {typ.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _python_hook(value: Any, fm: FieldMeta) -> Any:
+    typ = _PYTHON_TYPES.get(str(fm.dtype))
+    if typ is None:
+        return value
+    if _rank(fm) == 0:
+        if isinstance(value, list):
+            raise Mismatch(f"expected a scalar {typ.__name__}, got a list")
+        return _check_python(value, typ)
+    if not isinstance(value, list):
+        raise Mismatch(f"expected a list of {typ.__name__}, got {type(value).__name__}")
+    return [v if v is None else _check_python(v, typ) for v in value]
+
+
+def _complex(value: Any, rank: int) -> Any:
+    if isinstance(value, dict) and "re" in value and "im" in value:
+        re = np.asarray(value["re"], dtype=np.float64)
+        im = np.asarray(value["im"], dtype=np.float64)
+        if re.shape != im.shape:
+            raise Mismatch("complex value with 're' and 'im' of different shapes")
+        out = re + 1j * im
+        return out if rank else np.complex128(out)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return np.complex128(value)
+    raise Mismatch("complex values are stored as {'re': ..., 'im': ...}")
+
+
+def _numpy_hook(value: Any, fm: FieldMeta) -> Any:
+    dtype_name = str(fm.dtype)
+    np_type = _NUMPY_DTYPES.get(dtype_name)
+    if np_type is None:
+        try:
+            np_type = np.dtype(dtype_name).type
+        except TypeError:
+            raise Mismatch(f"unknown numpy dtype {dtype_name!r}") from None
+    rank = _rank(fm)
+    if np_type is np.complex128 or np_type is np.complex64:
+        return _complex(value, rank)
+    if isinstance(value, dict):
+        raise Mismatch(f"expected {dtype_name} data, got an object")
+    if rank == 0:
+        if isinstance(value, list):
+            try:
+                salvaged = np.asarray(value, dtype=np_type)
+            except (TypeError, ValueError, OverflowError):
+                salvaged = None
+            raise Mismatch(f"expected a scalar {dtype_name}, got a list", salvaged)
+        if value is None:
+            return None
+        if isinstance(value, str) and np_type is not np.str_:
+            raise Mismatch(f"expected {dtype_name}, got a string")
+        try:
+            return np_type(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise Mismatch(str(exc)) from None
+    try:
+        # None inside numeric arrays is NaN: the API (orjson) writes NaN as null (spec §2.2).
+        array = np.asarray(value, dtype=np.float64 if np_type in (np.float64, np.float32) else np_type)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise Mismatch(f"cannot read as {dtype_name} array: {exc}") from None
+    if array.dtype != np_type and np_type is not np.str_:
+        array = array.astype(np_type)
+    if array.ndim != rank and not (array.size == 0 and array.ndim == 1):
+        raise Mismatch(f"expected rank {rank} (shape {list(fm.shape)}), got rank {array.ndim}", array)
+    return array
+
+
+def _enum_hook(value: Any, fm: FieldMeta) -> Any:
+    values = fm.dtype or ()
+    def one(v: Any) -> Any:
+        if not isinstance(v, str):
+            raise Mismatch(f"enum value must be a string, got {type(v).__name__}")
+        if values and v not in values:
+            short = v.rpartition(".")[2]  # legacy "Class.value" spelling
+            if short in values:
+                return short
+            raise Mismatch(f"{v!r} is not one of the {len(values)} allowed values")
+        return v
+    if _rank(fm):
+        if not isinstance(value, list):
+            raise Mismatch("expected a list of enum values")
+        return [one(v) for v in value]
+    return one(value)
+
+
+def _parse_datetime(v: Any) -> _dt.datetime:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return _dt.datetime.fromtimestamp(v, tz=_dt.timezone.utc)
+    if not isinstance(v, str):
+        raise Mismatch(f"expected an ISO 8601 string, got {type(v).__name__}")
+    text = v.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        return _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise Mismatch(f"{v!r} is not an ISO 8601 datetime") from None
+
+
+def _custom_hook(value: Any, fm: FieldMeta) -> Any:
+    kind = str(fm.dtype or "").rpartition(".")[2]
+    if kind == "Datetime":
+        if _rank(fm):
+            if not isinstance(value, list):
+                raise Mismatch("expected a list of datetimes")
+            return [None if v is None else _parse_datetime(v) for v in value]
+        return _parse_datetime(value)
+    if kind == "JSON":
+        if not isinstance(value, (dict, list)):
+            raise Mismatch(f"JSON quantities hold objects, got {type(value).__name__}")
+        return value
+    if kind == "Bytes":
+        if not isinstance(value, str):
+            raise Mismatch("Bytes are stored as base64 strings")
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            raise Mismatch("invalid base64") from None
+    return value
+
+
+def _identity(value: Any, fm: FieldMeta) -> Any:
+    return value
+
+
+#: Hooks by NOMAD type kind. Each takes the raw JSON value and the field, returns the Python
+#: value or raises :class:`Mismatch`. References are resolved by the section, not here.
+HOOKS: dict[str, Callable[[Any, FieldMeta], Any]] = {
+    "python": _python_hook,
+    "numpy": _numpy_hook,
+    "enum": _enum_hook,
+    "custom": _custom_hook,
+    "User": _identity,
+    "Author": _identity,
+    "reference": _identity,
+    "quantity_reference": _identity,
+}
+
+
+def _unwrap_full_storage(value: Any, fm: FieldMeta) -> tuple[Any, str | None]:
+    """Unwrap ``{name: {"m_value": v, "m_unit": u}}`` (spec §2.3) into (v, u)."""
+    if isinstance(value, dict) and len(value) == 1:
+        inner = next(iter(value.values()))
+        if isinstance(inner, dict) and "m_value" in inner:
+            u = inner.get("m_unit")
+            return inner["m_value"], u if isinstance(u, str) else None
+    if isinstance(value, dict) and "m_value" in value:
+        u = value.get("m_unit")
+        return value["m_value"], u if isinstance(u, str) else None
+    return value, None
+
+
+def load_value(value: Any, fm: FieldMeta, path: str) -> Any:
+    """Convert one raw JSON value of quantity ``fm`` into its Python value.
+
+    Args:
+        value: the JSON value (never ``None``; the caller handles unset values).
+        fm: the field's metadata.
+        path: the archive path, for the warning when the value does not fit.
+
+    Returns:
+        The converted value: pint quantities for values with a unit (one Quantity around
+        one numpy array for arrays), numpy arrays/scalars for numpy types, datetimes, ...
+        A value that does not fit is returned unchanged, with a :class:`SchemaMismatchWarning`.
+    """
+    unit_text = fm.unit
+    if isinstance(value, dict) and fm.type_kind not in ("custom", "User", "Author") or (
+        isinstance(value, dict) and "m_value" in value
+    ):
+        value, stored_unit = _unwrap_full_storage(value, fm)
+        unit_text = stored_unit or unit_text
+    hook = HOOKS.get(fm.type_kind or "python", _identity)
+    try:
+        out = hook(value, fm)
+    except Mismatch as exc:
+        kept = "read as an array" if exc.salvaged is not None else "kept as it was"
+        warnings.warn(
+            f"{path}: value does not fit its definition ({exc}); {kept}",
+            SchemaMismatchWarning,
+            stacklevel=4,
+        )
+        if exc.salvaged is None:
+            return value
+        out = exc.salvaged
+    if unit_text and out is not None and fm.type_kind in ("numpy", "python"):
+        if isinstance(out, list):
+            out = np.asarray(out, dtype=np.float64)
+        try:
+            return registry().Quantity(out, unit(unit_text))
+        except Exception as exc:  # an unknown unit in a definition must not lose the value
+            warnings.warn(
+                f"{path}: unit {unit_text!r} is unknown to the registry ({exc}); "
+                "value returned without unit",
+                SchemaMismatchWarning,
+                stacklevel=4,
+            )
+    return out
+
+
+def dump_value(value: Any, fm: FieldMeta) -> Any:
+    """The JSON form of a Python value assigned to quantity ``fm`` (inverse of load_value)."""
+    if value is None:
+        return None
+    if fm.unit and hasattr(value, "to") and hasattr(value, "magnitude"):
+        value = value.to(unit(fm.unit)).magnitude
+    elif hasattr(value, "magnitude") and hasattr(value, "units"):
+        value = value.magnitude
+    if isinstance(value, np.ndarray):
+        if np.iscomplexobj(value):
+            return {"re": value.real.tolist(), "im": value.imag.tolist()}
+        return value.tolist()
+    if isinstance(value, (np.complexfloating, complex)):
+        return {"re": float(value.real), "im": float(value.imag)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, list):
+        return [dump_value(v, fm) if not isinstance(v, (str, int, float, bool)) else v for v in value]
+    return converter.unstructure(value)

@@ -1,0 +1,794 @@
+"""The definition model: environment → packages → sections, quantities and sub-sections.
+
+NOMAD describes its data with *metainfo* definitions, exported as JSON (spec §1). The code
+generator and the runtime both read them through this model, so that a class generated ahead
+of time and a class built on first use agree field by field.
+
+The model is deliberately plain: it keeps what the export says (names, units, shapes, defaults,
+descriptions, aliases, definition ids) and adds the three things every consumer needs and the
+export leaves implicit: resolved references between definitions, inheritance over
+``base_sections`` (several bases allowed), and ``extends_base_section`` extensions merged into
+the section they extend.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Union
+
+from archivemap.errors import CyclicDefinitionError, DefinitionError, UnknownDefinitionError
+
+__all__ = [
+    "Definition",
+    "Environment",
+    "PackageDef",
+    "QuantityDef",
+    "SectionDef",
+    "SubSectionDef",
+    "TypeDef",
+    "load_environment",
+]
+
+_DEF_ID_SUFFIX = re.compile(r"@([0-9a-fA-F]{40})$")
+_QUALIFIED = re.compile(r"^(entry_id:[A-Za-z0-9_\-]+\.)?[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+# Exports write references as absolute paths, single packages as package-relative paths and
+# custom schemas as fragments into the archive; these keys name the lists along such a path.
+_LIST_KEYS = (
+    "packages",
+    "section_definitions",
+    "inner_section_definitions",
+    "quantities",
+    "sub_sections",
+    "category_definitions",
+    "attributes",
+)
+
+#: Resolves a definition reference that points into another archive or file
+#: (``../upload/raw/x.archive.json#/definitions/section_definitions/0``) to a definition.
+ExternalResolver = Callable[[str], "Definition"]
+
+
+class TypeDef:
+    """A quantity's type: ``type_kind`` plus ``type_data`` and flags, as exported.
+
+    Attributes:
+        kind: ``python``, ``numpy``, ``enum``, ``reference``, ``quantity_reference``,
+            ``custom``, ``User`` or ``Author``.
+        data: the ``type_data``: a type name, the enum values, or a definition reference.
+        flags: every other key next to ``type_kind`` (``disable_shape_check`` ...).
+        descriptions: enum value descriptions (``type_descriptions``), if any.
+    """
+
+    __slots__ = ("kind", "data", "flags", "descriptions", "_owner", "_target")
+
+    def __init__(self, raw: Mapping[str, Any] | None, owner: QuantityDef) -> None:
+        raw = raw or {}
+        self.kind: str = str(raw.get("type_kind", "python"))
+        self.data: Any = raw.get("type_data", "str")
+        self.descriptions: dict[str, str] = dict(raw.get("type_descriptions") or {})
+        self.flags: dict[str, Any] = {
+            k: v for k, v in raw.items() if k not in ("type_kind", "type_data", "type_descriptions")
+        }
+        self._owner = owner
+        self._target: Definition | None = None
+
+    @property
+    def target(self) -> Definition:
+        """The section (``reference``) or quantity (``quantity_reference``) referred to."""
+        if self.kind not in ("reference", "quantity_reference"):
+            raise DefinitionError(f"a {self.kind} type has no target", self._owner.path)
+        if self._target is None:
+            self._target = self._owner.package.environment.resolve(
+                str(self.data), context=self._owner.package, origin=self._owner.path
+            )
+        return self._target
+
+    @property
+    def target_section(self) -> SectionDef | None:
+        """The referenced section, or ``None`` when the target is not a section we know."""
+        if self.kind != "reference":
+            return None
+        try:
+            target = self.target
+        except DefinitionError:
+            return None
+        return target if isinstance(target, SectionDef) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The type as the export writes it."""
+        out: dict[str, Any] = {"type_kind": self.kind, "type_data": self.data}
+        if self.descriptions:
+            out["type_descriptions"] = self.descriptions
+        out.update(self.flags)
+        return out
+
+
+class _Base:
+    """What every definition has: a name, where it sits, and its documentation."""
+
+    __slots__ = ("raw", "name", "path", "description", "aliases", "definition_id", "more", "label")
+
+    def __init__(self, raw: Mapping[str, Any], path: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise DefinitionError(f"expected a definition object, got {type(raw).__name__}", path)
+        name = raw.get("name")
+        if not isinstance(name, str):
+            raise DefinitionError("definition has no name (or a name that is not a string)", path)
+        self.raw = raw
+        self.name: str = name
+        self.path = path
+        desc = raw.get("description")
+        self.description: str | None = desc if isinstance(desc, str) else None
+        self.aliases: list[str] = [a for a in raw.get("aliases") or [] if isinstance(a, str)]
+        did = raw.get("definition_id")
+        self.definition_id: str | None = did if isinstance(did, str) else None
+        more = raw.get("more")
+        self.more: dict[str, Any] = dict(more) if isinstance(more, Mapping) else {}
+        label = raw.get("label")
+        self.label: str | None = label if isinstance(label, str) else None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.qualified_name}>"
+
+    @property
+    def qualified_name(self) -> str:
+        raise NotImplementedError
+
+
+class QuantityDef(_Base):
+    """A quantity (leaf value) definition.
+
+    Attributes:
+        section: the section that defines it (not the one that inherits it).
+        type: its :class:`TypeDef`.
+        shape: the shape as exported (ints, ``'*'``, ranges, names, expressions); ``()``
+            for scalars.
+        unit: the pint unit string of stored values, or ``None``.
+        default: the default value, or ``None``.
+        virtual: derived quantities never appear in archive data.
+    """
+
+    __slots__ = ("section", "type", "shape", "unit", "default", "virtual", "flexible_unit")
+
+    def __init__(self, raw: Mapping[str, Any], path: str, section: SectionDef) -> None:
+        super().__init__(raw, path)
+        self.section = section
+        self.type = TypeDef(raw.get("type"), self)
+        shape = raw.get("shape") or []
+        if isinstance(shape, (str, int)):
+            shape = [shape]
+        if not isinstance(shape, list):
+            raise DefinitionError(f"shape must be a list, got {shape!r}", path)
+        self.shape: tuple[int | str, ...] = tuple(shape)
+        unit = raw.get("unit")
+        self.unit: str | None = unit if isinstance(unit, str) and unit else None
+        self.default: Any = raw.get("default")
+        self.virtual = bool(raw.get("virtual", False))
+        self.flexible_unit = bool(raw.get("flexible_unit", False))
+
+    @property
+    def package(self) -> PackageDef:
+        """The package the defining section belongs to."""
+        return self.section.package
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.section.qualified_name}.{self.name}"
+
+    @property
+    def is_scalar(self) -> bool:
+        """Rank 0: no shape, or an empty one."""
+        return len(self.shape) == 0
+
+
+class SubSectionDef(_Base):
+    """A sub-section definition: a named slot for child sections of one section type."""
+
+    __slots__ = ("section", "repeats", "_target_ref", "_target")
+
+    def __init__(self, raw: Mapping[str, Any], path: str, section: SectionDef) -> None:
+        super().__init__(raw, path)
+        self.section = section
+        self.repeats = bool(raw.get("repeats", False))
+        ref = raw.get("sub_section")
+        if not isinstance(ref, (str, Mapping)):
+            raise DefinitionError("sub-section has no 'sub_section' reference", path)
+        self._target_ref = ref
+        self._target: SectionDef | None = None
+
+    @property
+    def package(self) -> PackageDef:
+        return self.section.package
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.section.qualified_name}.{self.name}"
+
+    @property
+    def sub_section(self) -> SectionDef:
+        """The (declared) section type of the children."""
+        if self._target is None:
+            ref = self._target_ref
+            if isinstance(ref, Mapping):  # an inline section definition
+                self._target = SectionDef(ref, f"{self.path}/sub_section", self.package, None)
+                self.package._register(self._target)
+            else:
+                target = self.package.environment.resolve(ref, context=self.package, origin=self.path)
+                if not isinstance(target, SectionDef):
+                    raise DefinitionError(f"sub_section {ref!r} is not a section", self.path)
+                self._target = target
+        return self._target
+
+    @property
+    def key_quantity(self) -> str | None:
+        """The quantity whose value names items in reference paths (spec §3.1)."""
+        key = self.raw.get("key_quantity") or self.more.get("label_quantity")
+        return key if isinstance(key, str) else None
+
+
+Property = Union[QuantityDef, SubSectionDef]
+
+
+class SectionDef(_Base):
+    """A section definition with its own and its effective (inherited, extended) properties."""
+
+    __slots__ = (
+        "package",
+        "outer",
+        "quantities",
+        "sub_sections",
+        "inner_sections",
+        "extends_base_section",
+        "_base_refs",
+        "_bases",
+        "_mro",
+        "_all",
+        "extensions",
+        "_visiting",
+    )
+
+    def __init__(
+        self, raw: Mapping[str, Any], path: str, package: PackageDef, outer: SectionDef | None
+    ) -> None:
+        super().__init__(raw, path)
+        self.package = package
+        self.outer = outer
+        self.quantities: list[QuantityDef] = [
+            QuantityDef(q, f"{path}/quantities/{i}", self)
+            for i, q in enumerate(_as_list(raw.get("quantities"), f"{path}/quantities"))
+        ]
+        self.sub_sections: list[SubSectionDef] = [
+            SubSectionDef(s, f"{path}/sub_sections/{i}", self)
+            for i, s in enumerate(_as_list(raw.get("sub_sections"), f"{path}/sub_sections"))
+        ]
+        self.inner_sections: list[SectionDef] = [
+            SectionDef(s, f"{path}/inner_section_definitions/{i}", package, self)
+            for i, s in enumerate(
+                _as_list(raw.get("inner_section_definitions"), f"{path}/inner_section_definitions")
+            )
+        ]
+        self.extends_base_section = bool(raw.get("extends_base_section", False))
+        bases = raw.get("base_sections") or []
+        if isinstance(bases, (str, Mapping)):
+            bases = [bases]
+        self._base_refs: list[Any] = list(bases)
+        self._bases: list[SectionDef] | None = None
+        self._mro: list[SectionDef] | None = None
+        self._all: dict[str, Property] | None = None
+        self.extensions: list[SectionDef] = []
+        self._visiting = False
+
+    @property
+    def qualified_name(self) -> str:
+        if self.outer is not None:
+            return f"{self.outer.qualified_name}.{self.name}"
+        return f"{self.package.name}.{self.name}"
+
+    @property
+    def base_sections(self) -> list[SectionDef]:
+        """The direct bases, resolved, in the exported order."""
+        if self._bases is None:
+            env = self.package.environment
+            bases: list[SectionDef] = []
+            for i, ref in enumerate(self._base_refs):
+                if isinstance(ref, Mapping):
+                    target: Definition = SectionDef(ref, f"{self.path}/base_sections/{i}", self.package, None)
+                else:
+                    target = env.resolve(ref, context=self.package, origin=self.path)
+                if not isinstance(target, SectionDef):
+                    raise DefinitionError(f"base section {ref!r} is not a section", self.path)
+                bases.append(target)
+            self._bases = bases
+        return self._bases
+
+    @property
+    def all_base_sections(self) -> list[SectionDef]:
+        """Every ancestor, nearest first, each once (depth-first over the bases).
+
+        Raises:
+            CyclicDefinitionError: the bases lead back to this section.
+        """
+        if self._mro is None:
+            if self._visiting:
+                raise CyclicDefinitionError(
+                    f"base sections of {self.qualified_name} form a cycle", self.path
+                )
+            self._visiting = True
+            try:
+                order: list[SectionDef] = []
+                seen: set[int] = set()
+                for base in self.base_sections:
+                    for s in [base, *base.all_base_sections]:
+                        if s is self:
+                            raise CyclicDefinitionError(
+                                f"section {self.qualified_name} inherits from itself", self.path
+                            )
+                        if id(s) not in seen:
+                            seen.add(id(s))
+                            order.append(s)
+            finally:
+                self._visiting = False
+            self._mro = order
+        return self._mro
+
+    @property
+    def all_properties(self) -> dict[str, Property]:
+        """Effective properties by name: bases first, then own, then extensions.
+
+        Own definitions override inherited ones of the same name (spec §1.9).
+        """
+        if self._all is None:
+            props: dict[str, Property] = {}
+            for base in reversed(self.all_base_sections):
+                for prop in base._own_and_extended():
+                    props[prop.name] = prop
+            for prop in self._own_and_extended():
+                props[prop.name] = prop
+            self._all = props
+        return self._all
+
+    def _own_and_extended(self) -> Iterator[Property]:
+        yield from self.quantities
+        yield from self.sub_sections
+        for ext in self.extensions:
+            yield from ext.quantities
+            yield from ext.sub_sections
+
+    @property
+    def all_quantities(self) -> dict[str, QuantityDef]:
+        return {k: v for k, v in self.all_properties.items() if isinstance(v, QuantityDef)}
+
+    @property
+    def all_sub_sections(self) -> dict[str, SubSectionDef]:
+        return {k: v for k, v in self.all_properties.items() if isinstance(v, SubSectionDef)}
+
+    def is_a(self, other: SectionDef) -> bool:
+        """Whether this section is ``other`` or inherits from it."""
+        return other is self or other in self.all_base_sections
+
+    @property
+    def key_quantity(self) -> str | None:
+        key = self.more.get("label_quantity")
+        return key if isinstance(key, str) else None
+
+
+class PackageDef(_Base):
+    """A package: the unit the generator turns into one Python module."""
+
+    __slots__ = ("environment", "index", "sections", "categories", "_by_name")
+
+    def __init__(self, raw: Mapping[str, Any], path: str, environment: Environment, index: int) -> None:
+        super().__init__(raw, path)
+        self.environment = environment
+        self.index = index
+        self._by_name: dict[str, SectionDef] = {}
+        self.sections: list[SectionDef] = [
+            SectionDef(s, f"{path}/section_definitions/{i}", self, None)
+            for i, s in enumerate(_as_list(raw.get("section_definitions"), f"{path}/section_definitions"))
+        ]
+        self.categories: list[dict[str, Any]] = list(raw.get("category_definitions") or [])
+        for section in self.sections:
+            self._register(section)
+
+    @property
+    def qualified_name(self) -> str:
+        return self.name
+
+    def _register(self, section: SectionDef) -> None:
+        self._by_name.setdefault(section.name, section)
+        self.environment._index(section)
+        for inner in section.inner_sections:
+            self._register(inner)
+
+    def section(self, name: str) -> SectionDef:
+        """The section of that (inner sections included) name in this package."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownDefinitionError(f"no section {name!r} in package {self.name}", self.path) from None
+
+    def all_sections(self) -> Iterator[SectionDef]:
+        """Top-level and inner sections, in definition order."""
+        def walk(s: SectionDef) -> Iterator[SectionDef]:
+            yield s
+            for inner in s.inner_sections:
+                yield from walk(inner)
+
+        for s in self.sections:
+            yield from walk(s)
+
+
+Definition = Union[PackageDef, SectionDef, QuantityDef, SubSectionDef]
+
+
+class Environment:
+    """All packages of one NOMAD deployment (or one custom schema on top of another).
+
+    Args:
+        data: the exported Environment dict (``{"packages": [...]}``).
+        parent: an environment to fall back on for qualified names and ids, used for custom
+            schemas carried in an archive's ``definitions`` that build on built-in sections.
+        root_prefix: the prefix of absolute definition paths in ``data``: ``""`` for an
+            environment export, ``"#/definitions"`` for an archive's custom package.
+        source: a label for error messages (file name or URL).
+        external: resolves references into other archives; without it they raise.
+    """
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        *,
+        parent: Environment | None = None,
+        source: str | None = None,
+        external: ExternalResolver | None = None,
+        package_path: str | None = None,
+    ) -> None:
+        if not isinstance(data, Mapping) or not isinstance(data.get("packages", []), list):
+            raise DefinitionError("a metainfo environment needs a 'packages' list", source)
+        self.raw = data
+        self.parent = parent
+        self.source = source
+        self.external = external
+        self._by_qualified: dict[str, SectionDef] = {}
+        self._by_id: dict[str, Definition] = {}
+        self._by_path: dict[str, Definition] = {}
+        self.packages: list[PackageDef] = []
+        self._package_by_name: dict[str, PackageDef] = {}
+        for i, p in enumerate(data.get("packages", [])):
+            pkg = PackageDef(p, package_path or f"/packages/{i}", self, i)
+            self.packages.append(pkg)
+            self._package_by_name.setdefault(pkg.name, pkg)
+            for alias in pkg.aliases:
+                self._package_by_name.setdefault(alias, pkg)
+            if pkg.definition_id:
+                self._by_id[pkg.definition_id] = pkg
+        self._link_extensions()
+
+    # -- indexing -------------------------------------------------------------------------
+    def _index(self, section: SectionDef) -> None:
+        self._by_path[section.path] = section
+        self._by_qualified.setdefault(section.qualified_name, section)
+        if section.definition_id:
+            self._by_id[section.definition_id] = section
+        for q in section.quantities:
+            if q.definition_id:
+                self._by_id[q.definition_id] = q
+        for s in section.sub_sections:
+            if s.definition_id:
+                self._by_id[s.definition_id] = s
+
+    def _link_extensions(self) -> None:
+        for section in self.all_sections():
+            if section.extends_base_section:
+                bases = section.base_sections
+                if len(bases) != 1:
+                    raise DefinitionError(
+                        f"{section.qualified_name} extends a base section but has "
+                        f"{len(bases)} base sections",
+                        section.path,
+                    )
+                if section not in bases[0].extensions:
+                    bases[0].extensions.append(section)
+
+    # -- lookups ----------------------------------------------------------------------------
+    def all_sections(self) -> Iterator[SectionDef]:
+        """Every section definition of every package, in export order."""
+        for pkg in self.packages:
+            yield from pkg.all_sections()
+
+    def package(self, name: str) -> PackageDef:
+        """A package by name or alias."""
+        try:
+            return self._package_by_name[name]
+        except KeyError:
+            if self.parent is not None:
+                return self.parent.package(name)
+            raise UnknownDefinitionError(f"no package named {name!r}", self.source) from None
+
+    def section(self, name: str) -> SectionDef:
+        """A section by qualified name (``runschema.run.Run``), alias-aware, or definition id."""
+        target = self.resolve(name)
+        if not isinstance(target, SectionDef):
+            raise UnknownDefinitionError(f"{name!r} is not a section definition", self.source)
+        return target
+
+    def by_definition_id(self, definition_id: str) -> Definition | None:
+        found = self._by_id.get(definition_id)
+        if found is None and self.parent is not None:
+            return self.parent.by_definition_id(definition_id)
+        return found
+
+    def by_qualified_name(self, name: str) -> SectionDef | None:
+        found = self._by_qualified.get(name)
+        if found is None:
+            pkg_name, _, rest = name.rpartition(".")
+            # package aliases, and inner sections written Package.Outer.Inner
+            parts = name.split(".")
+            for cut in range(len(parts) - 1, 0, -1):
+                pkg = self._package_by_name.get(".".join(parts[:cut]))
+                if pkg is None:
+                    continue
+                section: SectionDef | None = pkg._by_name.get(parts[cut])
+                for inner_name in parts[cut + 1 :]:
+                    if section is None:
+                        break
+                    section = next((s for s in section.inner_sections if s.name == inner_name), None)
+                if section is not None:
+                    return section
+        if found is None and self.parent is not None:
+            return self.parent.by_qualified_name(name)
+        return found
+
+    def resolve(self, ref: Any, context: PackageDef | None = None, origin: str | None = None) -> Definition:
+        """Resolve a definition reference in any of the forms of spec §1.8.
+
+        Args:
+            ref: ``/packages/i/section_definitions/j[...]``, a package-relative
+                ``/section_definitions/j``, a fragment ``#/definitions/...``, a qualified
+                name, a bare section name, any of these with an ``@<definition_id>``
+                suffix, or a URL into another archive (needs ``external``).
+            context: the package the reference was written in, for relative forms.
+            origin: the definition path of the referrer, for error messages.
+
+        Returns:
+            The definition.
+
+        Raises:
+            UnknownDefinitionError: nothing of that name, path or id exists.
+        """
+        if not isinstance(ref, str) or not ref:
+            raise UnknownDefinitionError(f"invalid definition reference {ref!r}", origin)
+        text = ref
+        def_id = None
+        m = _DEF_ID_SUFFIX.search(text)
+        if m:
+            def_id = m.group(1)
+            text = text[: m.start()]
+            found = self.by_definition_id(def_id)
+            if found is not None:
+                return found
+        if text.startswith("/packages/"):
+            return self._resolve_path(text, origin)
+        url, hash_, fragment = text.partition("#")
+        if hash_ and url:
+            return self._resolve_external(ref, origin)
+        if hash_:
+            return self._resolve_fragment(fragment, context, ref, origin)
+        if text.startswith("/"):
+            return self._resolve_fragment(text, context, ref, origin)
+        if "/" in text:
+            return self._resolve_external(ref, origin)
+        if _QUALIFIED.match(text):
+            if text.startswith("entry_id:") and context is not None:
+                local = context._by_name.get(text.rpartition(".")[2])
+                if local is not None and context.name == text.rpartition(".")[0]:
+                    return local
+            found_q = self.by_qualified_name(text)
+            if found_q is not None:
+                return found_q
+            if "." not in text and context is not None:
+                local = context._by_name.get(text)
+                if local is not None:
+                    return local
+        raise UnknownDefinitionError(f"unknown definition {ref!r}", origin)
+
+    @classmethod
+    def for_archive(
+        cls,
+        definitions: Mapping[str, Any],
+        entry_id: str | None,
+        parent: Environment | None,
+        external: ExternalResolver | None = None,
+    ) -> Environment:
+        """The environment of a custom schema carried in an archive's ``definitions``.
+
+        NOMAD names such sections ``entry_id:<entry_id>.<Section>`` and refers to them by
+        fragments into the archive (``#/definitions/section_definitions/1``), so the package
+        is renamed accordingly and its paths start at ``/definitions``.
+        """
+        raw = dict(definitions)
+        if entry_id:
+            raw["name"] = f"entry_id:{entry_id}"
+        elif not isinstance(raw.get("name"), str):
+            raw["name"] = "definitions"
+        return cls(
+            {"packages": [raw]},
+            parent=parent,
+            source=f"entry {entry_id}" if entry_id else "archive definitions",
+            external=external,
+            package_path="/definitions",
+        )
+
+    def _resolve_path(self, path: str, origin: str | None) -> Definition:
+        found = self._by_path.get(path)
+        if found is not None:
+            return found
+        target = self._walk(self.raw, path, origin, ref=path)
+        if isinstance(target, (SectionDef, QuantityDef, SubSectionDef, PackageDef)):
+            return target
+        raise UnknownDefinitionError(f"unknown definition path {path!r}", origin)
+
+    def _walk(self, raw: Any, path: str, origin: str | None, ref: str) -> Definition:
+        """Walk ``/packages/i/...`` through the model objects (indices or names)."""
+        segments = [s for s in path.strip("/").split("/") if s]
+        node: Any = self
+        i = 0
+        while i < len(segments):
+            key = segments[i]
+            if key not in _LIST_KEYS or i + 1 >= len(segments):
+                raise UnknownDefinitionError(f"unknown definition path {ref!r}", origin)
+            items = _children(node, key)
+            sel = segments[i + 1]
+            node = _select(items, sel)
+            if node is None:
+                raise UnknownDefinitionError(
+                    f"unknown definition path {ref!r} (no {key} {sel!r})", origin
+                )
+            i += 2
+        if node is self:
+            raise UnknownDefinitionError(f"unknown definition path {ref!r}", origin)
+        return node  # type: ignore[no-any-return]
+
+    def _resolve_fragment(
+        self, fragment: str, context: PackageDef | None, ref: str, origin: str | None
+    ) -> Definition:
+        frag = fragment.strip("/")
+        if frag.startswith("packages/"):
+            return self._resolve_path("/" + frag, origin)
+        if frag.startswith("definitions"):
+            frag = frag[len("definitions") :].strip("/")
+        pkg = context if context is not None else (self.packages[0] if self.packages else None)
+        if pkg is None:
+            raise UnknownDefinitionError(f"unknown definition {ref!r}", origin)
+        if "/" not in frag:  # "#/Substance", "#SubstanceExtended": a name in this package
+            found = pkg._by_name.get(frag)
+            if found is None:
+                raise UnknownDefinitionError(f"unknown definition {ref!r}", origin)
+            return found
+        segments = frag.split("/")
+        node: Any = pkg
+        for j in range(0, len(segments) - 1, 2):
+            key, sel = segments[j], segments[j + 1]
+            if key not in _LIST_KEYS:
+                raise UnknownDefinitionError(f"unknown definition {ref!r} (segment {key!r})", origin)
+            node = _select(_children(node, key), sel)
+            if node is None:
+                raise UnknownDefinitionError(f"unknown definition {ref!r} (no {key} {sel!r})", origin)
+        if len(segments) % 2:
+            raise UnknownDefinitionError(f"unknown definition {ref!r}", origin)
+        return node  # type: ignore[no-any-return]
+
+    def _resolve_external(self, ref: str, origin: str | None) -> Definition:
+        if self.external is not None:
+            return self.external(ref)
+        if self.parent is not None and self.parent.external is not None:
+            return self.parent.external(ref)
+        raise UnknownDefinitionError(
+            f"definition {ref!r} lives in another archive and no source can load it", origin
+        )
+
+
+def _children(node: Any, key: str) -> list[Any]:
+    if isinstance(node, Environment):
+        return node.packages if key == "packages" else []
+    if isinstance(node, PackageDef):
+        return node.sections if key == "section_definitions" else []
+    if isinstance(node, SectionDef):
+        return {
+            "quantities": node.quantities,
+            "sub_sections": node.sub_sections,
+            "inner_section_definitions": node.inner_sections,
+        }.get(key, [])
+    return []
+
+
+def _select(items: list[Any], sel: str) -> Any:
+    if sel.lstrip("-").isdigit():
+        idx = int(sel)
+        return items[idx] if -len(items) <= idx < len(items) else None
+    return next((x for x in items if getattr(x, "name", None) == sel), None)
+
+
+def _as_list(value: Any, path: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DefinitionError(f"expected a list, got {type(value).__name__}", path)
+    return value
+
+
+def _read_text(source: str | Path) -> tuple[str, str]:
+    """Text and label of a file or URL; a URL to a deployment reads its GUI artifacts."""
+    text = str(source)
+    if text.startswith(("http://", "https://")):
+        import requests
+
+        url = text
+        if not url.endswith((".js", ".json")):
+            url = url.rstrip("/")
+            for suffix in ("/api/v1", "/api"):
+                if url.endswith(suffix):
+                    url = url[: -len(suffix)]
+            url += "/gui/artifacts.js"
+        response = requests.get(url, timeout=(10, 120))
+        response.raise_for_status()
+        return response.text, url
+    path = Path(source)
+    return path.read_text(encoding="utf-8"), str(path)
+
+
+def _parse_export(text: str, label: str) -> dict[str, Any]:
+    """Parse an export, or a GUI ``artifacts.js`` (``window.nomadArtifacts = {...};``)."""
+    import orjson
+
+    body = text.strip()
+    if not body.startswith("{"):
+        start = body.find("{")
+        if start < 0:
+            raise DefinitionError("no JSON object in metainfo source", label)
+        body = body[start:].rstrip().rstrip(";")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DefinitionError(f"metainfo is not valid JSON: {exc}", label) from None
+    if isinstance(data, dict) and "packages" not in data and isinstance(data.get("metainfo"), dict):
+        data = data["metainfo"]
+    if not isinstance(data, dict):
+        raise DefinitionError("metainfo root must be a JSON object", label)
+    return data
+
+
+def load_environment(source: Environment | Mapping[str, Any] | str | Path | bytes) -> Environment:
+    """Load a metainfo Environment from a file, URL, JSON text/bytes or dict.
+
+    Args:
+        source: a path to an export (``.json``) or GUI artifact (``artifacts.js``), the URL of
+            a NOMAD deployment (its ``/gui/artifacts.js`` is read), JSON bytes, or the dict.
+            An :class:`Environment` is returned as it is.
+
+    Returns:
+        The environment.
+
+    Raises:
+        DefinitionError: the source is not a metainfo export.
+    """
+    if isinstance(source, Environment):
+        return source
+    if isinstance(source, Mapping):
+        data = dict(source)
+        label = "<dict>"
+        if "packages" not in data and isinstance(data.get("metainfo"), Mapping):
+            data = dict(data["metainfo"])
+        if "packages" not in data and "section_definitions" in data:
+            data = {"packages": [data]}  # a single Package export
+    elif isinstance(source, bytes):
+        data, label = _parse_export(source.decode("utf-8"), "<bytes>"), "<bytes>"
+    else:
+        text, label = _read_text(source)
+        data = _parse_export(text, label)
+        if "packages" not in data and "section_definitions" in data:
+            data = {"packages": [data]}
+    return Environment(data, source=label)

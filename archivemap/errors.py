@@ -1,0 +1,232 @@
+"""Every exception archivemap raises, in one tree.
+
+Each error also subclasses the builtin a caller would naturally catch, so ``except KeyError``
+around a lookup keeps working. Every error carries *where* it happened (archive path, entry id,
+URL, definition path) when that applies, and never a token or password.
+
+```
+ArchivemapError
+├── DefinitionError (ValueError)            metainfo that cannot be understood
+│   ├── UnknownDefinitionError (KeyError)   a definition reference that names nothing
+│   └── CyclicDefinitionError               base sections that inherit from themselves
+├── CodegenError (ValueError)               definitions that cannot become safe Python
+├── ArchiveDataError (ValueError)           archive JSON that cannot be read at all
+├── MissingError                            the three kinds of "not there":
+│   ├── NotDownloadedError (AttributeError) in the archive, but not fetched (yet)
+│   ├── AbsentError (KeyError)              not set in this archive
+│   └── NotInSchemaError (AttributeError)   no such property in the section definition
+├── ReferenceResolutionError (LookupError)  a reference string that cannot be followed
+│   ├── DanglingReferenceError (KeyError)   its target does not exist
+│   ├── UnsupportedReferenceError           a form this context cannot resolve (no client)
+│   └── ReferenceCycleError                 following references leads back to the start
+├── ClientError                             talking to a NOMAD API
+│   ├── TransportError (ConnectionError)    network failures after all retries
+│   └── HTTPStatusError                     an answer with an error status
+│       ├── BadRequestError (ValueError)         400
+│       ├── AuthenticationError (PermissionError) 401
+│       ├── ForbiddenError (PermissionError)      403
+│       ├── NotFoundError (KeyError)              404
+│       ├── ValidationError (ValueError)          422
+│       └── ServerError                           5xx after all retries
+└── UnsafePathError (ValueError)            a file path that escapes its source directory
+```
+
+Warnings (not errors): ``SchemaMismatchWarning`` for a value that does not fit its declared
+type; the value is kept as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ArchivemapError(Exception):
+    """Base class of every archivemap error."""
+
+
+class DefinitionError(ArchivemapError, ValueError):
+    """Metainfo definitions that cannot be understood.
+
+    Attributes:
+        definition_path: where in the metainfo the problem sits (for example
+            ``/packages/3/section_definitions/7`` or a qualified name).
+    """
+
+    def __init__(self, message: str, definition_path: str | None = None) -> None:
+        self.definition_path = definition_path
+        text = f"{message} (at {definition_path})" if definition_path else message
+        super().__init__(text)
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownDefinitionError(DefinitionError, KeyError):
+    """A definition reference (path, qualified name or definition id) that names nothing."""
+
+
+class CyclicDefinitionError(DefinitionError):
+    """Section definitions whose ``base_sections`` form a cycle."""
+
+
+class CodegenError(ArchivemapError, ValueError):
+    """Definitions that cannot be turned into safe, importable Python code."""
+
+
+class ArchiveDataError(ArchivemapError, ValueError):
+    """Archive data that cannot be read at all (not JSON, not an object at the root)."""
+
+    def __init__(self, message: str, source: str | None = None) -> None:
+        self.source = source
+        super().__init__(f"{message} (in {source})" if source else message)
+
+
+class MissingError(ArchivemapError):
+    """Base of the three kinds of missing data; each says where and what to do."""
+
+    def __init__(
+        self,
+        message: str,
+        path: str | None = None,
+        entry_id: str | None = None,
+    ) -> None:
+        self.path = path
+        self.entry_id = entry_id
+        where = []
+        if path is not None:
+            where.append(f"at {path or '<root>'}")
+        if entry_id:
+            where.append(f"in entry {entry_id}")
+        super().__init__(f"{message} ({', '.join(where)})" if where else message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class NotDownloadedError(MissingError, AttributeError):
+    """The data exists on the server but was not part of what was downloaded.
+
+    Archives from a client fetch such data on access; this is raised where that is not
+    possible (no client, or lazy fetching was turned off). Fetch it with ``archive.prefetch``
+    or request it in ``required``.
+    """
+
+
+class AbsentError(MissingError, KeyError):
+    """The property is defined, but not set in this archive (or the index is out of range)."""
+
+
+class NotInSchemaError(MissingError, AttributeError):
+    """The section's definition has no property of that name."""
+
+
+class ReferenceResolutionError(ArchivemapError, LookupError):
+    """A reference string that cannot be followed.
+
+    Attributes:
+        reference: the raw reference string.
+        source_path: the archive path of the quantity holding the reference.
+        segment: the path segment at which resolution failed, when known.
+        entry_id: the entry the reference was resolved in, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        reference: str | None = None,
+        source_path: str | None = None,
+        segment: str | None = None,
+        entry_id: str | None = None,
+    ) -> None:
+        self.reference = reference
+        self.source_path = source_path
+        self.segment = segment
+        self.entry_id = entry_id
+        parts = [message]
+        if reference is not None:
+            parts.append(f"reference {reference!r}")
+        if source_path is not None:
+            parts.append(f"from {source_path or '<root>'}")
+        if segment is not None:
+            parts.append(f"failed at segment {segment!r}")
+        if entry_id:
+            parts.append(f"in entry {entry_id}")
+        super().__init__("; ".join(parts))
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DanglingReferenceError(ReferenceResolutionError, KeyError):
+    """The reference's target does not exist."""
+
+
+class UnsupportedReferenceError(ReferenceResolutionError):
+    """A reference form that cannot be resolved here, e.g. another entry without a client."""
+
+
+class ReferenceCycleError(ReferenceResolutionError):
+    """Following references leads back to where it started."""
+
+
+class ClientError(ArchivemapError):
+    """Base of errors while talking to a NOMAD API."""
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(f"{message} ({url})" if url else message)
+
+
+class TransportError(ClientError, ConnectionError):
+    """The request did not get an answer (connection refused, reset, timeout) after retries."""
+
+
+class HTTPStatusError(ClientError):
+    """The server answered with an error status.
+
+    Attributes:
+        status_code: the HTTP status.
+        detail: the server's ``detail`` (a string, a list of validation errors or a dict).
+    """
+
+    def __init__(
+        self, message: str, url: str | None = None, status_code: int = 0, detail: Any = None
+    ) -> None:
+        self.status_code = status_code
+        self.detail = detail
+        super().__init__(message, url)
+
+
+class BadRequestError(HTTPStatusError, ValueError):
+    """400: the server refused the request (bad query, bad ``required``)."""
+
+
+class AuthenticationError(HTTPStatusError, PermissionError):
+    """401: missing, wrong or expired credentials."""
+
+
+class ForbiddenError(HTTPStatusError, PermissionError):
+    """403: authenticated, but not allowed (scopes, owner ``all``)."""
+
+
+class NotFoundError(HTTPStatusError, KeyError):
+    """404: unknown or invisible entry, upload or path."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ValidationError(HTTPStatusError, ValueError):
+    """422: the request did not validate (page size, ``required`` key syntax...)."""
+
+
+class ServerError(HTTPStatusError):
+    """5xx that persisted through every retry."""
+
+
+class UnsafePathError(ArchivemapError, ValueError):
+    """A path that would escape its source directory or archive."""
+
+
+class SchemaMismatchWarning(UserWarning):
+    """A value that does not fit its declared type; it is kept as it was."""

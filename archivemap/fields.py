@@ -1,0 +1,134 @@
+"""Field metadata: what a section class knows about each of its NOMAD properties.
+
+Generated modules and run-time classes both declare their fields with :func:`quantity` and
+:func:`sub_section`, so that one loader serves both and a generated class carries everything
+the converter needs (unit, shape, dtype, NOMAD name, definition id) without the metainfo.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from archivemap.definitions import QuantityDef, SubSectionDef
+
+__all__ = ["FieldMeta", "META_KEY", "field_meta", "quantity", "sub_section"]
+
+#: The key under which attrs field metadata holds the :class:`FieldMeta`.
+META_KEY = "nomad"
+
+
+@attrs.frozen(slots=True, hash=False)
+class FieldMeta:
+    """Everything about one property that loading, dumping and resolving need.
+
+    Attributes:
+        name: the NOMAD name (used in JSON); the attribute name may differ (see naming).
+        attribute: the Python attribute name.
+        kind: ``"quantity"`` or ``"sub_section"``.
+        type_kind: for quantities, the NOMAD type kind (``python``, ``numpy``, ``enum``,
+            ``reference``, ``quantity_reference``, ``custom``, ``User``, ``Author``).
+        dtype: the ``type_data`` string for python/numpy/custom kinds; enum values as a tuple;
+            for references, the qualified name of the target section.
+        shape: the exported shape; ``()`` is a scalar.
+        unit: the pint unit of stored magnitudes, or ``None``.
+        default: the definition's default (returned for unset quantities), or ``None``.
+        section: for sub-sections, the qualified name of the declared section type.
+        repeats: for sub-sections, whether it holds a list.
+        definition_id: the 2.0 definition id, when the export had one.
+        virtual: derived quantities are never read from data.
+        key_quantity: for repeating sub-sections, the quantity that names items in reference
+            paths (``more.label_quantity`` or ``key_quantity``).
+    """
+
+    name: str
+    attribute: str
+    kind: str
+    type_kind: str | None = None
+    dtype: Any = None
+    shape: tuple[Any, ...] = ()
+    unit: str | None = None
+    default: Any = None
+    section: str | None = None
+    repeats: bool = False
+    definition_id: str | None = None
+    virtual: bool = False
+    key_quantity: str | None = None
+    flexible_unit: bool = False
+
+    @property
+    def is_reference(self) -> bool:
+        return self.type_kind in ("reference", "quantity_reference")
+
+
+def quantity(name: str, attribute: str | None = None, **meta: Any) -> Any:
+    """Declare a quantity field (an attrs field defaulting to ``None``).
+
+    Returns ``Any`` so that ``energy: pint.Quantity | None = quantity(...)`` type-checks.
+    """
+    if "shape" in meta:
+        meta["shape"] = tuple(meta["shape"])
+    if isinstance(meta.get("dtype"), list):
+        meta["dtype"] = tuple(meta["dtype"])
+    fm = FieldMeta(name=name, attribute=attribute or name, kind="quantity", **meta)
+    return attrs.field(default=None, metadata={META_KEY: fm})
+
+
+def sub_section(name: str, attribute: str | None = None, **meta: Any) -> Any:
+    """Declare a sub-section field: ``None`` when single, an empty list when repeating."""
+    fm = FieldMeta(name=name, attribute=attribute or name, kind="sub_section", **meta)
+    if fm.repeats:
+        return attrs.field(factory=list, metadata={META_KEY: fm})
+    return attrs.field(default=None, metadata={META_KEY: fm})
+
+
+def field_meta(prop: QuantityDef | SubSectionDef, attribute: str) -> FieldMeta:
+    """The :class:`FieldMeta` of a definition, shared by the generator and the runtime."""
+    if isinstance(prop, SubSectionDef):
+        return FieldMeta(
+            name=prop.name,
+            attribute=attribute,
+            kind="sub_section",
+            section=prop.sub_section.qualified_name,
+            repeats=prop.repeats,
+            definition_id=prop.definition_id,
+            key_quantity=prop.key_quantity or prop.sub_section.key_quantity,
+        )
+    t = prop.type
+    dtype: Any
+    if t.kind == "enum":
+        dtype = tuple(str(v) for v in t.data) if isinstance(t.data, list) else ()
+    elif t.kind == "reference":
+        target = t.target_section
+        dtype = target.qualified_name if target is not None else None
+    elif t.kind == "quantity_reference":
+        dtype = None
+        try:
+            target_q = t.target
+            dtype = target_q.qualified_name
+        except Exception:  # an unresolvable target only matters when the value is read
+            dtype = None
+    else:
+        dtype = str(t.data) if t.data is not None else None
+    default = _freeze(prop.default)
+    return FieldMeta(
+        name=prop.name,
+        attribute=attribute,
+        kind="quantity",
+        type_kind=t.kind,
+        dtype=dtype,
+        shape=tuple(prop.shape),
+        unit=prop.unit,
+        default=default,
+        definition_id=prop.definition_id,
+        virtual=prop.virtual,
+        flexible_unit=prop.flexible_unit,
+    )
+
+
+def _freeze(value: Any) -> Any:
+    """Lists become tuples, so that a list default is never shared and mutated."""
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value

@@ -1,0 +1,108 @@
+"""Archive paths in the two spellings users meet: dotted (``run[0].energy``) and NOMAD's
+slash form (``/run/0/energy``), and reading them with typed errors for each kind of missing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from archivemap.errors import AbsentError, NotDownloadedError, NotInSchemaError
+
+if TYPE_CHECKING:
+    from archivemap.sections import Section
+
+__all__ = ["format_path", "get_path", "parse_path"]
+
+_DOTTED = re.compile(r"([^.\[\]]+)|\[(-?\d+|[^\]]*)\]")
+
+
+def parse_path(path: str) -> tuple[str | int, ...]:
+    """Split ``run[0].calculation[-1].energy`` or ``/run/0/calculation/-1/energy``.
+
+    Integers (negative too) become ``int``; everything else stays a name.
+
+    Raises:
+        ValueError: brackets that do not close, or an empty path segment.
+    """
+    text = path.strip()
+    if text.startswith("#"):
+        text = text[1:]
+    if "/" in text and "[" not in text:
+        return tuple(int(s) if s.lstrip("-").isdigit() else s for s in text.split("/") if s)
+    out: list[str | int] = []
+    pos = 0
+    for m in _DOTTED.finditer(text):
+        between = text[pos : m.start()]
+        if between not in ("", "."):
+            raise ValueError(f"cannot parse path {path!r} at {between!r}")
+        name, index = m.group(1), m.group(2)
+        if name is not None:
+            out.append(int(name) if name.lstrip("-").isdigit() else name)
+        else:
+            out.append(int(index) if index.lstrip("-").isdigit() else index)
+        pos = m.end()
+    if text[pos:] not in ("", "."):
+        raise ValueError(f"cannot parse path {path!r} at {text[pos:]!r}")
+    return tuple(out)
+
+
+def format_path(segments: tuple[str | int, ...]) -> str:
+    """The dotted form: ``("run", 0, "energy")`` → ``run[0].energy``."""
+    text = ""
+    for seg in segments:
+        if isinstance(seg, int):
+            text += f"[{seg}]"
+        else:
+            text += ("." if text else "") + seg
+    return text
+
+
+def get_path(section: Section, path: str) -> Any:
+    """Read ``path`` below ``section`` (see :meth:`Section.m_get`).
+
+    Raises:
+        NotInSchemaError: a name that is no property of its section.
+        AbsentError: an unset property or an index out of range.
+        NotDownloadedError: data that exists on the server but was not downloaded.
+    """
+    from archivemap.sections import Section, _fields_by_name, section_fields
+
+    segments = parse_path(path)
+    node: Any = section
+    done: list[str | int] = []
+    for seg in segments:
+        where = format_path(tuple(done)) or "<root>"
+        if isinstance(seg, int) or (isinstance(seg, str) and not isinstance(node, Section)):
+            if isinstance(node, Section):
+                raise AbsentError(f"cannot index a section with [{seg}]", path=where, entry_id=section.m_entry_id)
+            try:
+                node = node[seg]
+            except (IndexError, KeyError, TypeError):
+                size = len(node) if hasattr(node, "__len__") else "?"
+                raise AbsentError(
+                    f"no item [{seg}] ({size} items)", path=where, entry_id=section.m_entry_id
+                ) from None
+            if node is None:
+                raise NotDownloadedError(
+                    f"item [{seg}] was not downloaded", path=where, entry_id=section.m_entry_id
+                ) if section._m_ctx is not None and section._m_ctx.fetcher is not None else AbsentError(
+                    f"item [{seg}] is empty", path=where, entry_id=section.m_entry_id
+                )
+        else:
+            cls = type(node)
+            fm = section_fields(cls).get(seg) or _fields_by_name(cls).get(seg)
+            if fm is None:
+                if seg in node.m_extras:
+                    node = node.m_extras[seg]
+                    done.append(seg)
+                    continue
+                raise NotInSchemaError(
+                    f"{cls.m_qualified_name} has no property {seg!r}", path=where, entry_id=section.m_entry_id
+                )
+            value = getattr(node, fm.attribute)
+            if value is None:
+                raise AbsentError(f"{seg!r} is not set", path=format_path((*done, seg)), entry_id=section.m_entry_id)
+            node = value
+        done.append(seg)
+    return node

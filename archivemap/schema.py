@@ -1,0 +1,189 @@
+"""A schema: definitions plus the Python classes for them, generated or built on first use.
+
+Codegen is optional. When a generated package for the same metainfo is given (or was
+registered), its classes are used; every other section class is built at run time with
+``attrs.make_class`` from the same :class:`~archivemap.fields.FieldMeta` the generator
+writes, one section type at a time, the first time data of that type is read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import attrs
+
+from archivemap.definitions import Environment, SectionDef, load_environment
+from archivemap.errors import DefinitionError, UnknownDefinitionError
+from archivemap.fields import FieldMeta, field_meta, quantity, sub_section
+from archivemap.naming import class_name, python_name
+from archivemap.sections import Section, section_fields
+
+__all__ = ["ROOT_SECTION", "Schema", "as_schema"]
+
+#: The qualified name of the archive root section.
+ROOT_SECTION = "nomad.datamodel.datamodel.EntryArchive"
+
+
+class Schema:
+    """Definitions and their classes.
+
+    Args:
+        environment: the metainfo (an :class:`Environment`, a path, URL, dict or bytes).
+        classes: a generated package (module or its import name) for the same metainfo;
+            optional. Classes it lacks are built at run time.
+    """
+
+    def __init__(
+        self,
+        environment: Environment | Mapping[str, Any] | str | Path | bytes,
+        classes: ModuleType | str | None = None,
+    ) -> None:
+        self.environment = load_environment(environment)
+        if isinstance(classes, str):
+            classes = importlib.import_module(classes)
+        self.generated = classes
+        self._by_def: dict[int, type[Section]] = {}
+        self._def_by_class: dict[type, SectionDef] = {}
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        gen = f", classes={self.generated.__name__!r}" if self.generated else ""
+        return f"Schema({self.environment.source!r}{gen})"
+
+    # -- lookups ----------------------------------------------------------------------------
+    def section_def(self, name: str) -> SectionDef:
+        """A section definition by qualified name, alias or definition id."""
+        return self.environment.section(name)
+
+    def root_class(self) -> type[Section]:
+        """The class of the archive root (EntryArchive)."""
+        return self.class_for(self.section_def(ROOT_SECTION))
+
+    def class_for_name(self, name: str, environment: Environment | None = None) -> type[Section]:
+        """The class of the section with this qualified name (or definition id)."""
+        env = environment or self.environment
+        return self.class_for(env.section(name))
+
+    def definition_of(self, cls: type) -> SectionDef:
+        """The section definition a class was made for."""
+        sdef = self._def_by_class.get(cls)
+        if sdef is None:
+            sdef = self.environment.section(getattr(cls, "m_qualified_name", cls.__name__))
+            self._def_by_class[cls] = sdef
+        return sdef
+
+    def class_for(self, sdef: SectionDef) -> type[Section]:
+        """The class for a section definition: generated if available, else built now."""
+        cls = self._by_def.get(id(sdef))
+        if cls is not None:
+            return cls
+        with self._lock:
+            cls = self._by_def.get(id(sdef))
+            if cls is None:
+                cls = self._generated_class(sdef) or self._build(sdef)
+                self._by_def[id(sdef)] = cls
+                self._def_by_class.setdefault(cls, sdef)
+            return cls
+
+    def sub_section_class(self, owner: type[Section], fm: FieldMeta) -> type[Section]:
+        """The declared class of sub-section ``fm`` of class ``owner``."""
+        sdef = self._def_by_class.get(owner)
+        if sdef is not None:
+            prop = sdef.all_properties.get(fm.name)
+            if prop is not None and hasattr(prop, "sub_section"):
+                return self.class_for(prop.sub_section)  # type: ignore[union-attr]
+        if fm.section is None:
+            raise DefinitionError(f"sub-section {fm.name!r} has no section type")
+        return self.class_for(self.environment.section(fm.section))
+
+    # -- generated classes ------------------------------------------------------------------
+    def _generated_class(self, sdef: SectionDef) -> type[Section] | None:
+        gen = self.generated
+        if gen is None or sdef.package.environment is not self.environment:
+            return None
+        get_class = getattr(gen, "get_class", None)
+        if get_class is None:
+            return None
+        for key in filter(None, (sdef.qualified_name, sdef.definition_id)):
+            try:
+                cls = get_class(key)
+            except (KeyError, LookupError, ImportError, AttributeError):
+                continue
+            if isinstance(cls, type) and issubclass(cls, Section):
+                return cls
+        return None
+
+    # -- run-time classes -------------------------------------------------------------------
+    def _build(self, sdef: SectionDef) -> type[Section]:
+        """Build the attrs class of a section definition (its first base is the Python base)."""
+        if sdef.extends_base_section and sdef.base_sections:
+            return self.class_for(sdef.base_sections[0])
+        base: type[Section] = Section
+        bases = [b for b in sdef.base_sections if not b.extends_base_section]
+        if bases:
+            base = self.class_for(bases[0])
+        inherited = section_fields(base)
+        fields: dict[str, Any] = {}
+        used = set(inherited)
+        for name, prop in sdef.all_properties.items():
+            attr = python_name(name)
+            try:
+                fm = field_meta(prop, attr)
+            except DefinitionError:
+                fm = FieldMeta(name=name, attribute=attr, kind="quantity", type_kind="custom")
+            if inherited.get(attr) == fm:
+                continue
+            if attr in used and attr not in inherited:
+                raise DefinitionError(
+                    f"properties of {sdef.qualified_name} map to one attribute {attr!r}", sdef.path
+                )
+            used.add(attr)
+            kwargs = {k: v for k, v in attrs.asdict(fm, recurse=False).items() if k not in ("name", "attribute", "kind")}
+            fields[attr] = (sub_section if fm.kind == "sub_section" else quantity)(name, attr, **kwargs)
+        cls = attrs.make_class(
+            class_name(sdef.name),
+            fields,
+            bases=(base,),
+            slots=True,
+            kw_only=True,
+            eq=False,
+            repr=False,
+        )
+        cls.m_qualified_name = sdef.qualified_name
+        cls.m_definition_id = sdef.definition_id
+        cls.__doc__ = sdef.description or f"NOMAD section {sdef.qualified_name}."
+        cls.__module__ = "archivemap.runtime"
+        return cls
+
+
+_cache: dict[Any, Schema] = {}
+_cache_lock = threading.Lock()
+
+
+def as_schema(schema: Schema | Environment | Mapping[str, Any] | str | Path | bytes) -> Schema:
+    """A :class:`Schema` for any accepted metainfo source; file paths are loaded once."""
+    if isinstance(schema, Schema):
+        return schema
+    if isinstance(schema, (str, Path)):
+        key = str(Path(schema).resolve()) if not str(schema).startswith("http") else str(schema)
+        with _cache_lock:
+            found = _cache.get(key)
+            if found is None:
+                found = _cache[key] = Schema(schema)
+            return found
+    if isinstance(schema, Environment):
+        with _cache_lock:
+            found = _cache.get(id(schema))
+            if found is None or found.environment is not schema:
+                found = _cache[id(schema)] = Schema(schema)
+            return found
+    return Schema(schema)
+
+
+def lookup_error(name: str) -> UnknownDefinitionError:
+    return UnknownDefinitionError(f"unknown section {name!r}")

@@ -1,0 +1,155 @@
+"""Where archives come from: a folder of archive files, or a zip of them.
+
+A source lets references into other entries (``../upload/archive/<id>#...``,
+``../upload/archive/mainfile/<path>#...``, ``../upload/raw/<path>#...``) resolve offline,
+the way NOMAD resolves them on the server. Targets are found by the ids and mainfiles in
+the archives' ``metadata``, never by opening a path taken from a reference, so a reference
+cannot make the source read outside its folder.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from archivemap.errors import DanglingReferenceError, UnsafePathError, UnsupportedReferenceError
+from archivemap.references import ParsedReference, entry_id_from_mainfile
+
+if TYPE_CHECKING:
+    from archivemap._context import ArchiveContext
+    from archivemap.schema import Schema
+    from archivemap.sections import Section
+
+__all__ = ["DirectorySource", "ZipSource"]
+
+
+class _IndexedSource:
+    """Shared lookup logic: entries by id and by (upload, mainfile)."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self._raw: dict[str, Any] = {}  # entry id -> loader key
+        self._by_mainfile: dict[tuple[str | None, str], str] = {}
+        self._by_mainfile_any: dict[str, str] = {}
+        self._roots: dict[str, Section] = {}
+        self._lock = threading.RLock()
+
+    def _add(self, key: Any, meta: dict[str, Any], fallback_id: str) -> None:
+        entry_id = meta.get("entry_id") if isinstance(meta.get("entry_id"), str) else fallback_id
+        self._raw[entry_id] = key
+        mainfile = meta.get("mainfile")
+        if isinstance(mainfile, str):
+            upload = meta.get("upload_id") if isinstance(meta.get("upload_id"), str) else None
+            self._by_mainfile[(upload, mainfile)] = entry_id
+            self._by_mainfile_any.setdefault(mainfile, entry_id)
+
+    def _read(self, key: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def entry_ids(self) -> list[str]:
+        """Every entry id this source holds, sorted."""
+        return sorted(self._raw)
+
+    def register(self, root: Section) -> None:
+        """Remember an already loaded root so references back to it reuse it."""
+        ctx = root._m_ctx
+        if ctx is not None and ctx.entry_id:
+            self._roots.setdefault(ctx.entry_id, root)
+
+    def archive(self, entry_id: str) -> Section:
+        """The root section of an entry, loaded once and cached."""
+        from archivemap.loading import load
+
+        with self._lock:
+            root = self._roots.get(entry_id)
+            if root is None:
+                if entry_id not in self._raw:
+                    raise DanglingReferenceError(f"no entry {entry_id!r} in this source", entry_id=entry_id)
+                root = load(self._read(self._raw[entry_id]), self.schema, archives=self, entry_id=entry_id)
+                self._roots[entry_id] = root
+            return root
+
+    def archive_for(self, ref: ParsedReference, context: ArchiveContext) -> Section:
+        """The root of the archive a cross-entry reference points into."""
+        if ref.installation is not None:
+            raise UnsupportedReferenceError(
+                "reference into another NOMAD installation; use archivemap.Client for it",
+                reference=ref.raw,
+            )
+        entry_id = ref.entry_id
+        if entry_id is None and ref.mainfile is not None:
+            upload = ref.upload_id or context.upload_id
+            entry_id = self._by_mainfile.get((upload, ref.mainfile))
+            if entry_id is None and upload is not None:
+                computed = entry_id_from_mainfile(upload, ref.mainfile)
+                entry_id = computed if computed in self._raw else None
+            if entry_id is None:
+                entry_id = self._by_mainfile_any.get(ref.mainfile)
+        if entry_id is None:
+            raise DanglingReferenceError("no archive for this reference in the source", reference=ref.raw)
+        return self.archive(entry_id.strip())
+
+
+class DirectorySource(_IndexedSource):
+    """A folder of archive JSON files (``*.json``, searched recursively).
+
+    Args:
+        directory: the folder.
+        schema: the schema to load archives with.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], schema: Schema) -> None:
+        super().__init__(schema)
+        self.directory = Path(directory).resolve()
+        from archivemap.loading import read_json
+
+        for path in sorted(self.directory.rglob("*.json")):
+            try:
+                data = read_json(path)
+            except Exception:
+                continue
+            if not isinstance(data, dict):
+                continue
+            meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+            self._add(path, meta, path.name.split(".")[0])
+
+    def path(self, relative: str) -> Path:
+        """A file inside the folder; refuses paths that would leave it."""
+        target = (self.directory / relative).resolve()
+        if target != self.directory and self.directory not in target.parents:
+            raise UnsafePathError(f"path {relative!r} escapes {self.directory}")
+        return target
+
+    def _read(self, key: Any) -> dict[str, Any]:
+        from archivemap.loading import read_json
+
+        data = read_json(key)
+        return data  # type: ignore[no-any-return]
+
+
+class ZipSource(_IndexedSource):
+    """A zip of archive JSON files, such as NOMAD's archive download."""
+
+    def __init__(self, path: str | os.PathLike[str], schema: Schema) -> None:
+        super().__init__(schema)
+        self.zip = zipfile.ZipFile(path)
+        from archivemap.loading import parse_json
+
+        for name in sorted(self.zip.namelist()):
+            if not name.endswith(".json"):
+                continue
+            parts = Path(name).parts
+            if name.startswith("/") or ".." in parts:
+                raise UnsafePathError(f"zip member {name!r} escapes the archive")
+            data = parse_json(self.zip.read(name), name)
+            if isinstance(data, dict):
+                meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+                self._add(name, meta, Path(name).name.split(".")[0])
+
+    def _read(self, key: Any) -> dict[str, Any]:
+        from archivemap.loading import parse_json
+
+        return parse_json(self.zip.read(key), key)  # type: ignore[no-any-return]
