@@ -1,0 +1,194 @@
+"""Lazy sections on the samples: navigation, units, references, errors, round trips."""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+
+import numpy as np
+import pint
+import pytest
+
+import archivemap
+from archivemap.errors import (
+    AbsentError,
+    DanglingReferenceError,
+    NotInSchemaError,
+    SchemaMismatchWarning,
+    UnsupportedReferenceError,
+)
+from archivemap.loading import read_json
+
+from .conftest import SAMPLES
+
+SINGLE = SAMPLES / "archives" / "si2-single-point.archive.json"
+OPT = SAMPLES / "archives" / "si2-geometry-optimization.archive.json"
+
+
+@pytest.fixture(scope="module")
+def schema() -> archivemap.Schema:
+    return archivemap.Schema(SAMPLES / "metainfo.json")
+
+
+def test_seed_path_gives_energy_in_ev(schema):
+    archive = archivemap.load(SINGLE, schema)
+    calc = archive.workflow[0].calculation_result_ref
+    raw = read_json(SINGLE)
+    index = int(raw["workflow"][0]["calculation_result_ref"].rsplit("/", 1)[1])
+    assert calc is archive.run[0].calculation[index]  # the section itself, not a proxy
+    energy = calc.energy.total.value
+    assert isinstance(energy, pint.Quantity)
+    assert energy._REGISTRY is pint.get_application_registry().get()
+    expected = raw["run"][0]["calculation"][index]["energy"]["total"]["value"] / 1.602176634e-19
+    assert energy.to("eV").magnitude == pytest.approx(expected, rel=1e-12)
+
+
+def test_arrays_are_one_quantity_around_one_array(schema):
+    archive = archivemap.load(SINGLE, schema)
+    positions = archive.run[0].system[0].atoms.positions
+    assert isinstance(positions, pint.Quantity)
+    assert isinstance(positions.magnitude, np.ndarray)
+    assert positions.magnitude.shape == (len(archive.run[0].system[0].atoms.labels), 3)
+
+
+def test_laziness_builds_only_what_is_read(schema):
+    archive = archivemap.load(OPT, schema)
+    run = archive.run[0]
+    # nothing below run was converted yet: the calculation slot is still empty
+    with pytest.raises(AttributeError):
+        object.__getattribute__(run, "calculation")
+    run.calculation[-1].energy  # noqa: B018
+    calc0 = run.calculation[0]
+    with pytest.raises(AttributeError):
+        object.__getattribute__(calc0, "energy")
+
+
+def test_round_trip_exact_for_every_sample(schema):
+    for path in sorted((SAMPLES / "archives").glob("*.json")):
+        raw = read_json(path)
+        archive = archivemap.load(copy.deepcopy(raw), schema)
+        assert archive.to_dict() == raw
+        for section in archive.m_contents():  # read everything, then write back
+            list(section.m_quantities())
+        assert archive.to_dict() == raw
+
+
+def test_assignment_is_written_back_in_definition_units(schema):
+    archive = archivemap.load(SINGLE, schema)
+    ureg = pint.get_application_registry()
+    archive.run[0].calculation[0].energy.total.value = ureg.Quantity(-1.0, "eV")
+    out = archive.to_dict()
+    assert out["run"][0]["calculation"][0]["energy"]["total"]["value"] == pytest.approx(-1.602176634e-19)
+
+
+def test_navigation_api(schema):
+    archive = archivemap.load(OPT, schema)
+    calc = archive.m_get("run[0].calculation[-1]")
+    n = len(archive.run[0].calculation)
+    assert calc.m_path() == f"/run/0/calculation/{n - 1}"
+    assert calc.m_parent is archive.run[0]
+    assert calc.m_root is archive
+    assert calc.m_parent_index == n - 1 and calc.m_parent_sub_section == "calculation"
+    assert calc.m_def.qualified_name == "runschema.calculation.Calculation"
+    assert archive.m_resolve(calc.m_path()) is calc
+    names = [name for name, _ in calc.m_quantities()]
+    assert "system_ref" in names or "method_ref" in names
+    assert all(s.m_root is archive for s in archive.m_contents())
+
+
+def test_reference_forms(schema):
+    archive = archivemap.load(OPT, schema)
+    system = archive.run[0].system[0]
+    assert archive.m_resolve("#/run/0/system/0") is system
+    assert archive.m_resolve("/run/0/system/0") is system
+    assert archive.m_resolve("#run/0/system/0") is system
+    assert archive.m_resolve("#/run/0/system/-1") is archive.run[0].system[-1]
+    assert archive.m_resolve("#/run/0/system/0@" + "a" * 40) is system
+    labels = archive.m_resolve("#/run/0/system/0/atoms/labels/1")
+    assert labels == system.atoms.labels[1]
+    method = archive.run[0].method[0]
+    if method.atom_parameters:
+        label = method.atom_parameters[0].label
+        assert archive.m_resolve(f"#/run/0/method/0/atom_parameters/{label}") is method.atom_parameters[0]
+    refs = archive.workflow[0].calculations_ref
+    assert isinstance(refs, list) and all(r.m_def.name == "Calculation" for r in refs)
+    assert archive.workflow[0].m_reference("calculation_result_ref").startswith(("#", "/"))
+
+
+def test_dangling_reference_names_source_reference_and_segment(schema):
+    raw = read_json(SINGLE)
+    raw["workflow"][0]["calculation_result_ref"] = "#/run/0/calculation/7"
+    archive = archivemap.load(raw, schema)
+    with pytest.raises(DanglingReferenceError) as info:
+        archive.workflow[0].calculation_result_ref  # noqa: B018
+    err = info.value
+    assert err.source_path == "/workflow/0/calculation_result_ref"
+    assert err.reference == "#/run/0/calculation/7"
+    assert err.segment == "7"
+    assert isinstance(err, KeyError)
+
+
+def test_other_entry_without_source_is_a_clear_error(schema):
+    raw = read_json(SINGLE)
+    raw["workflow"][0]["calculation_result_ref"] = "../upload/archive/abcdefabcdefabcdefabcdefabcd#/run/0/calculation/0"
+    archive = archivemap.load(raw, schema)
+    with pytest.raises(UnsupportedReferenceError, match="source"):
+        archive.workflow[0].calculation_result_ref  # noqa: B018
+
+
+def test_cross_entry_reference_with_a_folder(schema, tmp_path):
+    one, two = read_json(SINGLE), read_json(OPT)
+    upload = two["metadata"]["upload_id"]
+    one["metadata"]["upload_id"] = upload
+    mainfile = two["metadata"]["mainfile"]
+    one["workflow"][0]["calculation_result_ref"] = f"../upload/archive/mainfile/{mainfile}#/run/0/calculation/-1"
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    (tmp_path / "two.json").write_text(json.dumps(two))
+    archive = archivemap.load(tmp_path / "one.json", schema, archives=tmp_path)
+    target = archive.workflow[0].calculation_result_ref
+    assert target.m_entry_id == two["metadata"]["entry_id"]
+    assert target.m_path() == f"/run/0/calculation/{len(two['run'][0]['calculation']) - 1}"
+
+
+def test_three_kinds_of_missing(schema):
+    archive = archivemap.load(SINGLE, schema)
+    with pytest.raises(NotInSchemaError) as not_in_schema:
+        archive.run[0].no_such_thing  # noqa: B018
+    assert isinstance(not_in_schema.value, AttributeError)
+    assert "/run/0" in str(not_in_schema.value)
+    with pytest.raises(AbsentError) as absent:
+        archive.m_get("run[0].calculation[99]")
+    assert isinstance(absent.value, KeyError)
+    assert archive.run[0].calculation[0].energy.m_is_set("total")
+    with pytest.raises(NotInSchemaError):
+        archive.m_get("run[0].nonsense")
+
+
+def test_unknown_and_mistyped_data_is_kept_with_a_warning(schema):
+    raw = read_json(SINGLE)
+    raw["run"][0]["program"]["name"] = ["VASP", "extra"]  # a list where a string is defined
+    raw["run"][0]["legacy_key"] = {"kept": True}
+    raw["run"][0]["calculation"][0]["m_def"] = "no.such.Section"
+    original = copy.deepcopy(raw)
+    archive = archivemap.load(raw, schema)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert archive.run[0].program.name == ["VASP", "extra"]
+        assert archive.run[0].calculation[0].m_def.name == "Calculation"
+    messages = [str(w.message) for w in caught if issubclass(w.category, SchemaMismatchWarning)]
+    assert any("/run/0/program/name" in m for m in messages)
+    assert any("no.such.Section" in m for m in messages)
+    assert archive.run[0].m_extras == {"legacy_key": {"kept": True}}
+    assert archive.to_dict() == original
+
+
+def test_constructed_sections_serialise(schema):
+    archive = archivemap.load(SINGLE, schema)
+    energy_cls = type(archive.run[0].calculation[0].energy)
+    entry_cls = type(archive.run[0].calculation[0].energy.total)
+    ureg = pint.get_application_registry()
+    energy = energy_cls(total=entry_cls(value=ureg.Quantity(2.0, "eV")))
+    assert energy.total.m_parent is energy
+    out = energy.to_dict()
+    assert out["total"]["value"] == pytest.approx(2.0 * 1.602176634e-19)
