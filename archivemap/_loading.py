@@ -111,6 +111,10 @@ def _load_sub_section(section: Section, fm: FieldMeta, value: Any) -> Any:
             else:
                 _warn(f"{path}/{i}", f"sub-section item is a {type(item).__name__}")
                 out.append(item)
+        if ctx.fetcher is not None:
+            from archivemap.remote import RemoteSectionList
+
+            return RemoteSectionList(out, section, fm.name)
         return out
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
         value_dict = value[0]

@@ -183,7 +183,25 @@ def resolve_reference(holder: Section, ref: str, source_path: str | None = None)
                     entry_id=ctx.entry_id if ctx else None,
                 )
             root = ctx.source.archive_for(parsed, ctx)
-    return resolve_fragment(root, parsed.fragment, reference=ref, source_path=source_path)
+    segments = parsed.fragment
+    root_ctx = root._m_ctx
+    fetcher = root_ctx.fetcher if root_ctx is not None else None
+    if fetcher is not None and hasattr(fetcher, "fetch_many"):
+        # a partial archive: fetch exactly the target path, with absolute indices
+        from archivemap.remote import absolute_path
+
+        planned = absolute_path(root, segments, fetcher)
+        if planned is not None:
+            if not fetcher.is_downloaded(planned):
+                fetcher.fetch(root, planned)
+            rest = segments[_consumed(planned, segments):]
+            segments = tuple(str(s) for s in planned) + tuple(rest)
+    return resolve_fragment(root, segments, reference=ref, source_path=source_path)
+
+
+def _consumed(planned: tuple[Any, ...], segments: tuple[str, ...]) -> int:
+    """How many fragment segments a planned path stands for (one per planned element)."""
+    return min(len(planned), len(segments))
 
 
 def resolve_fragment(
@@ -241,9 +259,10 @@ def resolve_fragment(
 def _select_item(items: list[Any], selector: str, key_quantity: str | None, dangling: Any) -> Any:
     if selector.lstrip("-").isdigit():
         index = int(selector)
-        if not -len(items) <= index < len(items):
-            raise dangling(selector, f"index {index} out of range ({len(items)} items)")
-        item = items[index]
+        try:
+            item = items[index]  # no len() first: a partial remote list learns its length lazily
+        except IndexError:
+            raise dangling(selector, f"index {index} out of range ({len(items)} items)") from None
         if item is None:
             raise dangling(selector, f"item {index} is empty")
         return item

@@ -13,7 +13,7 @@ that ``to_dict(load(d)) == d`` holds exactly, unknown keys and mistyped values i
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -284,6 +284,37 @@ class Section:
         from archivemap.paths import get_path
 
         return get_path(self, path)
+
+    def prefetch(self, paths: Iterable[str]) -> int:
+        """Fetch several not-yet-downloaded paths below this section in one request.
+
+        Paths are dotted (``"calculation[3].energy"``) or slash paths relative to this
+        section. Only archives from a client fetch anything; for others this is a no-op.
+
+        Returns:
+            The number of requests sent (0 or 1, plus one per list whose length had to be
+            learned for a negative index or key).
+        """
+        ctx = self._m_ctx
+        fetcher = ctx.fetcher if ctx is not None else None
+        if fetcher is None or not hasattr(fetcher, "fetch_many"):
+            return 0
+        from archivemap._loading import _path_tuple
+        from archivemap.paths import parse_path
+        from archivemap.remote import absolute_path
+
+        root = self.m_root
+        base = tuple(str(s) for s in _path_tuple(self))
+        before = fetcher.fetches
+        planned = []
+        for path in paths:
+            segments = base + tuple(str(s) for s in parse_path(path))
+            plan = absolute_path(root, segments, fetcher)
+            if plan is None:
+                raise NotInSchemaError(f"cannot plan path {path!r}", path=self.m_path(), entry_id=self.m_entry_id)
+            planned.append(plan)
+        fetcher.fetch_many(root, planned)
+        return int(fetcher.fetches - before)
 
     # -- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,105 @@
+"""Lazy remote resolution over real HTTP against the local NOMAD-compatible server."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+import archivemap
+from archivemap.client import Client
+from archivemap.loading import read_json
+from archivemap.remote import open_archive
+from archivemap.server import LocalServer
+
+from .conftest import SAMPLES
+
+FILES = sorted((SAMPLES / "archives").glob("*.archive.json"))
+
+
+@pytest.fixture(scope="module")
+def schema() -> archivemap.Schema:
+    return archivemap.Schema(SAMPLES / "metainfo.json")
+
+
+@pytest.fixture(scope="module")
+def raw_archives() -> dict[str, dict]:
+    return {read_json(p)["metadata"]["entry_id"]: read_json(p) for p in FILES}
+
+
+@pytest.fixture()
+def server(raw_archives):
+    with LocalServer(raw_archives) as srv:
+        yield srv
+
+
+def _entry_with_workflow(raw_archives: dict[str, dict]) -> str:
+    return next(eid for eid, a in raw_archives.items() if a.get("workflow"))
+
+
+def test_seed_path_costs_exactly_one_extra_request(server, schema, raw_archives):
+    entry_id = _entry_with_workflow(raw_archives)
+    archive = open_archive(Client(server.url), entry_id, {"workflow": "*"}, schema=schema)
+    server.clear_log()
+    energy = archive.workflow[0].calculation_result_ref.energy.total.value.to("eV")
+    assert len(server.requests) == 1
+    ref = raw_archives[entry_id]["workflow"][0]["calculation_result_ref"]
+    index = int(ref.rsplit("/", 1)[1])
+    expected = raw_archives[entry_id]["run"][0]["calculation"][index]["energy"]["total"]["value"]
+    assert energy.to("J").magnitude == pytest.approx(expected)
+    assert server.requests[0].body == {"required": {"run[0]": {f"calculation[{index}]": "*"}}}
+    # the fetched section is merged at its original index and is the same object later
+    assert archive.run[0].calculation[index] is archive.workflow[0].calculation_result_ref
+    assert len(server.requests) == 1
+
+
+def test_prefetch_k_paths_costs_one_request(server, schema, raw_archives):
+    entry_id = _entry_with_workflow(raw_archives)
+    archive = open_archive(Client(server.url), entry_id, {"metadata": "*"}, schema=schema)
+    n_calc = len(raw_archives[entry_id]["run"][0]["calculation"])
+    paths = [f"run[0].calculation[{i}].energy" for i in range(n_calc)] + ["results.material", "run[0].system[0]"]
+    server.clear_log()
+    assert archive.prefetch(paths) == 1
+    assert len(server.requests) == 1
+    for i in range(n_calc):
+        assert archive.run[0].calculation[i].energy.total.value is not None
+    assert archive.results.material.elements == raw_archives[entry_id]["results"]["material"]["elements"]
+    assert len(server.requests) == 1
+
+
+def test_negative_index_is_resolved_on_the_client(server, schema, raw_archives):
+    entry_id = _entry_with_workflow(raw_archives)
+    archive = open_archive(Client(server.url), entry_id, {"workflow": "*"}, schema=schema)
+    last = archive.m_resolve("#/run/0/system/-1")
+    assert last.m_path() == f"/run/0/system/{len(raw_archives[entry_id]['run'][0]['system']) - 1}"
+    for record in server.requests:
+        assert "-1" not in json.dumps(record.body)
+
+
+def test_cross_entry_reference_fetches_a_subtree(schema, raw_archives):
+    archives = copy.deepcopy(raw_archives)
+    (a_id, a), (b_id, b) = list(archives.items())[:2]
+    b["metadata"]["upload_id"] = a["metadata"]["upload_id"]
+    a["workflow"] = [{"calculation_result_ref": f"../upload/archive/{b_id}#/run/0/calculation/0"}]
+    with LocalServer(archives) as srv:
+        client = Client(srv.url)
+        archive = open_archive(client, a_id, {"workflow": "*"}, schema=schema)
+        srv.clear_log()
+        target = archive.workflow[0].calculation_result_ref
+        assert target.m_entry_id == b_id
+        assert target.energy.total.value is not None
+        assert len(srv.requests) == 1
+        subtree_bytes = srv.requests[0].response_bytes
+        srv.clear_log()
+        client.archive_dict(b_id, "*")
+        whole_bytes = srv.requests[0].response_bytes
+    assert subtree_bytes < whole_bytes / 2
+
+
+def test_partial_archive_round_trips_what_was_downloaded(server, schema, raw_archives):
+    entry_id = _entry_with_workflow(raw_archives)
+    archive = open_archive(Client(server.url), entry_id, {"workflow": "*", "metadata": "*"}, schema=schema)
+    out = archive.to_dict()
+    assert out["workflow"] == raw_archives[entry_id]["workflow"]
+    assert "run" not in out
