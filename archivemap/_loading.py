@@ -13,15 +13,29 @@ from archivemap.errors import (
     SchemaMismatchWarning,
 )
 from archivemap.fields import FieldMeta
-from archivemap.sections import Section, section_fields
+from archivemap.sections import Section, _fields_by_name, section_fields
 
 if TYPE_CHECKING:
     from archivemap._context import ArchiveContext
 
 
-def _child_path(section: Section, name: str) -> str:
-    base = section.m_path()
-    return f"{base.rstrip('/')}/{name}"
+class _LazyPath:
+    """An archive path computed only when a message needs it (paths cost O(depth))."""
+
+    __slots__ = ("section", "name", "index")
+
+    def __init__(self, section: Section, name: str, index: int | None = None) -> None:
+        self.section, self.name, self.index = section, name, index
+
+    def __str__(self) -> str:
+        text = f"{self.section.m_path().rstrip('/')}/{self.name}"
+        return text if self.index is None else f"{text}/{self.index}"
+
+    __format__ = lambda self, spec: format(str(self), spec)  # noqa: E731
+
+
+def _child_path(section: Section, name: str) -> Any:
+    return _LazyPath(section, name)
 
 
 def load_field(section: Section, fm: FieldMeta) -> Any:
@@ -65,7 +79,7 @@ def _warn(path: str, message: str) -> None:
     warnings.warn(f"{path}: {message}; kept as it was", SchemaMismatchWarning, stacklevel=5)
 
 
-def _class_for_item(section: Section, fm: FieldMeta, declared: type[Section], item: dict[str, Any], path: str) -> type[Section]:
+def _class_for_item(section: Section, fm: FieldMeta, declared: type[Section], item: dict[str, Any], path: Any) -> type[Section]:
     m_def = item.get("m_def")
     if not isinstance(m_def, str) or section._m_ctx is None:
         return declared
@@ -106,7 +120,7 @@ def _load_sub_section(section: Section, fm: FieldMeta, value: Any) -> Any:
             if item is None:
                 out.append(None)
             elif isinstance(item, dict):
-                cls = _class_for_item(section, fm, declared, item, f"{path}/{i}")
+                cls = _class_for_item(section, fm, declared, item, _LazyPath(section, fm.name, i))
                 out.append(cls.m_load(item, section, (fm.name, i), ctx))
             else:
                 _warn(f"{path}/{i}", f"sub-section item is a {type(item).__name__}")
@@ -140,7 +154,7 @@ def _load_reference(section: Section, fm: FieldMeta, value: Any) -> Any:
     if isinstance(value, str):
         if parse_reference(value) is None:  # e.g. dataset ids in metadata.datasets
             return value
-        return resolve_reference(section, value, source_path=path)
+        return resolve_reference(section, value, source_path=str(path))
     if isinstance(value, dict):  # resolve-inplace answers put the target itself here
         return value
     _warn(path, f"reference holds a {type(value).__name__}")
@@ -173,12 +187,31 @@ def section_to_dict(section: Section) -> dict[str, Any]:
 
     Sub-sections that were read are written from their objects (so edits deeper down show);
     the rest is the raw JSON, copied. Key order follows the raw data, new keys come last.
+    Iterative: a child section is written into a placeholder dict taken from a work list.
     """
+    root_out: dict[str, Any] = {}
+    work: list[tuple[Section, dict[str, Any]]] = [(section, root_out)]
+    while work:
+        current, out = work.pop()
+        _fill_dict(current, out, work)
+    return root_out
+
+
+def _child_out(value: Any, work: list[tuple[Section, dict[str, Any]]]) -> Any:
+    if isinstance(value, Section):
+        placeholder: dict[str, Any] = {}
+        work.append((value, placeholder))
+        return placeholder
+    if isinstance(value, list):
+        return [_child_out(v, work) for v in list.__iter__(value)]
+    return value
+
+
+def _fill_dict(section: Section, out: dict[str, Any], work: list[tuple[Section, dict[str, Any]]]) -> None:
     fields = section_fields(type(section))
     data = section._m_data
     dirty = section._m_dirty or set()
-    out: dict[str, Any] = {}
-    by_name = {fm.name: fm for fm in fields.values()}
+    by_name = _fields_by_name(type(section))
     if data is not None:
         for key, raw_value in data.items():
             fm = by_name.get(key)
@@ -190,42 +223,33 @@ def section_to_dict(section: Section) -> dict[str, Any]:
             except AttributeError:  # never read: raw is current
                 out[key] = _copy_json(raw_value)
                 continue
-            if fm.kind == "sub_section" and fm.attribute not in dirty:
-                out[key] = _dump_sub_sections_like(raw_value, current)
+            if fm.kind == "sub_section":
+                out[key] = _sub_sections_like(raw_value, current, work) if fm.attribute not in dirty else _child_out(current, work)
             else:
                 dumped = dump_field(section, fm, current)
                 if dumped is not None:
                     out[key] = dumped
     for attr, fm in fields.items():
-        if fm.name in out or (data is not None and fm.name in data and attr not in dirty):
-            continue
-        if data is not None and attr not in dirty:
+        if fm.name in out or (data is not None and attr not in dirty):
             continue
         try:
             current = object.__getattribute__(section, attr)
         except AttributeError:
             continue
-        if current is None or (fm.kind == "sub_section" and fm.repeats and current == [] and data is None):
+        if current is None or (fm.kind == "sub_section" and isinstance(current, list) and not current):
             continue
-        if fm.kind == "sub_section" and fm.repeats and current == []:
-            continue
-        out[fm.name] = dump_field(section, fm, current)
-    return out
+        out[fm.name] = _child_out(current, work) if fm.kind == "sub_section" else dump_field(section, fm, current)
 
 
-def _dump_sub_sections_like(raw: Any, current: Any) -> Any:
+def _sub_sections_like(raw: Any, current: Any, work: list[tuple[Section, dict[str, Any]]]) -> Any:
     """Write read sub-sections back in the form the raw data used (list or keyed dict)."""
-    if isinstance(raw, dict) and isinstance(current, list) and not isinstance(raw.get("m_def"), str) and all(
-        isinstance(v, dict) for v in raw.values()
-    ) and len(raw) == len(current):
+    if isinstance(raw, dict) and isinstance(current, list) and all(isinstance(v, dict) for v in raw.values()):
         keys = sorted(raw, key=lambda k: raw[k].get("m_parent_index", 0))
-        return {k: (v.to_dict() if isinstance(v, Section) else _copy_json(v)) for k, v in zip(keys, current)} | {
-            k: _copy_json(raw[k]) for k in raw if k not in keys
-        }
-    if isinstance(current, list):
-        return [v.to_dict() if isinstance(v, Section) else _copy_json(v) for v in current]
-    if isinstance(current, Section):
-        return current.to_dict()
+        items = list(list.__iter__(current))
+        if len(keys) == len(items):
+            return {k: _child_out(v, work) if isinstance(v, Section) else _copy_json(raw[k]) for k, v in zip(keys, items)}
+    if isinstance(current, (list, Section)):
+        return _child_out(current, work)
     return _copy_json(raw)
 
 

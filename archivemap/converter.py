@@ -231,7 +231,7 @@ def _unwrap_full_storage(value: Any, fm: FieldMeta) -> tuple[Any, str | None]:
     return value, None
 
 
-def load_value(value: Any, fm: FieldMeta, path: str) -> Any:
+def load_value(value: Any, fm: FieldMeta, path: Any) -> Any:
     """Convert one raw JSON value of quantity ``fm`` into its Python value.
 
     Args:

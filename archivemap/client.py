@@ -1,0 +1,1053 @@
+"""HTTP client for the NOMAD API v1: auth, limits, retries, pagination, bulk archives.
+
+Synchronous on purpose: bulk downloads use a thread pool, never an event loop, so the client
+works the same in scripts and inside Jupyter (whose loop is already running).
+
+Compared with NOMAD's own ``ArchiveQuery`` (spec §5.9) this client
+
+* matches bulk answers to entries by ``entry_id``, never by position, and re-requests
+  entries an answer silently dropped (spec §4.7, §7.20);
+* retries 429/502/503/504, dropped connections and truncated bodies with jittered
+  exponential backoff that honours ``Retry-After`` and pauses all threads together;
+* does not narrow the user's query with a ``quantities`` filter derived from ``required``;
+* yields every entry exactly once, in listing order, with a cursor to resume from;
+* never sends credentials to a host other than its own, not even through redirects.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Generator, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Final
+from urllib.parse import quote, urljoin, urlsplit
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+from archivemap import __version__
+from archivemap._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, parse_retry_after
+from archivemap.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ClientError,
+    ForbiddenError,
+    HTTPStatusError,
+    NotFoundError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from archivemap.required import Required
+
+__all__ = ["ArchiveStream", "Client", "api_base_url"]
+
+log = logging.getLogger("archivemap.client")
+
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_STATUS_ERRORS: Final[dict[int, type[HTTPStatusError]]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    422: ValidationError,
+}
+# Failures after which the same request may well succeed: the connection dropped, timed
+# out, or the body arrived cut short (requests raises ChunkedEncodingError for a body
+# shorter than its Content-Length; a cut without Content-Length shows up as bad JSON).
+_RETRYABLE_EXCEPTIONS: Final = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+_REDACTED: Final = "<redacted>"
+_CURSOR_PREFIX: Final = "am1:"
+
+
+class _Secret:
+    """A credential that does not show itself in ``repr``, ``str``, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return _REDACTED
+
+    __str__ = __repr__
+
+
+class _TruncatedBody(Exception):
+    """A 2xx answer whose body is not complete JSON (cut off in transit)."""
+
+
+def api_base_url(url: str) -> str:
+    """The API v1 base of any URL of a NOMAD installation.
+
+    ``https://host/prod/v1/api/v1/uploads/u/archive/e`` → ``https://host/prod/v1/api/v1``;
+    ``https://host/prod/v1/api`` → ``…/api/v1``; ``https://host/prod/v1`` → ``…/api/v1``,
+    the same normalisation NOMAD's own client applies (spec §5.1).
+
+    Args:
+        url: an http(s) URL.
+
+    Returns:
+        The base URL without trailing slash.
+
+    Raises:
+        ValueError: not an http(s) URL.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    path = parts.path.rstrip("/")
+    marker = path.find("/api/v1")
+    if marker >= 0 and (len(path) == marker + 7 or path[marker + 7] == "/"):
+        path = path[: marker + 7]
+    elif path.endswith("/api"):
+        path += "/v1"
+    else:
+        path += "/api/v1"
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port (with the scheme's default filled in) of a URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def _parse_json(content: bytes) -> Any:
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # the stdlib also reads NaN/Infinity, which Python-dumped JSON can contain
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _TruncatedBody(str(exc)) from None
+
+
+def _summarise_detail(detail: Any) -> str:
+    """One line out of NOMAD's ``detail``: a string, validation items, or a 500 report."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        lines = []
+        for item in detail:
+            if isinstance(item, Mapping):
+                loc = item.get("loc")
+                where = f" (at {'.'.join(map(str, _flatten(loc)))})" if loc else ""
+                lines.append(f"{item.get('msg', item)}{where}")
+            else:
+                lines.append(str(item))
+        return "; ".join(lines)
+    if isinstance(detail, Mapping):
+        reason = detail.get("reason") or detail.get("exception_class")
+        return str(reason) if reason else json.dumps(detail, default=str)[:500]
+    return "" if detail is None else str(detail)
+
+
+def _flatten(loc: Any) -> list[Any]:
+    if isinstance(loc, (list, tuple)):
+        return [x for part in loc for x in _flatten(part)]
+    return [loc]
+
+
+def _is_page_size_error(error: ValidationError) -> bool:
+    """Whether a 422 complains about the page size (too large for this server)."""
+    text = json.dumps(error.detail, default=str).lower()
+    return "page_size" in text or "page size" in text or "bad_page" in text
+
+
+class Client:
+    """A synchronous, thread-safe client for one NOMAD installation's API v1.
+
+    Every request goes through one concurrency cap and one rate budget shared by all
+    threads (NOMAD's proxy answers 503 above ~10 concurrent requests or ~30/s), and through
+    one retry policy. Credentials are kept out of ``repr``, logs and exceptions and are
+    sent only to the client's own scheme, host and port.
+
+    Attributes:
+        base_url: the API v1 URL, without trailing slash.
+        timeout: ``(connect, read)`` seconds, applied to every request.
+        retry_policy: when and how long to back off.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        max_concurrency: int = 8,
+        rate: float = 20.0,
+        retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        retry_after_max: float = 120.0,
+        timeout: tuple[float, float] = (10.0, 120.0),
+        session: requests.Session | None = None,
+        max_redirects: int = 5,
+    ) -> None:
+        """Create a client.
+
+        Args:
+            base_url: the API v1 URL, e.g. ``https://nomad-lab.eu/prod/v1/api/v1``.
+            token: a bearer token (access token, app token or PAT).
+            username: with ``password``, log in via ``POST auth/token`` on first use, and
+                again once whenever the server answers 401.
+            password: see ``username``.
+            max_concurrency: simultaneous requests; values above 10 are lowered to 10,
+                the most NOMAD's proxy tolerates.
+            rate: requests per second across all threads (``0``: unlimited).
+            retries: retries after the first attempt for retryable failures.
+            backoff_base: first backoff delay in seconds (doubles per retry, jittered).
+            backoff_max: cap of the backoff delay.
+            retry_after_max: cap of a server-requested ``Retry-After`` delay.
+            timeout: ``(connect, read)`` timeouts in seconds.
+            session: a ``requests.Session`` to use (not closed by :meth:`close`).
+            max_redirects: redirects followed per request.
+
+        Raises:
+            ValueError: a bad URL, ``password`` without ``username`` (or the reverse), or
+                a non-positive ``max_concurrency``.
+        """
+        if bool(username) != bool(password):
+            raise ValueError("username and password must be given together")
+        if max_concurrency > HARD_MAX_CONCURRENCY:
+            log.warning(
+                "max_concurrency %d lowered to %d (NOMAD refuses more concurrent requests)",
+                max_concurrency,
+                HARD_MAX_CONCURRENCY,
+            )
+            max_concurrency = HARD_MAX_CONCURRENCY
+        parts = urlsplit(base_url.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
+        self.base_url = base_url.strip().rstrip("/")
+        self.timeout = timeout
+        self.max_redirects = max_redirects
+        self.retry_policy = RetryPolicy(
+            retries=retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            retry_after_max=retry_after_max,
+        )
+        self._limiter = Limiter(max_concurrency, rate)
+        self._rate = rate
+        self._origin = _origin(self.base_url)
+        self._token = _Secret(token) if token else None
+        self._username = username
+        self._password = _Secret(password) if password else None
+        self._owns_session = session is None
+        self._session = session if session is not None else self._new_session(max_concurrency)
+        self._auth_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._requests_made = 0
+        self._bytes_received = 0
+        self._other_hosts: dict[str, Client] = {}
+
+    @staticmethod
+    def _new_session(pool_size: int) -> requests.Session:
+        session = requests.Session()
+        # Retries are ours (they must share the limiter); urllib3's own are switched off.
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers["User-Agent"] = f"archivemap/{__version__}"
+        return session
+
+    # ------------------------------------------------------------------ plumbing
+
+    def __repr__(self) -> str:
+        return f"Client({self.base_url!r}, auth={self.has_auth})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owns_session:
+            self._session.close()
+
+    @property
+    def has_auth(self) -> bool:
+        """Whether requests are (or will be) authenticated."""
+        return self._token is not None or self._password is not None
+
+    @property
+    def max_concurrency(self) -> int:
+        """The concurrency cap in effect."""
+        return self._limiter.max_concurrency
+
+    @property
+    def requests_made(self) -> int:
+        """HTTP requests sent so far, counting every retry and redirect hop."""
+        return self._requests_made
+
+    @property
+    def bytes_received(self) -> int:
+        """Response body bytes received so far (after content decoding)."""
+        return self._bytes_received
+
+    def url(self, path: str) -> str:
+        """The absolute URL of an API path (``entries/query``); absolute URLs pass through."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def _same_origin(self, url: str) -> bool:
+        return _origin(url) == self._origin
+
+    def _secrets(self) -> list[str]:
+        return [s.reveal() for s in (self._token, self._password) if s is not None]
+
+    def _scrub(self, value: Any) -> Any:
+        """Replace every credential inside ``value`` (a server may echo request input)."""
+        secrets = self._secrets()
+        if not secrets:
+            return value
+        if isinstance(value, str):
+            for secret in secrets:
+                value = value.replace(secret, _REDACTED)
+            return value
+        if isinstance(value, list):
+            return [self._scrub(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._scrub(v) for k, v in value.items()}
+        return value
+
+    # ------------------------------------------------------------------ requests
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """``GET`` an API path and return the decoded JSON answer.
+
+        Args:
+            path: an API path relative to :attr:`base_url`, or an absolute URL.
+            params: URL query parameters.
+
+        Returns:
+            The decoded JSON.
+
+        Raises:
+            HTTPStatusError: (a subclass per status) the server refused the request.
+            TransportError: no complete answer after all retries.
+        """
+        return self._request("GET", path, params=params)
+
+    def post_json(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        form: Mapping[str, str] | None = None,
+        authenticate: bool = True,
+    ) -> Any:
+        """``POST`` JSON (or a form) to an API path and return the decoded JSON answer.
+
+        Args:
+            path: an API path relative to :attr:`base_url`, or an absolute URL.
+            body: the JSON body.
+            form: form fields instead of a JSON body.
+            authenticate: whether to send the Authorization header (same host only).
+
+        Returns:
+            The decoded JSON.
+
+        Raises:
+            HTTPStatusError: (a subclass per status) the server refused the request.
+            TransportError: no complete answer after all retries.
+        """
+        return self._request("POST", path, json_body=body, form=form, authenticate=authenticate)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        authenticate: bool = True,
+    ) -> Any:
+        url = self.url(path)
+        attempt = 0
+        refreshed = False
+        while True:
+            sent_token = self._current_token() if authenticate else None
+            try:
+                response, content, final_url = self._send(
+                    method, url, params, json_body, form, sent_token
+                )
+                if 200 <= response.status_code < 300:
+                    return _parse_json(content)
+            except (*_RETRYABLE_EXCEPTIONS, _TruncatedBody) as exc:
+                if attempt >= self.retry_policy.retries:
+                    raise TransportError(
+                        f"{method} failed after {attempt + 1} attempts: "
+                        f"{type(exc).__name__}: {self._scrub(str(exc))[:300]}",
+                        url,
+                    ) from None
+                self._back_off(attempt, None, method, url, type(exc).__name__)
+                attempt += 1
+                continue
+            status = response.status_code
+            if status == 401 and authenticate and self._password is not None and not refreshed:
+                log.info("%s %s -> 401; logging in again", method, url)
+                self._refresh_token(sent_token)
+                refreshed = True
+                continue
+            if status in self.retry_policy.statuses and attempt < self.retry_policy.retries:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                self._back_off(attempt, retry_after, method, url, str(status))
+                attempt += 1
+                continue
+            raise self._status_error(method, final_url, response, content)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        form: Mapping[str, str] | None,
+        token: _Secret | None,
+    ) -> tuple[requests.Response, bytes, str]:
+        """One request, following redirects ourselves so auth never leaves our host."""
+        for _ in range(self.max_redirects + 1):
+            headers = {"Accept": "application/json"}
+            if token is not None and self._same_origin(url):
+                headers["Authorization"] = f"Bearer {token.reveal()}"
+            started = time.monotonic()
+            with self._limiter.slot():
+                with self._count_lock:
+                    self._requests_made += 1
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    data=form,
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+                content = response.content  # inside the slot: the body is part of the load
+            with self._count_lock:
+                self._bytes_received += len(content)
+            log.debug(
+                "%s %s -> %d (%d bytes, %.3f s)",
+                method,
+                response.url,
+                response.status_code,
+                len(content),
+                time.monotonic() - started,
+            )
+            location = response.headers.get("Location")
+            if response.status_code not in _REDIRECTS or not location:
+                return response, content, response.url or url
+            url = urljoin(response.url or url, location)
+            params = None  # the Location carries its own query
+            if response.status_code == 303 or (
+                response.status_code in (301, 302) and method == "POST"
+            ):
+                method, json_body, form = "GET", None, None
+        raise TransportError(f"more than {self.max_redirects} redirects", url)
+
+    def _back_off(
+        self, attempt: int, retry_after: float | None, method: str, url: str, why: str
+    ) -> None:
+        delay = self.retry_policy.delay(attempt, retry_after)
+        if retry_after is not None:
+            # The server throttles the client, not this request: hold back every thread.
+            self._limiter.pause(delay)
+        log.info(
+            "%s %s: %s; retry %d/%d in %.2f s",
+            method,
+            url,
+            why,
+            attempt + 1,
+            self.retry_policy.retries,
+            delay,
+        )
+        time.sleep(delay)
+
+    def _status_error(
+        self, method: str, url: str, response: requests.Response, content: bytes
+    ) -> HTTPStatusError:
+        try:
+            parsed = _parse_json(content)
+            detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
+        except _TruncatedBody:
+            detail = content[:500].decode("utf-8", "replace")
+        detail = self._scrub(detail)
+        status = response.status_code
+        cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else HTTPStatusError)
+        summary = _summarise_detail(detail)
+        message = f"{method} -> {status} {response.reason or ''}".rstrip()
+        return cls(f"{message}: {summary}" if summary else message, url, status, detail)
+
+    # ------------------------------------------------------------------ auth
+
+    def _current_token(self) -> _Secret | None:
+        if self._token is None and self._password is not None:
+            self._refresh_token(None)
+        return self._token
+
+    def _refresh_token(self, stale: _Secret | None) -> None:
+        """Log in unless another thread already replaced the ``stale`` token."""
+        with self._auth_lock:
+            if self._token is not stale and self._token is not None:
+                return
+            self._token = _Secret(self._login())
+
+    def _login(self) -> str:
+        assert self._username is not None and self._password is not None
+        answer = self.post_json(
+            "auth/token",
+            form={
+                "username": self._username,
+                "password": self._password.reveal(),
+                "grant_type": "password",
+            },
+            authenticate=False,
+        )
+        token = answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token:
+            raise AuthenticationError(
+                "auth/token answered without an access_token", self.url("auth/token"), 200
+            )
+        return token
+
+    def login(self) -> None:
+        """Log in now with username and password (normally done on first use).
+
+        Raises:
+            ValueError: the client has no username and password.
+            AuthenticationError: the server refused the credentials.
+        """
+        if self._password is None:
+            raise ValueError("this client has no username and password")
+        self._refresh_token(self._token)
+
+    def app_token(self, expires_in: int) -> str:
+        """Ask the server for a long-lived app token for the logged-in user.
+
+        Args:
+            expires_in: validity in seconds (NOMAD allows up to 30 days by default).
+
+        Returns:
+            The token; store it like a password.
+
+        Raises:
+            ValueError: ``expires_in`` is not positive.
+            AuthenticationError: the client is not authenticated.
+            ValidationError: ``expires_in`` exceeds the server's maximum.
+        """
+        if expires_in <= 0:
+            raise ValueError(f"expires_in must be positive, not {expires_in}")
+        answer = self.get_json("auth/app_token", params={"expires_in": int(expires_in)})
+        token = answer.get("app_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str):
+            raise ClientError("auth/app_token answered without an app_token", self.url("auth/app_token"))
+        return token
+
+    def for_host(self, url: str) -> Client:
+        """A client for the installation serving ``url``, without this client's credentials.
+
+        For cross-installation references (spec §3.2 form I). The same installation gives
+        this client back; other installations get one cached, anonymous client each that
+        shares the HTTP session and this client's limit settings.
+
+        Args:
+            url: any URL of the installation (an archive URL, an API base...).
+
+        Returns:
+            A client.
+
+        Raises:
+            ValueError: not an http(s) URL.
+        """
+        base = api_base_url(url)
+        if base == api_base_url(self.base_url):
+            return self
+        with self._auth_lock:
+            client = self._other_hosts.get(base)
+            if client is None:
+                client = Client(
+                    base,
+                    max_concurrency=self.max_concurrency,
+                    rate=self._rate,
+                    retries=self.retry_policy.retries,
+                    backoff_base=self.retry_policy.backoff_base,
+                    backoff_max=self.retry_policy.backoff_max,
+                    retry_after_max=self.retry_policy.retry_after_max,
+                    timeout=self.timeout,
+                    session=self._session,
+                    max_redirects=self.max_redirects,
+                )
+                self._other_hosts[base] = client
+            return client
+
+    # ------------------------------------------------------------------ entries
+
+    def _pages(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        page_size: int,
+        after: str | None = None,
+        **pagination: Any,
+    ) -> Generator[tuple[list[Any], str | None, dict[str, Any]], None, None]:
+        """Cursor pagination (spec §5.5): yields ``(data, page_start_cursor, pagination)``.
+
+        Halves the page size when the server refuses it with a 422, so a client configured
+        for a generous installation still works against a strict one.
+        """
+        cursor = after
+        size = page_size
+        while True:
+            request = dict(pagination, page_size=size)
+            if cursor is not None:
+                request["page_after_value"] = cursor
+            try:
+                answer = self.post_json(path, {**body, "pagination": request})
+            except ValidationError as error:
+                if size > 1 and _is_page_size_error(error):
+                    size = max(1, size // 2)
+                    log.warning("%s refused the page size; retrying with %d", path, size)
+                    continue
+                raise
+            data = answer.get("data") or []
+            info = answer.get("pagination") or {}
+            yield data, cursor, info
+            following = info.get("next_page_after_value")
+            if not data or following is None:
+                return
+            if following == cursor:
+                raise ClientError(f"pagination did not advance past {following!r}", self.url(path))
+            cursor = following
+
+    def entries(
+        self,
+        query: Mapping[str, Any] | None = None,
+        required: Mapping[str, Any] | None = None,
+        *,
+        page_size: int = 100,
+        owner: str = "visible",
+        order_by: str | None = None,
+        order: str | None = None,
+        after: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Iterate over the metadata of all entries matching a query (``POST entries/query``).
+
+        Pages with ``page_after_value`` until a page has no ``next_page_after_value`` or no
+        data, so it is not limited by the search backend's 10 000-hit window.
+
+        Args:
+            query: the NOMAD query (spec §5.4); ``None`` for all entries.
+            required: metadata selection, e.g. ``{"include": ["entry_id", "results.material"]}``.
+            page_size: entries per request.
+            owner: ``visible``, ``public``, ``user``, ``shared``, ``staging``...
+            order_by: sort key (server default: ``entry_id``).
+            order: ``asc`` or ``desc``.
+            after: a ``next_page_after_value`` to start after.
+
+        Yields:
+            Entry metadata dicts.
+
+        Raises:
+            HTTPStatusError: (a subclass per status) the server refused the query.
+            TransportError: no answer after all retries.
+        """
+        body: dict[str, Any] = {"owner": owner, "query": dict(query or {})}
+        if required is not None:
+            body["required"] = dict(required)
+        pagination = {k: v for k, v in (("order_by", order_by), ("order", order)) if v}
+        for data, _, _ in self._pages("entries/query", body, page_size, after, **pagination):
+            yield from data
+
+    def archive_entry(self, entry_id: str, required: Required = "*") -> dict[str, Any]:
+        """The ``data`` part of ``POST entries/{id}/archive/query``.
+
+        Args:
+            entry_id: the entry.
+            required: what to download (spec §4).
+
+        Returns:
+            ``{"entry_id", "upload_id", "parser_name", "archive"}`` as the server sent it;
+            ``upload_id`` is what relative references (``../upload/...``) resolve against.
+
+        Raises:
+            NotFoundError: unknown or invisible entry, or an entry without archive.
+            BadRequestError: the server cannot apply ``required``.
+            ValidationError: ``required`` has invalid syntax.
+            ClientError: the answer has no archive.
+        """
+        path = f"entries/{quote(entry_id, safe='')}/archive/query"
+        answer = self.post_json(path, {"required": required})
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("archive"), dict):
+            raise ClientError(f"answer for entry {entry_id} has no data.archive", self.url(path))
+        return data
+
+    def archive_dict(self, entry_id: str, required: Required = "*") -> dict[str, Any]:
+        """The raw (partial) archive of one entry.
+
+        Args:
+            entry_id: the entry.
+            required: what to download (spec §4); note that index selections come back
+                compacted (use :func:`archivemap.required.graft` to re-anchor them).
+
+        Returns:
+            The archive dict (``data.archive`` of the answer).
+
+        Raises:
+            NotFoundError: unknown or invisible entry, or an entry without archive.
+            BadRequestError: the server cannot apply ``required``.
+            ValidationError: ``required`` has invalid syntax.
+        """
+        archive: dict[str, Any] = self.archive_entry(entry_id, required)["archive"]
+        return archive
+
+    def archives_dicts(
+        self,
+        query: Mapping[str, Any] | None = None,
+        required: Required = "*",
+        *,
+        page_size: int = 1000,
+        batch_size: int = 10,
+        after: str | None = None,
+        owner: str = "visible",
+        progress: bool = False,
+        max_attempts: int = 3,
+    ) -> ArchiveStream:
+        """Download the archives of all entries matching a query, concurrently.
+
+        Entry ids are listed with ``POST entries/query`` (cursor pagination, ordered by
+        ``entry_id``); archives are fetched in batches with ``POST entries/archive/query``
+        by up to ``max_concurrency`` threads. Answers are matched to entries by
+        ``entry_id``; entries an answer left out are requested again, and after
+        ``max_attempts`` on their own (reported in :attr:`ArchiveStream.missing`).
+
+        Args:
+            query: the NOMAD query; ``None`` for all visible entries.
+            required: what to download of each archive.
+            page_size: ids per listing request.
+            batch_size: archives per ``archive/query`` request (NOMAD: keep it small).
+            after: :attr:`ArchiveStream.cursor` of an earlier, interrupted download (or a
+                NOMAD ``page_after_value``) to resume from.
+            owner: the owner scope of the listing and the downloads.
+            progress: show a progress line on stderr (tqdm's bar if tqdm is installed).
+            max_attempts: batch attempts for an entry before it is fetched on its own.
+
+        Returns:
+            An iterator of ``(entry_id, archive_dict)``, each entry exactly once, in listing
+            order, with ``cursor``, ``total`` and ``missing`` attributes.
+        """
+        if batch_size < 1 or page_size < 1:
+            raise ValueError("page_size and batch_size must be positive")
+        return ArchiveStream(
+            self,
+            query=dict(query or {}),
+            required=required,
+            page_size=page_size,
+            batch_size=batch_size,
+            after=after,
+            owner=owner,
+            progress=progress,
+            max_attempts=max_attempts,
+        )
+
+
+    def archive(self, entry_id: str, required: Required = "*", *, schema: Any) -> Any:
+        """One entry's archive as a lazy typed root; what is not downloaded is fetched on access.
+
+        Args:
+            entry_id: the entry.
+            required: what to download now (spec §4); ``"*"`` for everything. Navigating past
+                it fetches exactly the missing path (see :mod:`archivemap.remote`).
+            schema: the metainfo to map with (a :class:`~archivemap.schema.Schema`, or a
+                path or URL of an export).
+
+        Returns:
+            The root section (EntryArchive).
+        """
+        from archivemap.remote import open_archive
+
+        return open_archive(self, entry_id, required, schema=schema)
+
+    def archives(
+        self,
+        query: Mapping[str, Any] | None = None,
+        required: Required = "*",
+        *,
+        schema: Any,
+        **options: Any,
+    ) -> Iterator[tuple[str, Any]]:
+        """:meth:`archives_dicts` mapped to lazy roots: ``(entry_id, root)``, each once."""
+        from archivemap.loading import load
+        from archivemap.remote import ClientSource, RemoteFetcher
+        from archivemap.schema import as_schema
+
+        sch = as_schema(schema)
+        source = ClientSource(self, sch)
+        for entry_id, raw in self.archives_dicts(query, required, **options):
+            raw.pop("m_ref_archives", None)
+            fetcher = RemoteFetcher(self, entry_id, required)
+            yield entry_id, load(raw, sch, archives=source, fetcher=fetcher, entry_id=entry_id)
+
+
+def _encode_cursor(after: str | None, skip: int) -> str:
+    raw = json.dumps([after, skip], separators=(",", ":")).encode()
+    return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[str | None, int]:
+    if cursor is None:
+        return None, 0
+    if not cursor.startswith(_CURSOR_PREFIX):
+        return cursor, 0  # a plain NOMAD page_after_value
+    try:
+        after, skip = json.loads(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX) :]))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not an archivemap cursor: {cursor!r}") from exc
+    return after, int(skip)
+
+
+class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
+    """The iterator :meth:`Client.archives_dicts` returns.
+
+    Archives are downloaded concurrently but yielded in listing order, so one cursor
+    position describes exactly what has been yielded: resuming with ``after=stream.cursor``
+    continues with the next entry, without repeats or gaps, even after an exception.
+
+    Attributes:
+        cursor: an opaque resume position after the last yielded (or missing) entry;
+            ``None`` before the first one.
+        total: the number of entries the query matches (from the first listing page).
+        missing: ``{entry_id: reason}`` for entries whose archive could not be had.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        query: dict[str, Any],
+        required: Required,
+        page_size: int,
+        batch_size: int,
+        after: str | None,
+        owner: str,
+        progress: bool,
+        max_attempts: int,
+    ) -> None:
+        self._client = client
+        self._query = query
+        self._required = required
+        self._page_size = page_size
+        self._batch_size = batch_size
+        self._owner = owner
+        self._max_attempts = max(1, max_attempts)
+        self._progress_enabled = progress
+        self.cursor: str | None = after
+        self.total: int | None = None
+        self.missing: dict[str, str] = {}
+        self._generator = self._run(*_decode_cursor(after))
+
+    def __next__(self) -> tuple[str, dict[str, Any]]:
+        return next(self._generator)
+
+    def close(self) -> None:
+        """Stop downloading; pending requests are cancelled."""
+        self._generator.close()
+
+    def _run(
+        self, after: str | None, skip: int
+    ) -> Generator[tuple[str, dict[str, Any]], None, None]:
+        client = self._client
+        window = 2 * client.max_concurrency
+        body = {"owner": self._owner, "query": self._query, "required": {"include": ["entry_id"]}}
+        pages = client._pages("entries/query", body, self._page_size, after, order_by="entry_id")
+        seen: set[str] = set()
+        position: dict[str, tuple[str | None, int]] = {}  # id -> (page cursor, index)
+        order: deque[str] = deque()  # ids not yet yielded, in listing order
+        pending: deque[str] = deque()  # ids not yet requested
+        attempts: dict[str, int] = {}
+        done: dict[str, dict[str, Any]] = {}
+        in_flight: dict[Future[dict[str, dict[str, Any]]], list[str]] = {}
+        listing_done = False
+        progress = _Progress(self._progress_enabled)
+        executor = ThreadPoolExecutor(client.max_concurrency, thread_name_prefix="archivemap")
+        try:
+            while True:
+                while not listing_done and len(pending) < self._batch_size * window:
+                    page = next(pages, None)
+                    if page is None:
+                        listing_done = True
+                        break
+                    data, page_cursor, info = page
+                    if self.total is None and isinstance(info.get("total"), int):
+                        self.total = info["total"]
+                        progress.total = self.total
+                    for index, item in enumerate(data):
+                        entry_id = item.get("entry_id")
+                        if skip:
+                            skip -= 1
+                            continue
+                        if not isinstance(entry_id, str) or entry_id in seen:
+                            continue
+                        seen.add(entry_id)
+                        position[entry_id] = (page_cursor, index)
+                        order.append(entry_id)
+                        pending.append(entry_id)
+                while pending and len(in_flight) < window:
+                    batch = self._next_batch(pending, attempts)
+                    if len(batch) == 1 and attempts.get(batch[0], 0) >= self._max_attempts:
+                        future = executor.submit(self._fetch_single, batch[0])
+                    else:
+                        future = executor.submit(self._fetch_batch, batch)
+                    in_flight[future] = batch
+                while order and (order[0] in done or order[0] in self.missing):
+                    entry_id = order.popleft()
+                    page_cursor, index = position.pop(entry_id)
+                    self.cursor = _encode_cursor(page_cursor, index + 1)
+                    progress.advance()
+                    if entry_id in done:
+                        yield entry_id, done.pop(entry_id)
+                if not in_flight and not pending and listing_done:
+                    return
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    batch = in_flight.pop(future)
+                    found = future.result()
+                    for entry_id in batch:
+                        if entry_id in found:
+                            done[entry_id] = found[entry_id]
+                        elif entry_id not in self.missing:
+                            attempts[entry_id] = attempts.get(entry_id, 0) + 1
+                            pending.appendleft(entry_id)
+        finally:
+            pages.close()
+            executor.shutdown(wait=False, cancel_futures=True)
+            progress.close()
+
+    def _next_batch(self, pending: deque[str], attempts: dict[str, int]) -> list[str]:
+        """The next ids to request; an entry past its batch attempts goes on its own."""
+        if attempts.get(pending[0], 0) >= self._max_attempts:
+            return [pending.popleft()]
+        batch: list[str] = []
+        while pending and len(batch) < self._batch_size:
+            if attempts.get(pending[0], 0) >= self._max_attempts:
+                break
+            batch.append(pending.popleft())
+        return batch
+
+    def _fetch_batch(self, batch: list[str]) -> dict[str, dict[str, Any]]:
+        body = {
+            "owner": self._owner,
+            "query": {"entry_id:any": batch},
+            "pagination": {"page_size": len(batch)},
+            "required": self._required,
+        }
+        try:
+            answer = self._client.post_json("entries/archive/query", body)
+        except ValidationError as error:
+            if len(batch) > 1 and _is_page_size_error(error):
+                half = len(batch) // 2
+                return {**self._fetch_batch(batch[:half]), **self._fetch_batch(batch[half:])}
+            raise
+        wanted = set(batch)
+        found: dict[str, dict[str, Any]] = {}
+        for item in answer.get("data") or []:
+            entry_id = item.get("entry_id") if isinstance(item, dict) else None
+            archive = item.get("archive") if isinstance(item, dict) else None
+            if entry_id in wanted and isinstance(archive, dict):
+                found.setdefault(entry_id, archive)
+        if len(found) < len(batch):
+            log.info("archive answer lacked %d of %d entries", len(batch) - len(found), len(batch))
+        return found
+
+    def _fetch_single(self, entry_id: str) -> dict[str, dict[str, Any]]:
+        """Last resort for an entry batches keep dropping: ask for it alone.
+
+        A 404 here ("exists, but has no archive") makes the entry *missing*; any other
+        failure is a real error and propagates.
+        """
+        try:
+            return {entry_id: self._client.archive_dict(entry_id, self._required)}
+        except NotFoundError as error:
+            reason = str(error)
+        except (TransportError, HTTPStatusError):
+            raise
+        except ClientError as error:  # a 200 without an archive
+            reason = str(error)
+        log.warning("no archive for entry %s: %s", entry_id, reason)
+        self.missing[entry_id] = reason
+        return {}
+
+
+class _Progress:
+    """A progress display that costs nothing when off: tqdm if installed, else a stderr line."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.total: int | None = None
+        self.count = 0
+        self._bar: Any = None
+        self._started = time.monotonic()
+        self._drawn = 0.0
+
+    def advance(self) -> None:
+        if not self.enabled:
+            return
+        self.count += 1
+        if self._bar is None:
+            self._bar = self._make_bar()
+        if self._bar is not False:
+            self._bar.total = self.total
+            self._bar.update(1)
+            return
+        now = time.monotonic()
+        if now - self._drawn >= 0.2 or self.count == self.total:
+            self._drawn = now
+            rate = self.count / max(now - self._started, 1e-9)
+            of = f"/{self.total}" if self.total is not None else ""
+            sys.stderr.write(f"\rarchives {self.count}{of} ({rate:.1f}/s)")
+            sys.stderr.flush()
+
+    def _make_bar(self) -> Any:
+        try:
+            from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
+        except ImportError:
+            return False
+        return tqdm(total=self.total, unit="archive", desc="archives")
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self._bar:
+            self._bar.close()
+        elif self.count:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+

@@ -1,0 +1,589 @@
+"""Tests of archivemap.client over real HTTP on 127.0.0.1.
+
+Most tests talk to :class:`archivemap.server.LocalServer` and its injected faults. A few need
+answers LocalServer does not give (recorded NOMAD bodies, answers that drop entries,
+redirects to another host); they use ``ScriptedServer``, a real ``http.server`` whose answers
+the test scripts. No mocks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archivemap.client import ArchiveStream, Client, api_base_url
+from archivemap.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ClientError,
+    ForbiddenError,
+    HTTPStatusError,
+    NotFoundError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from archivemap.required import graft, merge_required, parse_archive_path, required_for_path
+from archivemap.server import Faults, LocalServer
+
+NOMAD_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "nomad-data"
+needs_shared = pytest.mark.skipif(
+    not NOMAD_DATA.is_dir(),
+    reason=f"needs the NOMAD corpus in ../shared/nomad-data next to the repository ({NOMAD_DATA})",
+)
+
+# Small retry delays keep fault tests fast; the policy is the same as in production.
+FAST = {"backoff_base": 0.005, "backoff_max": 0.02, "rate": 0}
+
+
+def fast_client(url: str, **options: Any) -> Client:
+    return Client(url, **{**FAST, **options})
+
+
+def read(archive: Any, path: str) -> Any:
+    for segment in parse_archive_path(path):
+        archive = archive[segment]
+    return archive
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def real_archives() -> dict[str, dict[str, Any]]:
+    """The corpus archives by file name (the 2 MB LAMMPS one left out for speed)."""
+    if not NOMAD_DATA.is_dir():
+        pytest.skip(f"needs the NOMAD corpus in ../shared/nomad-data ({NOMAD_DATA})")
+    archives = {}
+    for path in sorted((NOMAD_DATA / "archives").glob("*.archive.json")):
+        if "lammps" not in path.name:
+            archives[path.name] = json.loads(path.read_text())
+    return archives
+
+
+def new_entry_id(seed: str) -> str:
+    """A 28-character id made the way NOMAD makes them (spec §3.4)."""
+    return base64.urlsafe_b64encode(hashlib.sha512(seed.encode()).digest()).decode()[:28]
+
+
+@pytest.fixture(scope="module")
+def many_archives(real_archives: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """1,200 entries cycling through the real archives, each under a new id."""
+    templates = list(real_archives.values())
+    mapping = {}
+    for index in range(1200):
+        template = templates[index % len(templates)]
+        entry_id = new_entry_id(f"archivemap_bulk{index}")
+        metadata = {**template.get("metadata", {}), "entry_id": entry_id, "mainfile": f"bulk/{index}.json"}
+        mapping[entry_id] = {**template, "metadata": metadata}
+    return mapping
+
+
+@pytest.fixture(scope="module")
+def corpus_server(real_archives: dict[str, dict[str, Any]]) -> Iterator[LocalServer]:
+    with LocalServer(NOMAD_DATA / "archives") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def bulk_server(many_archives: dict[str, dict[str, Any]]) -> Iterator[LocalServer]:
+    with LocalServer(many_archives) as server:
+        yield server
+
+
+@pytest.fixture()
+def bulk(bulk_server: LocalServer) -> Iterator[LocalServer]:
+    """The bulk server with a clean log and no faults before and after each test."""
+    bulk_server.clear_faults()
+    bulk_server.clear_log()
+    yield bulk_server
+    bulk_server.clear_faults()
+
+
+Reply = tuple[int, dict[str, str], Any]
+
+
+class ScriptedServer:
+    """A real HTTP server on 127.0.0.1 whose answers come from a test-supplied function.
+
+    ``script(method, path, body) -> (status, headers, json_body)``; ``seen`` lists
+    ``(method, path, body, had_authorization)`` — never the header's value.
+    """
+
+    def __init__(self, script: Callable[[str, str, Any], Reply], host: str = "127.0.0.1") -> None:
+        self.script = script
+        self.seen: list[tuple[str, str, Any, bool]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw.decode()
+                path = self.path.split("/api/v1/", 1)[-1]
+                owner.seen.append((self.command, path, body, "Authorization" in self.headers))
+                status, headers, payload = owner.script(self.command, path, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                for key, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _handle
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self._httpd.server_address[1]}/api/v1"
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture()
+def scripted() -> Iterator[Callable[..., ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def make(script: Callable[[str, str, Any], Reply], host: str = "127.0.0.1") -> ScriptedServer:
+        servers.append(ScriptedServer(script, host))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+# --------------------------------------------------------------------------- basics
+
+
+def test_base_url_normalisation_and_repr() -> None:
+    client = Client("http://example.org/prod/v1/api/v1/", token="s3cr3t-token")
+    assert client.base_url == "http://example.org/prod/v1/api/v1"
+    assert repr(client) == "Client('http://example.org/prod/v1/api/v1', auth=True)"
+    assert "s3cr3t" not in repr(vars(client))
+    assert repr(Client("https://x/api/v1")) == "Client('https://x/api/v1', auth=False)"
+    with pytest.raises(ValueError):
+        Client("ftp://x/api/v1")
+    with pytest.raises(ValueError):
+        Client("https://x/api/v1", password="p")
+    assert Client("https://x/api/v1", max_concurrency=50).max_concurrency == 10
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("https://nomad-lab.eu/prod/v1/api/v1/uploads/u/archive/e", "https://nomad-lab.eu/prod/v1/api/v1"),
+        ("https://nomad-lab.eu/prod/v1/api", "https://nomad-lab.eu/prod/v1/api/v1"),
+        ("https://nomad-lab.eu/prod/v1/", "https://nomad-lab.eu/prod/v1/api/v1"),
+        ("http://h:8000/api/v1", "http://h:8000/api/v1"),
+    ],
+)
+def test_api_base_url(url: str, base: str) -> None:
+    assert api_base_url(url) == base
+
+
+def test_for_host_gives_anonymous_clients_for_other_installations() -> None:
+    client = Client("https://a.example/api/v1", token="t")
+    assert client.for_host("https://a.example/api/v1/uploads/u/archive/e") is client
+    other = client.for_host("https://b.example/prod/v1/api/v1/uploads/u/archive/e#/run/0")
+    assert other.base_url == "https://b.example/prod/v1/api/v1"
+    assert not other.has_auth
+    assert client.for_host("https://b.example/prod/v1/api/v1") is other
+
+
+# --------------------------------------------------------------------------- pagination
+
+
+@needs_shared
+def test_entries_pages_through_all_entries(corpus_server: LocalServer) -> None:
+    corpus_server.clear_log()
+    client = fast_client(corpus_server.url)
+    ids = [entry["entry_id"] for entry in client.entries(page_size=5)]
+    assert len(ids) == len(set(ids)) == len(corpus_server.store)
+    pages = [r for r in corpus_server.requests if r.path == "entries/query"]
+    assert len(pages) == 3
+    cursors = [r.body["pagination"].get("page_after_value") for r in pages]
+    assert cursors == [None, ids[4], ids[9]]
+    assert client.requests_made == len(corpus_server.requests)
+    assert client.bytes_received == sum(r.response_bytes for r in corpus_server.requests)
+
+
+@needs_shared
+def test_entries_query_and_required_are_sent(corpus_server: LocalServer) -> None:
+    client = fast_client(corpus_server.url)
+    hits = list(client.entries({"parser_name": "parsers/vasp"}, {"include": ["entry_id"]}))
+    assert [hit["entry_id"] for hit in hits] == ["1WGSYo1RrGFEIcM17Re4kjHC7k6p"]
+
+
+@needs_shared
+def test_entries_halve_a_refused_page_size(bulk: LocalServer) -> None:
+    bulk.update_faults(max_page_size=100)
+    client = fast_client(bulk.url)
+    ids = [entry["entry_id"] for entry in client.entries(page_size=400, required={"include": ["entry_id"]})]
+    assert len(set(ids)) == len(ids) == 1200
+    assert bulk.count_requests("entries/query", status=422) == 2  # 400 -> 200 -> 100
+
+
+# --------------------------------------------------------------------------- archives
+
+
+@needs_shared
+def test_partial_archive_grafts_back_to_the_original(
+    corpus_server: LocalServer, real_archives: dict[str, dict[str, Any]]
+) -> None:
+    """required_for_path + merge + graft against the real server-side required reader."""
+    client = fast_client(corpus_server.url)
+    original = real_archives["fhiaims-alas-geometry-optimization.parsed.archive.json"]
+    entry_id = original["metadata"]["entry_id"]
+    paths = [
+        "/run/0/calculation/3/energy/total",
+        "run[0].calculation[5].energy",
+        "/run/0/system/2/atoms/labels",
+        "workflow2/results",
+    ]
+    spec = merge_required(required_for_path(p) for p in paths)
+    local: dict[str, Any] = {}
+    graft(local, client.archive_dict(entry_id, spec), spec)
+    for path in paths:
+        assert read(local, path) == read(original, path)
+    assert local["run"][0]["calculation"][0] is None  # not loaded, and not faked
+    assert client.requests_made == 1
+
+
+@needs_shared
+def test_archive_entry_returns_ids_for_reference_resolution(corpus_server: LocalServer) -> None:
+    data = fast_client(corpus_server.url).archive_entry("1WGSYo1RrGFEIcM17Re4kjHC7k6p", {"metadata": "*"})
+    assert data["upload_id"] == "archive_browser_test"
+    assert set(data["archive"]) >= {"metadata"}
+
+
+@needs_shared
+def test_bulk_download_under_storms_and_dropped_connections(
+    bulk: LocalServer, many_archives: dict[str, dict[str, Any]]
+) -> None:
+    bulk.update_faults(
+        fail_probability=0.25, drop_probability=0.05, truncate_probability=0.05,
+        max_concurrent=3, latency=0.02, seed=7,
+    )
+    # About half of all attempts fail here; 25 retries make a lost entry a 1e-8 event.
+    client = fast_client(bulk.url, retries=25, max_concurrency=8)
+    required = {"metadata": {"entry_id": "*", "mainfile": "*"}}
+    stream = client.archives_dicts(required=required, page_size=300, batch_size=10)
+    assert isinstance(stream, ArchiveStream)
+    seen: list[str] = []
+    for entry_id, archive in stream:
+        assert archive["metadata"]["entry_id"] == entry_id  # matched by id, not position
+        assert archive["metadata"]["mainfile"] == many_archives[entry_id]["metadata"]["mainfile"]
+        seen.append(entry_id)
+    assert sorted(seen) == sorted(many_archives)
+    assert len(seen) == len(set(seen)) == stream.total == 1200
+    assert seen == sorted(seen)  # yielded in listing order
+    faults = {r.fault for r in bulk.requests}
+    assert {"storm", "drop", "truncate", "concurrency"} <= faults
+    assert not stream.missing
+
+
+@needs_shared
+def test_bulk_download_resumes_from_the_cursor(
+    bulk: LocalServer, many_archives: dict[str, dict[str, Any]]
+) -> None:
+    client = fast_client(bulk.url)
+    required = {"metadata": {"entry_id": "*"}}
+    first = client.archives_dicts(required=required, page_size=70, batch_size=7)
+    seen = [next(first)[0] for _ in range(333)]
+    first.close()
+    second = client.archives_dicts(required=required, page_size=70, batch_size=7, after=first.cursor)
+    seen += [entry_id for entry_id, _ in second]
+    assert seen == sorted(many_archives)
+
+
+@needs_shared
+def test_bulk_download_error_leaves_a_usable_cursor(
+    bulk: LocalServer, many_archives: dict[str, dict[str, Any]]
+) -> None:
+    client = fast_client(bulk.url, retries=1)
+    stream = client.archives_dicts(required={"metadata": {"entry_id": "*"}}, page_size=100)
+    seen = [next(stream)[0] for _ in range(150)]
+    bulk.update_faults(fail_next=10_000)
+    with pytest.raises(ServerError):
+        for entry_id, _ in stream:
+            seen.append(entry_id)
+    bulk.clear_faults()
+    seen += [entry_id for entry_id, _ in client.archives_dicts(after=stream.cursor, page_size=100)]
+    assert seen == sorted(many_archives)
+
+
+@needs_shared
+def test_bulk_download_stays_within_client_limits(bulk: LocalServer) -> None:
+    # One slot of margin: the server frees a slot a moment after the client has the answer.
+    bulk.update_faults(max_concurrent=4, rate_limit=25)
+    client = Client(bulk.url, max_concurrency=3, rate=20, retries=0)
+    got = list(client.archives_dicts({"entry_id:any": sorted(bulk.store._ids)[:150]}, {"metadata": {"entry_id": "*"}}))
+    assert len(got) == 150
+    assert bulk.count_requests(status=503) == 0
+
+
+@needs_shared
+def test_progress_line_can_be_turned_on(corpus_server: LocalServer, capsys: pytest.CaptureFixture[str]) -> None:
+    client = fast_client(corpus_server.url)
+    assert len(list(client.archives_dicts(required={"metadata": {"entry_id": "*"}}))) == 12
+    assert capsys.readouterr().err == ""
+    assert len(list(client.archives_dicts(required={"metadata": {"entry_id": "*"}}, progress=True))) == 12
+    assert "12/12" in capsys.readouterr().err
+
+
+def test_bulk_download_refetches_entries_an_answer_dropped(scripted: Callable[..., ScriptedServer]) -> None:
+    ids = [f"entry{n:02d}" for n in range(12)]
+    no_archive = "entry07"
+    dropped_once: set[str] = set()
+
+    def script(method: str, path: str, body: Any) -> Reply:
+        if path == "entries/query":
+            listing = [{"entry_id": i} for i in ids]
+            return 200, {}, {"pagination": {"total": len(ids)}, "data": listing}
+        if path == "entries/archive/query":
+            wanted = body["query"]["entry_id:any"]
+            data: list[Any] = []
+            for entry_id in reversed(wanted):  # answer order is not request order
+                if entry_id == no_archive or (entry_id in ("entry02", "entry10") and entry_id not in dropped_once):
+                    dropped_once.add(entry_id)
+                    continue
+                data.append({"entry_id": entry_id, "archive": {"metadata": {"entry_id": entry_id}}})
+            return 200, {}, {"data": data}
+        if path == f"entries/{no_archive}/archive/query":
+            return 404, {}, {"detail": "The entry does exist, but it has no archive."}
+        return 500, {}, {"detail": "unexpected " + path}
+
+    server = scripted(script)
+    stream = fast_client(server.url).archives_dicts(batch_size=5, max_attempts=2)
+    got = list(stream)
+    assert [entry_id for entry_id, _ in got] == [i for i in ids if i != no_archive]
+    assert all(archive["metadata"]["entry_id"] == entry_id for entry_id, archive in got)
+    assert list(stream.missing) == [no_archive]
+    assert "has no archive" in stream.missing[no_archive]
+
+
+# --------------------------------------------------------------------------- retries
+
+
+@needs_shared
+def test_retry_after_is_honoured(bulk: LocalServer) -> None:
+    bulk.update_faults(fail_next=1, retry_after=1)
+    client = fast_client(bulk.url)
+    started = time.monotonic()
+    assert len(list(client.entries(page_size=1000))) == 1200
+    assert time.monotonic() - started >= 1.0
+    assert client.requests_made == 3  # the 503, the retried first page, the second page
+
+
+@needs_shared
+@pytest.mark.parametrize("status", [502, 503, 504, 429])
+def test_retryable_statuses_are_retried(bulk: LocalServer, status: int) -> None:
+    bulk.update_faults(fail_next=2, fail_status=status)
+    client = fast_client(bulk.url)
+    assert client.archive_dict(next(iter(bulk.store._ids)), {"metadata": "*"})["metadata"]
+    assert client.requests_made == 3
+
+
+@needs_shared
+def test_persistent_503_raises_server_error(bulk: LocalServer) -> None:
+    bulk.update_faults(fail_next=100)
+    client = fast_client(bulk.url, retries=2)
+    with pytest.raises(ServerError) as info:
+        client.archive_dict("x")
+    assert info.value.status_code == 503
+    assert info.value.url == f"{bulk.url}/entries/x/archive/query"
+    assert client.requests_made == 3
+
+
+@needs_shared
+def test_dropped_connections_and_truncated_bodies_are_retried(bulk: LocalServer) -> None:
+    entry_id = next(iter(bulk.store._ids))
+    bulk.update_faults(drop_next=2, truncate_next=2)
+    client = fast_client(bulk.url)
+    assert client.archive_dict(entry_id)["metadata"]["entry_id"] == entry_id
+    assert [r.fault for r in bulk.requests] == ["drop", "drop", "truncate", "truncate", None]
+    bulk.update_faults(drop_next=100)
+    with pytest.raises(TransportError) as info:
+        fast_client(bulk.url, retries=1).archive_dict(entry_id)
+    assert isinstance(info.value, ConnectionError)
+    assert entry_id in str(info.value)
+
+
+def test_unreachable_server_times_out_into_transport_error() -> None:
+    client = Client("http://127.0.0.1:9/api/v1", retries=1, backoff_base=0.001, timeout=(0.5, 0.5))
+    with pytest.raises(TransportError):
+        client.get_json("entries")
+    assert client.requests_made == 2
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@needs_shared
+@pytest.mark.parametrize(
+    ("call", "error", "builtin", "detail_part"),
+    [
+        (lambda c: c.archive_dict("unknown"), NotFoundError, KeyError, "does not exist"),
+        (lambda c: c.archive_dict("1WGSYo1RrGFEIcM17Re4kjHC7k6p", {"run[x]": "*"}), ValidationError, ValueError, "invalid required key"),
+        (lambda c: c.archive_dict("1WGSYo1RrGFEIcM17Re4kjHC7k6p", {"results[0]": "*"}), BadRequestError, ValueError, "list key"),
+        (lambda c: list(c.archives_dicts(owner="all")), ForbiddenError, PermissionError, "'all'"),
+        (lambda c: c.app_token(60), AuthenticationError, PermissionError, "Authentication required"),
+    ],
+)
+def test_errors_are_typed_and_carry_detail_and_url(
+    corpus_server: LocalServer, call: Callable[[Client], Any], error: type[HTTPStatusError], builtin: type, detail_part: str
+) -> None:
+    with pytest.raises(error) as info:
+        call(fast_client(corpus_server.url))
+    assert isinstance(info.value, builtin)
+    assert detail_part in json.dumps(info.value.detail)
+    assert detail_part in str(info.value)
+    assert info.value.url and info.value.url.startswith(corpus_server.url)
+    assert info.value.url in str(info.value)
+
+
+# --------------------------------------------------------------------------- auth
+
+
+@needs_shared
+def test_password_login_refresh_on_401_and_app_token(real_archives: dict[str, dict[str, Any]]) -> None:
+    with LocalServer(NOMAD_DATA / "archives", users={"ada": "pw-ada-123"}, require_auth=True) as server:
+        with pytest.raises(AuthenticationError):
+            list(fast_client(server.url).entries())
+        with pytest.raises(AuthenticationError, match="Incorrect username or password"):
+            list(fast_client(server.url, username="ada", password="wrong").entries())
+        client = fast_client(server.url, username="ada", password="pw-ada-123")
+        assert len(list(client.entries())) == len(server.store)
+        server.expire_tokens(refresh_tokens=True)
+        assert len(list(client.entries())) == len(server.store)
+        assert server.count_requests("auth/token", status=200) == 2
+        assert server.count_requests(status=401) >= 2  # the anonymous try, then the expired token
+        app = client.app_token(3600)
+        assert len(list(fast_client(server.url, token=app).entries())) == len(server.store)
+        with pytest.raises(ValidationError):
+            client.app_token(10**9)
+
+
+@needs_shared
+def test_secrets_never_reach_logs_reprs_or_errors(
+    caplog: pytest.LogCaptureFixture, real_archives: dict[str, dict[str, Any]]
+) -> None:
+    password = "pw-very-secret-42"
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    with LocalServer(NOMAD_DATA / "archives", users={"ada": password}, require_auth=True,
+                     faults=Faults(fail_next=2)) as server:
+        client = fast_client(server.url, username="ada", password=password)
+        list(client.entries(page_size=4))
+        server.expire_tokens(refresh_tokens=True)
+        list(client.entries(page_size=4))
+        app = client.app_token(60)
+        token = client._token.reveal() if client._token else ""
+        for call in (lambda: client.archive_dict("missing"), lambda: client.app_token(10**9),
+                     lambda: fast_client(server.url, username="ada", password="bad" + password).login(),
+                     lambda: fast_client(server.url, token=app + "x").archive_dict("x")):
+            with pytest.raises(ClientError) as info:
+                call()
+            texts += [str(info.value), repr(info.value), json.dumps(info.value.args, default=str)]
+        texts += [repr(client), str(client), repr(vars(client))]
+    texts += [record.getMessage() for record in caplog.records]
+    texts += [json.dumps([r.body for r in server.requests], default=str)]
+    assert any("entries/query" in text for text in texts)  # the log did record requests
+    for secret in (password, token, app):
+        assert len(secret) > 8
+        assert not any(secret in text for text in texts)
+
+
+def test_credentials_never_leave_the_clients_host(scripted: Callable[..., ScriptedServer]) -> None:
+    elsewhere = scripted(lambda m, p, b: (200, {}, {"data": {"archive": {"where": "elsewhere"}}}), host="localhost")
+    home = scripted(lambda m, p, b: (
+        (307, {"Location": f"{elsewhere.url}/{p}"}, {}) if p.startswith("entries/far")
+        else (307, {"Location": "/api/v1/entries/near2/archive/query"}, {}) if p.startswith("entries/near/")
+        else (200, {}, {"data": {"archive": {"where": "home"}}})
+    ))
+    client = fast_client(home.url, token="tok-abcdefgh")
+    assert client.archive_dict("far")["where"] == "elsewhere"
+    assert client.archive_dict("near")["where"] == "home"
+    assert [(path, auth) for _, path, _, auth in home.seen] == [
+        ("entries/far/archive/query", True),
+        ("entries/near/archive/query", True),
+        ("entries/near2/archive/query", True),
+    ]
+    assert [(method, auth) for method, _, _, auth in elsewhere.seen] == [("POST", False)]
+    client.for_host(elsewhere.url).get_json("x")
+    assert elsewhere.seen[-1][3] is False
+
+
+# --------------------------------------------------------------------------- recorded exchanges
+
+
+def recorded_exchanges() -> list[Any]:
+    folder = NOMAD_DATA / "recorded"
+    if not folder.is_dir():
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"no recorded exchanges in {folder}"))]
+    params = []
+    for path in sorted(folder.glob("*.json")):
+        for index, exchange in enumerate(json.loads(path.read_text())["exchanges"]):
+            params.append(pytest.param(exchange, id=f"{path.stem}-{index}"))
+    return params
+
+
+@pytest.mark.parametrize("exchange", recorded_exchanges())
+def test_recorded_answers_are_understood(scripted: Callable[..., ScriptedServer], exchange: dict[str, Any]) -> None:
+    """Replays each recorded NOMAD answer to the client call that makes that request."""
+    request, response = exchange["request"], exchange["response"]
+    status, body = response["status"], response["body"]
+    server = scripted(lambda m, p, b: (status, {}, body))
+    client = fast_client(server.url)
+    path, sent = request["path"], request.get("body") or {}
+
+    if status >= 400:
+        with pytest.raises(HTTPStatusError) as info:
+            client.post_json(path, sent) if request["method"] == "POST" else client.get_json(path)
+        assert info.value.status_code == status
+        assert info.value.detail == body["detail"]
+        assert type(info.value) is {422: ValidationError, 400: BadRequestError, 404: NotFoundError}[status]
+    elif path == "entries/query":
+        got = list(client.entries(sent.get("query"), sent.get("required"), owner=sent.get("owner", "visible")))
+        assert got == body["data"]
+        assert len(server.seen) == 1  # no next_page_after_value: one page
+    elif path.endswith("/archive/query") and path.startswith("entries/") and path != "entries/archive/query":
+        entry_id = path.split("/")[1]
+        assert client.archive_entry(entry_id, sent.get("required", "*")) == body["data"]
+        assert server.seen[0][2] == {"required": sent.get("required", "*")}
+    elif path == "entries/archive/query":
+        assert client.post_json(path, sent)["data"] == body["data"]
+    else:
+        assert client.get_json(path, request.get("query")) == body
+
+
+def test_recorded_pagination_is_followed(scripted: Callable[..., ScriptedServer]) -> None:
+    """The recorded upload listing pages (page 1 with a cursor, page 2 without)."""
+    path = NOMAD_DATA / "recorded" / "upload-entries-pagination.json"
+    if not path.is_file():
+        pytest.skip(f"no recorded exchanges in {path.parent}")
+    first, second = (e["response"]["body"] for e in json.loads(path.read_text())["exchanges"][:2])
+    answers = iter([first, second])
+    server = scripted(lambda m, p, b: (200, {}, next(answers)))
+    got = list(fast_client(server.url).entries(page_size=5))
+    assert got == first["data"] + second["data"]
+    assert [b["pagination"].get("page_after_value") for _, _, b, _ in server.seen] == [None, "4"]

@@ -1,0 +1,109 @@
+"""Tests of archivemap._limits: token bucket, concurrency cap, backoff policy."""
+
+from __future__ import annotations
+
+import threading
+import time
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from archivemap._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, TokenBucket, parse_retry_after
+
+
+def test_token_bucket_spaces_requests_at_the_rate() -> None:
+    bucket = TokenBucket(rate=50.0)
+    started = time.monotonic()
+    for _ in range(11):
+        bucket.acquire()
+    elapsed = time.monotonic() - started
+    assert 0.18 <= elapsed < 0.6  # 10 waits of 20 ms after the first token
+
+
+def test_token_bucket_is_shared_by_threads() -> None:
+    bucket = TokenBucket(rate=100.0)
+    started = time.monotonic()
+    def take_five() -> None:
+        for _ in range(5):
+            bucket.acquire()
+
+    threads = [threading.Thread(target=take_five) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert time.monotonic() - started >= 0.18  # 20 tokens at 100/s, whatever the thread count
+
+
+def test_unlimited_bucket_and_pause() -> None:
+    bucket = TokenBucket(rate=0)
+    assert bucket.unlimited
+    started = time.monotonic()
+    for _ in range(1000):
+        bucket.acquire()
+    assert time.monotonic() - started < 0.5
+    bucket.pause_until(time.monotonic() + 0.1)
+    bucket.acquire()
+    assert time.monotonic() - started >= 0.1
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(-1, 1), (1, 0.5)])
+def test_token_bucket_validates(rate: float, burst: float) -> None:
+    with pytest.raises(ValueError):
+        TokenBucket(rate, burst)
+
+
+def test_limiter_caps_concurrency() -> None:
+    limiter = Limiter(max_concurrency=3, rate=0)
+    lock = threading.Lock()
+    current = peak = 0
+
+    def work() -> None:
+        nonlocal current, peak
+        with limiter.slot():
+            with lock:
+                current += 1
+                peak = max(peak, current)
+            time.sleep(0.02)
+            with lock:
+                current -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak == 3
+
+
+@pytest.mark.parametrize("bad", [0, HARD_MAX_CONCURRENCY + 1])
+def test_limiter_refuses_out_of_range_concurrency(bad: int) -> None:
+    with pytest.raises(ValueError):
+        Limiter(max_concurrency=bad, rate=1)
+
+
+def test_retry_policy_backs_off_exponentially_with_jitter() -> None:
+    policy = RetryPolicy(retries=5, backoff_base=0.1, backoff_max=0.5)
+    for attempt, ceiling in enumerate([0.1, 0.2, 0.4, 0.5, 0.5]):
+        delays = [policy.delay(attempt) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1  # jittered
+
+
+def test_retry_policy_honours_and_caps_retry_after() -> None:
+    policy = RetryPolicy(retry_after_max=10)
+    assert policy.delay(0, retry_after=3) == 3
+    assert policy.delay(4, retry_after=3) == 3
+    assert policy.delay(0, retry_after=3600) == 10
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    assert 25 <= (parse_retry_after(later) or 0) <= 30
+    earlier = format_datetime(datetime.now(timezone.utc) - timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after(earlier) == 0.0
