@@ -72,15 +72,17 @@ def quantity(name: str, attribute: str | None = None, **meta: Any) -> Any:
     if isinstance(meta.get("dtype"), list):
         meta["dtype"] = tuple(meta["dtype"])
     fm = FieldMeta(name=name, attribute=attribute or name, kind="quantity", **meta)
-    return attrs.field(default=None, metadata={META_KEY: fm})
+    # alias: the __init__ argument is the attribute name itself; attrs would otherwise strip
+    # a leading underscore ("_1abc" → "1abc", not an identifier; "_x" would clash with "x")
+    return attrs.field(default=None, metadata={META_KEY: fm}, alias=fm.attribute)
 
 
 def sub_section(name: str, attribute: str | None = None, **meta: Any) -> Any:
     """Declare a sub-section field: ``None`` when single, an empty list when repeating."""
     fm = FieldMeta(name=name, attribute=attribute or name, kind="sub_section", **meta)
     if fm.repeats:
-        return attrs.field(factory=list, metadata={META_KEY: fm})
-    return attrs.field(default=None, metadata={META_KEY: fm})
+        return attrs.field(factory=list, metadata={META_KEY: fm}, alias=fm.attribute)
+    return attrs.field(default=None, metadata={META_KEY: fm}, alias=fm.attribute)
 
 
 def field_meta(prop: QuantityDef | SubSectionDef, attribute: str) -> FieldMeta:

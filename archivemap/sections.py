@@ -117,7 +117,7 @@ class Section:
     # -- lazy loading ---------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup failed: an empty slot or an unknown name.
-        if name.startswith("_"):
+        if name.startswith(("_m_", "__")):  # private state (empty slot) and dunders
             raise AttributeError(name)
         fm = section_fields(type(self)).get(name)
         if fm is None:

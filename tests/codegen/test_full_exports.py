@@ -1,0 +1,77 @@
+"""The real NOMAD exports (../shared/nomad-data/metainfo): generate, import, type-check.
+
+Skipped when the corpus is not next to the repository.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import attrs
+import pytest
+
+from archivemap.definitions import load_environment
+from archivemap.fields import META_KEY, field_meta
+from archivemap.naming import python_name
+
+from .conftest import import_generated, run_mypy, run_python
+
+from archivemap_codegen import generate
+
+pytestmark = pytest.mark.shared
+
+EXPORTS = ["nomad-2.0.0-metainfo.json", "nomad-gui-artifacts-metainfo.json"]
+
+
+@pytest.fixture(params=EXPORTS, ids=["2.0.0", "gui-artifacts"])
+def generated(request: pytest.FixtureRequest, shared_metainfo: Path, tmp_path: Path):
+    source = shared_metainfo / request.param
+    name = "full_" + request.param.split("-")[1].replace(".", "_")
+    start = time.perf_counter()
+    assert generate(source, tmp_path, package_name=name) == 0
+    elapsed = time.perf_counter() - start
+    return source, tmp_path, name, elapsed
+
+
+def test_generation_is_fast(generated) -> None:
+    source, _, _, elapsed = generated
+    assert elapsed < 15, f"generating {source.name} took {elapsed:.1f} s"  # target 5 s (bench)
+
+
+@pytest.mark.parametrize("order", ["sorted", "reversed", "shuffled"])
+def test_all_modules_import_in_any_order(generated, order: str) -> None:
+    _, root, name, _ = generated
+    code = (
+        f"import importlib, random, {name} as pkg\n"
+        "mods = sorted(pkg.MODULES)\n"
+        f"if {order!r} == 'reversed': mods.reverse()\n"
+        f"if {order!r} == 'shuffled': random.Random(7).shuffle(mods)\n"
+        "for m in mods:\n"
+        f"    importlib.import_module('{name}.' + m)\n"
+        "for qn in pkg.CLASSES:\n"
+        "    assert pkg.get_class(qn).m_qualified_name == qn or qn in pkg.ALIASES\n"
+        "for alias in pkg.ALIASES:\n"
+        "    pkg.get_class(alias)\n"
+        "for def_id in pkg.DEFINITION_IDS:\n"
+        "    pkg.get_class(def_id)\n"
+    )
+    result = run_python(code, root)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_field_metadata_equals_the_runtime(generated) -> None:
+    source, root, name, _ = generated
+    pkg = import_generated(root, name)
+    env = load_environment(source)
+    for sdef in env.all_sections():
+        cls = pkg.get_class(sdef.qualified_name)
+        got = {f.name: f.metadata[META_KEY] for f in attrs.fields(cls)}
+        expected = {python_name(n): field_meta(p, python_name(n)) for n, p in sdef.all_properties.items()}
+        assert got == expected, sdef.qualified_name
+
+
+def test_mypy_reports_no_errors(generated) -> None:
+    _, root, name, _ = generated
+    result = run_mypy(root, name)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
