@@ -90,6 +90,8 @@ def _python_hook(value: Any, fm: FieldMeta) -> Any:
         return _check_python(value, typ)
     if not isinstance(value, list):
         raise Mismatch(f"expected a list of {typ.__name__}, got {type(value).__name__}")
+    if all(type(v) is typ for v in value):  # the common case, without a call per item
+        return value
     return [v if v is None else _check_python(v, typ) for v in value]
 
 

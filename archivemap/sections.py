@@ -126,9 +126,7 @@ class Section:
                 path=self.m_path(),
                 entry_id=self.m_entry_id,
             )
-        from archivemap import _loading
-
-        value = _loading.load_field(self, fm)
+        value = _load_field(self, fm)
         object.__setattr__(self, name, value)
         return value
 
@@ -224,24 +222,43 @@ class Section:
         value = object.__getattribute__(self, fm.attribute)
         return value is not None and value != [] if not hasattr(value, "shape") else True
 
+    def _m_set_fields(self) -> list[FieldMeta]:
+        """The fields that hold a value: read from the raw keys, not by probing every slot."""
+        fields = section_fields(type(self))
+        data = self._m_data
+        if data is None:
+            out = []
+            for fm in fields.values():
+                value = object.__getattribute__(self, fm.attribute)
+                if value is not None and not (isinstance(value, list) and not value):
+                    out.append(fm)
+            return out
+        by_name = _fields_by_name(type(self))
+        out = [by_name[k] for k, v in data.items() if v is not None and k in by_name]
+        dirty = self._m_dirty
+        if dirty:
+            present = {fm.attribute for fm in out}
+            out.extend(fields[a] for a in sorted(dirty) if a not in present and a in fields)
+        return out
+
     def m_quantities(self) -> Iterator[tuple[str, Any]]:
-        """(attribute name, value) of every quantity that is set, in definition order."""
-        for attr, fm in section_fields(type(self)).items():
-            if fm.kind == "quantity" and not fm.virtual and self.m_is_set(attr):
-                yield attr, getattr(self, attr)
+        """(attribute name, value) of every quantity that is set."""
+        for fm in self._m_set_fields():
+            if fm.kind == "quantity" and not fm.virtual:
+                yield fm.attribute, getattr(self, fm.attribute)
 
     def m_sub_sections(self) -> Iterator[tuple[str, Section]]:
         """(attribute name, child) of every sub-section that is set, items of lists one by one."""
-        for attr, fm in section_fields(type(self)).items():
-            if fm.kind != "sub_section" or not self.m_is_set(attr):
+        for fm in self._m_set_fields():
+            if fm.kind != "sub_section":
                 continue
-            value = getattr(self, attr)
+            value = getattr(self, fm.attribute)
             if isinstance(value, list):
                 for item in value:
                     if isinstance(item, Section):
-                        yield attr, item
+                        yield fm.attribute, item
             elif isinstance(value, Section):
-                yield attr, value
+                yield fm.attribute, value
 
     def m_contents(self) -> Iterator[Section]:
         """Every section below this one, depth first (iterative: deep trees are fine)."""
@@ -337,6 +354,14 @@ class Section:
         from archivemap.display import html
 
         return html(self)
+
+
+def _load_field(section: Section, fm: FieldMeta) -> Any:
+    global _load_field
+    from archivemap._loading import load_field
+
+    _load_field = load_field  # bound once: __getattr__ is the hot path
+    return load_field(section, fm)
 
 
 def _warn(message: str) -> None:
