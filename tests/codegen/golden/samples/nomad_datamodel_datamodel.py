@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
-import datetime
 
 import attrs
 
@@ -13,6 +12,7 @@ from archivemap.fields import quantity, sub_section
 from .nomad_datamodel_data import ArchiveSection
 
 if TYPE_CHECKING:
+    import datetime
     from . import nomad_datamodel_data
     from . import nomad_datamodel_metainfo_simulation_legacy_workflows
     from . import nomad_datamodel_metainfo_workflow

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 import attrs
-import pint
 
 from archivemap.fields import quantity, sub_section
 
 from .nomad_datamodel_data import ArchiveSection
 
 if TYPE_CHECKING:
+    import pint
     from . import runschema_calculation
 
 __all__ = [

@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
-import numpy as np
-import pint
 
 from archivemap.fields import quantity, sub_section
 
 from .nomad_datamodel_data import ArchiveSection
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pint
 
 __all__ = [
     "Material",

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
-import numpy as np
-import pint
 
 from archivemap.fields import quantity, sub_section
 
 from .nomad_datamodel_data import ArchiveSection
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pint
     from . import runschema_method
     from . import runschema_system
 

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
-import pint
 
 from archivemap.fields import quantity
 
 from .nomad_datamodel_metainfo_workflow import Workflow
+
+if TYPE_CHECKING:
+    import pint
 
 __all__ = [
     "GeometryOptimization",
