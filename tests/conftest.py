@@ -39,3 +39,23 @@ def schema_old():
     from archivemap.schema import Schema
 
     return Schema(SHARED / "metainfo" / "nomad-gui-artifacts-metainfo.json")
+
+
+@pytest.fixture(scope="session")
+def generated_2_0(tmp_path_factory):
+    """A Schema whose classes were generated from the 2.0.0 export into a temp folder."""
+    if not SHARED.is_dir():
+        pytest.skip(SHARED_REASON)
+    import sys
+
+    from archivemap.schema import Schema
+    from archivemap_codegen.cli import generate
+
+    out = tmp_path_factory.mktemp("generated")
+    export = SHARED / "metainfo" / "nomad-2.0.0-metainfo.json"
+    assert generate(export, out, package_name="nomad_classes_for_tests") == 0
+    sys.path.insert(0, str(out))
+    try:
+        return Schema(export, classes="nomad_classes_for_tests")
+    finally:
+        sys.path.remove(str(out))
