@@ -78,6 +78,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _required_arg(text: str | None) -> Any:
+    """``--required``: a JSON spec, or a directive such as ``*``."""
+    if not text:
+        return "*"
+    return json.loads(text) if text.strip()[:1] in '{["' else text
+
+
 def _load_source(source: str, args: argparse.Namespace) -> Any:
     import archivemap
 
@@ -86,7 +93,7 @@ def _load_source(source: str, args: argparse.Namespace) -> Any:
         client = archivemap.Client(args.url, token=os.environ.get("NOMAD_TOKEN"))
         if schema is None:
             raise ValueError("--metainfo (or ARCHIVEMAP_METAINFO) is needed to map remote archives")
-        return client.archive(source, required=getattr(args, "required", None) or "*", schema=schema)
+        return client.archive(source, required=_required_arg(getattr(args, "required", None)), schema=schema)
     path = Path(source)
     if schema is None and (REPO_SAMPLES / "metainfo.json").is_file() and REPO_SAMPLES in path.resolve().parents:
         schema = str(REPO_SAMPLES / "metainfo.json")
@@ -126,8 +133,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     import archivemap
 
     client = archivemap.Client(args.url, token=os.environ.get("NOMAD_TOKEN"))
-    required = json.loads(args.required) if args.required and args.required.strip()[:1] in "{[\"" else (args.required or "*")
-    data = client.archive_dict(args.entry_id, required=required)
+    data = client.archive_dict(args.entry_id, required=_required_arg(args.required))
     text = json.dumps(data, indent=2)
     if args.output and args.output != "-":
         Path(args.output).write_text(text, encoding="utf-8")
@@ -145,12 +151,15 @@ def cmd_query(args: argparse.Namespace) -> int:
     query = json.loads(args.query) if args.query else {}
     required = {"include": args.include.split(",")} if args.include else None
     count = 0
-    for entry in client.entries(query, required=required, page_size=args.page_size, progress=not args.no_progress):
+    show_progress = not args.no_progress and sys.stderr.isatty()
+    for entry in client.entries(query, required=required, page_size=args.page_size):
         print(json.dumps(entry))
         count += 1
+        if show_progress and count % args.page_size == 0:
+            print(f"\r{count} entries", end="", file=sys.stderr, flush=True)
         if args.max and count >= args.max:
             break
-    print(f"{count} entries", file=sys.stderr)
+    print(f"{chr(13) if show_progress else ''}{count} entries", file=sys.stderr)
     return 0
 
 

@@ -32,3 +32,31 @@ def test_errors_are_one_line_with_exit_1(capsys) -> None:
     assert main(["show", str(SAMPLES / "nope.json"), "--metainfo", str(SAMPLES / "metainfo.json")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("archivemap show:") and "\n" not in err
+
+
+def test_query_fetch_and_show_against_the_local_server(tmp_path, capsys) -> None:
+    from archivemap.server import LocalServer
+
+    with LocalServer(SAMPLES / "archives") as srv:
+        assert main(["query", "--url", srv.url, "--query", '{"results.material.elements": ["Ti", "O"]}', "--no-progress"]) == 0
+        out, err = capsys.readouterr()
+        entries = [json.loads(line) for line in out.splitlines()]
+        assert len(entries) == 1 and "1 entries" in err
+        entry_id = entries[0]["entry_id"]
+        target = tmp_path / "partial.json"
+        assert main(["fetch", entry_id, "--url", srv.url, "--required", '{"workflow": "*"}', "-o", str(target)]) == 0
+        assert set(json.loads(target.read_text())) <= {"workflow", "m_ref_archives"}
+        capsys.readouterr()
+        assert main(["show", entry_id, "workflow[0].calculation_result_ref.energy.total.value", "--url", srv.url,
+                     "--metainfo", str(SAMPLES / "metainfo.json"), "--required", '{"workflow": "*"}', "--unit", "eV"]) == 0
+        assert "electron_volt" in capsys.readouterr().out
+        assert main(["fetch", "no-such-entry", "--url", srv.url]) == 1
+        assert "NotFoundError" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2() -> None:
+    import pytest
+
+    with pytest.raises(SystemExit) as info:
+        main(["no-such-command"])
+    assert info.value.code == 2
