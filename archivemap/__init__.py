@@ -36,7 +36,16 @@ _EXPORTS: dict[str, str] = {
     "SchemaMismatchWarning": "archivemap.errors",
     "Section": "archivemap.sections",
     "ZipSource": "archivemap.sources",
+    "ArchiveStream": "archivemap.client",
+    "LocalServer": "archivemap.server",
     "dangling_references": "archivemap.graph",
+    "html": "archivemap.display",
+    "pretty": "archivemap.display",
+    "reference_cycles": "archivemap.graph",
+    "referrers": "archivemap.graph",
+    "subgraph_of": "archivemap.graph",
+    "to_atoms": "archivemap.ase",
+    "to_dataframe": "archivemap.dataframe",
     "entry_id_from_mainfile": "archivemap.references",
     "load": "archivemap.loading",
     "load_environment": "archivemap.definitions",
@@ -59,7 +68,12 @@ if TYPE_CHECKING:
         ReferenceResolutionError,
         SchemaMismatchWarning,
     )
-    from archivemap.graph import dangling_references, reference_graph
+    from archivemap.ase import to_atoms
+    from archivemap.client import ArchiveStream
+    from archivemap.dataframe import to_dataframe
+    from archivemap.display import html, pretty
+    from archivemap.graph import dangling_references, reference_cycles, reference_graph, referrers, subgraph_of
+    from archivemap.server import LocalServer
     from archivemap.loading import load, set_default_schema
     from archivemap.references import ParsedReference, entry_id_from_mainfile, parse_reference
     from archivemap.schema import Schema

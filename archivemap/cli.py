@@ -181,7 +181,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
             print(text)
     elif args.format == "png":
         out = args.output or "graph.png"
-        graph.save_png(g, out)
+        ax = graph.draw(g)
+        ax.figure.savefig(out, dpi=150, bbox_inches="tight")
         print(f"wrote {out}", file=sys.stderr)
     else:
         print(graph.to_text(g))

@@ -186,19 +186,14 @@ def _custom_hook(value: Any, fm: FieldMeta) -> Any:
         if _rank(fm):
             if not isinstance(value, list):
                 raise Mismatch("expected a list of datetimes")
-            return [None if v is None else _parse_datetime(v) for v in value]
-        return _parse_datetime(value)
+            return [None if v is None else converter.structure(v, _dt.datetime) for v in value]
+        return converter.structure(value, _dt.datetime)
     if kind == "JSON":
         if not isinstance(value, (dict, list)):
             raise Mismatch(f"JSON quantities hold objects, got {type(value).__name__}")
         return value
     if kind == "Bytes":
-        if not isinstance(value, str):
-            raise Mismatch("Bytes are stored as base64 strings")
-        try:
-            return base64.b64decode(value, validate=True)
-        except ValueError:
-            raise Mismatch("invalid base64") from None
+        return converter.structure(value, bytes)
     return value
 
 
@@ -281,27 +276,63 @@ def load_value(value: Any, fm: FieldMeta, path: Any) -> Any:
 
 
 def dump_value(value: Any, fm: FieldMeta) -> Any:
-    """The JSON form of a Python value assigned to quantity ``fm`` (inverse of load_value)."""
+    """The JSON form of a Python value assigned to quantity ``fm`` (inverse of load_value).
+
+    A quantity with a unit is first converted to the definition's unit (archives store
+    magnitudes in it, spec §6.3); everything else goes through :data:`converter`.
+    """
     if value is None:
         return None
     if fm.unit and hasattr(value, "to") and hasattr(value, "magnitude"):
         value = value.to(unit(fm.unit)).magnitude
-    elif hasattr(value, "magnitude") and hasattr(value, "units"):
-        value = value.magnitude
-    if isinstance(value, np.ndarray):
-        if np.iscomplexobj(value):
-            return {"re": value.real.tolist(), "im": value.imag.tolist()}
-        return value.tolist()
-    if isinstance(value, (np.complexfloating, complex)):
-        return {"re": float(value.real), "im": float(value.imag)}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, _dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=_dt.timezone.utc)
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, list):
-        return [dump_value(v, fm) if not isinstance(v, (str, int, float, bool)) else v for v in value]
     return converter.unstructure(value)
+
+
+# -- hooks on the converter ---------------------------------------------------------------------
+def _structure_bytes(value: Any, _: type) -> bytes:
+    if not isinstance(value, str):
+        raise Mismatch("Bytes are stored as base64 strings")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise Mismatch("invalid base64") from None
+
+
+def _unstructure_datetime(value: _dt.datetime) -> str:
+    if value.tzinfo is None:  # NOMAD writes UTC with an explicit offset
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    return value.isoformat()
+
+
+def _unstructure_array(value: np.ndarray) -> Any:
+    if np.iscomplexobj(value):
+        return {"re": value.real.tolist(), "im": value.imag.tolist()}
+    return value.tolist()
+
+
+def _unstructure_scalar(value: np.generic) -> Any:
+    if np.iscomplexobj(value):
+        return {"re": float(value.real), "im": float(value.imag)}  # type: ignore[attr-defined]
+    return value.item()
+
+
+def _is_quantity(cls: type) -> bool:
+    return hasattr(cls, "magnitude") and hasattr(cls, "units") and isinstance(cls, type)
+
+
+def _is_section(cls: type) -> bool:
+    from archivemap.sections import Section
+
+    return isinstance(cls, type) and issubclass(cls, Section)
+
+
+converter.register_structure_hook(_dt.datetime, lambda v, _: _parse_datetime(v))
+converter.register_structure_hook(bytes, _structure_bytes)
+converter.register_unstructure_hook(_dt.datetime, _unstructure_datetime)
+converter.register_unstructure_hook(bytes, lambda v: base64.b64encode(v).decode("ascii"))
+converter.register_unstructure_hook(complex, lambda v: {"re": v.real, "im": v.imag})
+converter.register_unstructure_hook(np.ndarray, _unstructure_array)
+converter.register_unstructure_hook_func(lambda cls: isinstance(cls, type) and issubclass(cls, np.generic), _unstructure_scalar)
+converter.register_unstructure_hook_func(_is_quantity, lambda q: converter.unstructure(q.magnitude))
+converter.register_unstructure_hook_func(_is_section, lambda section: section.to_dict())
+converter.register_unstructure_hook(list, lambda items: [converter.unstructure(v) for v in items])

@@ -333,6 +333,12 @@ class Section:
         fetcher.fetch_many(root, planned)
         return int(fetcher.fetches - before)
 
+    def to_ase(self) -> Any:
+        """This System (or Atoms) section as an ``ase.Atoms`` (needs the ``ase`` extra)."""
+        from archivemap.ase import to_atoms
+
+        return to_atoms(self)
+
     # -- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The archive JSON of this section: the loaded data, with assignments applied."""
