@@ -539,6 +539,20 @@ class _Builder:
             return node
         found = _find_target(_Cursor.of(root, None), fragment, root._m_ctx, self.classes)
         target_entry = root.m_entry_id or target_entry
+        if found.error and _not_downloaded(root, fragment):
+            # a partial archive from a client: the target may well exist on the server
+            if self.resolve:
+                try:
+                    root.m_resolve("#/" + "/".join(fragment))
+                except (ArchivemapError, LookupError):
+                    pass
+                found = _find_target(_Cursor.of(root, None), fragment, root._m_ctx, self.classes)
+            if found.error:
+                node = _address(target_entry, "/" + "/".join(fragment))
+                self.add_node(node, target_entry, "/" + "/".join(fragment), label=_label("/" + "/".join(fragment), None),
+                              remote=True, error="not downloaded")
+                self.targets[key] = (node, None)
+                return node
         node = _address(target_entry, found.path)
         if found.error:
             self.add_node(node, target_entry, found.path, label=_label(found.path, None), dangling=True, error=found.error)
@@ -630,6 +644,16 @@ def _node_of(g: nx.MultiDiGraph, section_or_node: Section | str) -> str:
     if node not in g:
         raise KeyError(f"{node!r} is not a node of this graph")
     return node
+
+
+def _not_downloaded(root: Section, fragment: tuple[str, ...]) -> bool:
+    """Whether a fragment of a partially downloaded archive was never fetched."""
+    ctx = root._m_ctx
+    fetcher = ctx.fetcher if ctx is not None else None
+    if fetcher is None:
+        return False
+    path = tuple(int(s) if s.isdigit() else s for s in fragment)
+    return not fetcher.is_downloaded(path)
 
 
 def dangling_references(g: nx.MultiDiGraph) -> list[tuple[str, str, dict[str, Any]]]:

@@ -103,3 +103,16 @@ def test_partial_archive_round_trips_what_was_downloaded(server, schema, raw_arc
     out = archive.to_dict()
     assert out["workflow"] == raw_archives[entry_id]["workflow"]
     assert "run" not in out
+
+
+def test_graph_of_a_partial_archive_marks_unfetched_targets_remote(server, schema, raw_archives):
+    from archivemap.graph import dangling_references, reference_graph
+
+    entry_id = _entry_with_workflow(raw_archives)
+    archive = open_archive(Client(server.url), entry_id, {"workflow": "*"}, schema=schema)
+    archive.workflow[0].calculation_result_ref  # noqa: B018  (fetches one calculation)
+    g = reference_graph(archive)
+    assert dangling_references(g) == []
+    assert any(d.get("remote") and d.get("error") == "not downloaded" for _, d in g.nodes(data=True))
+    resolved = reference_graph(archive, resolve=True)
+    assert not any(d.get("remote") for _, d in resolved.nodes(data=True))
