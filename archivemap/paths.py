@@ -4,7 +4,6 @@ slash form (``/run/0/energy``), and reading them with typed errors for each kind
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from archivemap.errors import AbsentError, NotDownloadedError, NotInSchemaError
@@ -14,37 +13,20 @@ if TYPE_CHECKING:
 
 __all__ = ["format_path", "get_path", "parse_path"]
 
-_DOTTED = re.compile(r"([^.\[\]]+)|\[(-?\d+|[^\]]*)\]")
-
 
 def parse_path(path: str) -> tuple[str | int, ...]:
     """Split ``run[0].calculation[-1].energy`` or ``/run/0/calculation/-1/energy``.
 
-    Integers (negative too) become ``int``; everything else stays a name.
+    Integers (negative too) become ``int``; everything else stays a name (item keys such as
+    ``processes[pvd]`` become :class:`archivemap.required.Key`, a ``str``). One parser for the
+    whole library: :func:`archivemap.required.parse_archive_path`.
 
     Raises:
         ValueError: brackets that do not close, or an empty path segment.
     """
-    text = path.strip()
-    if text.startswith("#"):
-        text = text[1:]
-    if "/" in text and "[" not in text:
-        return tuple(int(s) if s.lstrip("-").isdigit() else s for s in text.split("/") if s)
-    out: list[str | int] = []
-    pos = 0
-    for m in _DOTTED.finditer(text):
-        between = text[pos : m.start()]
-        if between not in ("", "."):
-            raise ValueError(f"cannot parse path {path!r} at {between!r}")
-        name, index = m.group(1), m.group(2)
-        if name is not None:
-            out.append(int(name) if name.lstrip("-").isdigit() else name)
-        else:
-            out.append(int(index) if index.lstrip("-").isdigit() else index)
-        pos = m.end()
-    if text[pos:] not in ("", "."):
-        raise ValueError(f"cannot parse path {path!r} at {text[pos:]!r}")
-    return tuple(out)
+    from archivemap.required import parse_archive_path
+
+    return parse_archive_path(path)
 
 
 def format_path(segments: tuple[str | int, ...]) -> str:
@@ -77,7 +59,7 @@ def get_path(section: Section, path: str) -> Any:
             if isinstance(node, Section):
                 raise AbsentError(f"cannot index a section with [{seg}]", path=where, entry_id=section.m_entry_id)
             try:
-                node = node[seg]
+                node = _by_key(node, seg) if _is_key(seg) and isinstance(node, list) else node[seg]
             except (IndexError, KeyError, TypeError):
                 size = len(node) if hasattr(node, "__len__") else "?"
                 raise AbsentError(
@@ -106,3 +88,21 @@ def get_path(section: Section, path: str) -> Any:
             node = value
         done.append(seg)
     return node
+
+
+def _is_key(segment: Any) -> bool:
+    from archivemap.required import Key
+
+    return isinstance(segment, Key)
+
+
+def _by_key(items: list[Any], key: str) -> Any:
+    """The item of a repeating sub-section named ``key`` (its key quantity, label or name)."""
+    from archivemap.sections import Section
+
+    for item in items:
+        if isinstance(item, Section):
+            data = item._m_data or {}
+            if key in (data.get("name"), data.get("label"), data.get("key")):
+                return item
+    raise KeyError(key)
