@@ -92,13 +92,16 @@ class ArchiveContext:
             )
         if ref.startswith("entry_id:"):
             entry_id, _, name = ref[len("entry_id:") :].partition(".")
-            parsed = parse_reference(f"../entries/{entry_id}/archive#/definitions")
-            other = self.source.archive_for(parsed, self)
+            by_entry = parse_reference(f"../entries/{entry_id}/archive#/definitions")
+            assert by_entry is not None  # a well-formed URL by construction
+            other = self.source.archive_for(by_entry, self)
             other_env = other._m_ctx.custom_environment if other._m_ctx is not None else None
             if other_env is None:
                 raise UnknownDefinitionError(f"archive of {ref!r} carries no definitions")
             return other_env.section(ref.partition("@")[0])
         parsed = parse_reference(ref)
+        if parsed is None:
+            raise UnknownDefinitionError(f"definition reference {ref!r} is not an archive URL")
         other = self.source.archive_for(parsed, self)
         other_ctx = other._m_ctx
         env = other_ctx.custom_environment if other_ctx is not None else None

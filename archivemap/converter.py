@@ -123,6 +123,7 @@ def _numpy_hook(value: Any, fm: FieldMeta) -> Any:
         raise Mismatch(f"expected {dtype_name} data, got an object")
     if rank == 0:
         if isinstance(value, list):
+            salvaged: Any
             try:
                 salvaged = np.asarray(value, dtype=np_type)
             except (TypeError, ValueError, OverflowError):
@@ -138,7 +139,7 @@ def _numpy_hook(value: Any, fm: FieldMeta) -> Any:
             raise Mismatch(str(exc)) from None
     try:
         # None inside numeric arrays is NaN: the API (orjson) writes NaN as null (spec §2.2).
-        array = np.asarray(value, dtype=np.float64 if np_type in (np.float64, np.float32) else np_type)
+        array: Any = np.asarray(value, dtype=np.float64 if np_type in (np.float64, np.float32) else np_type)
     except (TypeError, ValueError, OverflowError) as exc:
         raise Mismatch(f"cannot read as {dtype_name} array: {exc}") from None
     if array.dtype != np_type and np_type is not np.str_:

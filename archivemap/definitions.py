@@ -697,11 +697,12 @@ def _children(node: Any, key: str) -> list[Any]:
     if isinstance(node, PackageDef):
         return node.sections if key == "section_definitions" else []
     if isinstance(node, SectionDef):
-        return {
+        children: dict[str, list[Any]] = {
             "quantities": node.quantities,
             "sub_sections": node.sub_sections,
             "inner_section_definitions": node.inner_sections,
-        }.get(key, [])
+        }
+        return children.get(key, [])
     return []
 
 

@@ -59,7 +59,7 @@ def get_path(section: Section, path: str) -> Any:
             if isinstance(node, Section):
                 raise AbsentError(f"cannot index a section with [{seg}]", path=where, entry_id=section.m_entry_id)
             try:
-                node = _by_key(node, seg) if _is_key(seg) and isinstance(node, list) else node[seg]
+                node = _by_key(node, str(seg)) if _is_key(seg) and isinstance(node, list) else node[seg]
             except (IndexError, KeyError, TypeError):
                 size = len(node) if hasattr(node, "__len__") else "?"
                 raise AbsentError(

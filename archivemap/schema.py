@@ -145,7 +145,7 @@ class Schema:
             used.add(attr)
             kwargs = {k: v for k, v in attrs.asdict(fm, recurse=False).items() if k not in ("name", "attribute", "kind")}
             fields[attr] = (sub_section if fm.kind == "sub_section" else quantity)(name, attr, **kwargs)
-        cls = attrs.make_class(
+        cls: Any = attrs.make_class(
             class_name(sdef.name),
             fields,
             bases=(base,),

@@ -37,8 +37,10 @@ class _IndexedSource:
         self._roots: dict[str, Section] = {}
         self._lock = threading.RLock()
 
-    def _add(self, key: Any, meta: dict[str, Any], fallback_id: str) -> None:
-        entry_id = meta.get("entry_id") if isinstance(meta.get("entry_id"), str) else fallback_id
+    def _add(self, key: Any, meta: Any, fallback_id: str) -> None:
+        meta = meta if isinstance(meta, dict) else {}
+        found = meta.get("entry_id")
+        entry_id: str = found if isinstance(found, str) else fallback_id
         self._raw[entry_id] = key
         mainfile = meta.get("mainfile")
         if isinstance(mainfile, str):

@@ -1,0 +1,16 @@
+"""The library type-checks: mypy over archivemap/ reports no errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def test_mypy_is_clean_on_the_library(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "archivemap", "--ignore-missing-imports", "--cache-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
