@@ -91,3 +91,27 @@ def test_real_exports_resolve_every_reference(name: str) -> None:
             assert sub.sub_section is not None
     assert n > 5000
     assert len(env.section("runschema.run.Run").all_properties) > 5 if "2.0.0" in name else True
+
+
+def test_environment_from_a_deployment_url(tmp_path) -> None:
+    """``load_environment("<base>/api/v1")`` reads ``<base>/gui/artifacts.js`` over HTTP."""
+    import functools
+    import http.server
+    import json
+    import threading
+
+    (tmp_path / "prod" / "gui").mkdir(parents=True)
+    metainfo = json.loads((SAMPLES / "metainfo.json").read_text())
+    (tmp_path / "prod" / "gui" / "artifacts.js").write_text(
+        "window.nomadArtifacts = " + json.dumps({"metainfo": metainfo, "unitList": []}) + ";"
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = load_environment(f"http://127.0.0.1:{server.server_port}/prod/api/v1")
+    finally:
+        server.shutdown()
+    assert env.section("runschema.calculation.Calculation").name == "Calculation"
