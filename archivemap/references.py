@@ -192,11 +192,30 @@ def resolve_reference(holder: Section, ref: str, source_path: str | None = None)
 
         planned = absolute_path(root, segments, fetcher)
         if planned is not None:
-            if not fetcher.is_downloaded(planned):
+            if not fetcher.is_downloaded(planned) and not _present(root._m_data, planned):
+                # (a target the server already placed, e.g. from m_ref_archives, is used as
+                # it is; its missing properties are fetched one by one when read)
                 fetcher.fetch(root, planned)
             rest = segments[_consumed(planned, segments):]
             segments = tuple(str(s) for s in planned) + tuple(rest)
     return resolve_fragment(root, segments, reference=ref, source_path=source_path)
+
+
+def _present(raw: Any, path: tuple[Any, ...]) -> bool:
+    """Whether the raw data holds something (not ``None``: "not loaded") at ``path``."""
+    node = raw
+    for seg in path:
+        if isinstance(seg, int):
+            if not isinstance(node, list) or not -len(node) <= seg < len(node):
+                return False
+            node = node[seg]
+        else:
+            if not isinstance(node, dict):
+                return False
+            node = node.get(seg)
+        if node is None:
+            return False
+    return True
 
 
 def _consumed(planned: tuple[Any, ...], segments: tuple[str, ...]) -> int:

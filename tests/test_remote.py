@@ -116,3 +116,18 @@ def test_graph_of_a_partial_archive_marks_unfetched_targets_remote(server, schem
     assert any(d.get("remote") and d.get("error") == "not downloaded" for _, d in g.nodes(data=True))
     resolved = reference_graph(archive, resolve=True)
     assert not any(d.get("remote") for _, d in resolved.nodes(data=True))
+
+
+def test_m_ref_archives_from_the_server_are_used_without_a_request(schema, raw_archives):
+    archives = copy.deepcopy(raw_archives)
+    (a_id, a), (b_id, b) = list(archives.items())[:2]
+    b["metadata"]["upload_id"] = a["metadata"]["upload_id"]
+    a["workflow"] = [{"calculation_result_ref": f"../upload/archive/{b_id}#/run/0/calculation/0"}]
+    with LocalServer(archives) as srv:
+        required = {"workflow": {"calculation_result_ref": {"energy": "*"}}}
+        archive = open_archive(Client(srv.url), a_id, required, schema=schema)
+        srv.clear_log()
+        target = archive.workflow[0].calculation_result_ref
+        assert target.m_entry_id == b_id
+        assert target.energy.total.value is not None
+        assert srv.requests == []  # the subset came with the first answer, in m_ref_archives
