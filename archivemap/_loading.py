@@ -248,6 +248,8 @@ def _sub_sections_like(raw: Any, current: Any, work: list[tuple[Section, dict[st
         items = list(list.__iter__(current))
         if len(keys) == len(items):
             return {k: _child_out(v, work) if isinstance(v, Section) else _copy_json(raw[k]) for k, v in zip(keys, items)}
+    if isinstance(current, Section) and isinstance(raw, list):  # single stored as [one]
+        return [_child_out(current, work)]
     if isinstance(current, (list, Section)):
         return _child_out(current, work)
     return _copy_json(raw)
