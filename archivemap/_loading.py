@@ -81,6 +81,8 @@ def _warn(path: str, message: str) -> None:
 
 def _class_for_item(section: Section, fm: FieldMeta, declared: type[Section], item: dict[str, Any], path: Any) -> type[Section]:
     m_def = item.get("m_def")
+    if not isinstance(m_def, str):
+        m_def = item.get("m_def_id")  # 2.0 may write only the definition id
     if not isinstance(m_def, str) or section._m_ctx is None:
         return declared
     ctx = section._m_ctx

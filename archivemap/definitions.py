@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _DEF_ID_SUFFIX = re.compile(r"@([0-9a-fA-F]{40})$")
+_BARE_ID = re.compile(r"^[0-9a-fA-F]{40}$")
 _QUALIFIED = re.compile(r"^(entry_id:[A-Za-z0-9_\-]+\.)?[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 # Exports write references as absolute paths, single packages as package-relative paths and
@@ -568,6 +569,10 @@ class Environment:
             def_id = m.group(1)
             text = text[: m.start()]
             found = self.by_definition_id(def_id)
+            if found is not None:
+                return found
+        if _BARE_ID.match(text):
+            found = self.by_definition_id(text.lower())
             if found is not None:
                 return found
         if text.startswith("/packages/"):

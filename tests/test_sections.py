@@ -192,3 +192,21 @@ def test_constructed_sections_serialise(schema):
     assert energy.total.m_parent is energy
     out = energy.to_dict()
     assert out["total"]["value"] == pytest.approx(2.0 * 1.602176634e-19)
+
+
+def test_m_def_polymorphism_by_name_id_and_fragment(schema):
+    raw = read_json(SINGLE)
+    env = schema.environment
+    sp = env.section("simulationworkflowschema.single_point.SinglePoint") if env.by_qualified_name(
+        "simulationworkflowschema.single_point.SinglePoint") else None
+    if sp is None:
+        pytest.skip("samples have no SinglePoint")
+    for m_def in (sp.qualified_name, sp.definition_id, f"{sp.qualified_name}@{sp.definition_id}"):
+        data = copy.deepcopy(raw)
+        data["workflow2"] = {"m_def": m_def}
+        archive = archivemap.load(data, schema)
+        assert archive.workflow2.m_def is sp, m_def
+        assert archive.to_dict() == data
+    data = copy.deepcopy(raw)
+    data["workflow2"] = {"m_def_id": sp.definition_id}
+    assert archivemap.load(data, schema).workflow2.m_def is sp
