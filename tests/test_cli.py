@@ -60,3 +60,15 @@ def test_usage_errors_exit_2() -> None:
     with pytest.raises(SystemExit) as info:
         main(["no-such-command"])
     assert info.value.code == 2
+
+
+def test_graph_formats(tmp_path, capsys) -> None:
+    import networkx as nx
+
+    folder = str(SAMPLES / "archives")
+    assert main(["graph", folder, "--format", "graphml", "-o", str(tmp_path / "g.graphml")]) == 0
+    assert nx.read_graphml(tmp_path / "g.graphml").number_of_edges() > 0
+    assert main(["graph", folder, "--format", "dot"]) == 0
+    assert capsys.readouterr().out.startswith(("digraph", "strict digraph"))
+    assert main(["graph", folder, "--format", "png", "-o", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"

@@ -210,3 +210,37 @@ def test_m_def_polymorphism_by_name_id_and_fragment(schema):
     data = copy.deepcopy(raw)
     data["workflow2"] = {"m_def_id": sp.definition_id}
     assert archivemap.load(data, schema).workflow2.m_def is sp
+
+
+def test_full_storage_quantities_carry_their_own_unit(schema):
+    raw = read_json(SINGLE)
+    raw["run"][0]["calculation"][0]["energy"]["total"]["value"] = {
+        "value": {"m_value": 2.0, "m_unit": "electron_volt", "m_original_unit": "eV"}
+    }
+    original = copy.deepcopy(raw)
+    archive = archivemap.load(raw, schema)
+    value = archive.run[0].calculation[0].energy.total.value
+    assert value.to("eV").magnitude == pytest.approx(2.0)
+    assert archive.to_dict() == original
+
+
+def test_complex_datetime_and_enum_values():
+    metainfo = {"packages": [{"name": "nomad.datamodel.datamodel", "section_definitions": [{
+        "name": "EntryArchive",
+        "quantities": [
+            {"name": "z", "type": {"type_kind": "numpy", "type_data": "complex128"}, "shape": [2]},
+            {"name": "when", "type": {"type_kind": "custom", "type_data": "nomad.metainfo.data_type.Datetime"}},
+            {"name": "kind", "type": {"type_kind": "enum", "type_data": ["bulk", "surface"]}},
+            {"name": "blob", "type": {"type_kind": "custom", "type_data": "nomad.metainfo.data_type.Bytes"}},
+        ],
+    }]}]}
+    data = {"z": {"re": [1.0, 3.0], "im": [2.0, -1.0]}, "when": "2024-01-02T03:04:05+00:00",
+            "kind": "SystemType.surface", "blob": "AAFoaQ=="}
+    archive = archivemap.load(copy.deepcopy(data), archivemap.Schema(metainfo))
+    assert list(archive.z) == [1 + 2j, 3 - 1j]
+    assert archive.when.year == 2024 and archive.when.utcoffset().total_seconds() == 0
+    assert archive.kind == "surface"  # legacy Class.value spelling
+    assert archive.blob == b"\x00\x01hi"
+    assert archive.to_dict() == data
+    archive.z = archive.z * 2
+    assert archive.to_dict()["z"] == {"re": [2.0, 6.0], "im": [4.0, -2.0]}
