@@ -8,7 +8,9 @@ writes, one section type at a time, the first time data of that type is read.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +25,7 @@ from archivemap.fields import FieldMeta, field_meta, quantity, sub_section
 from archivemap.naming import class_name, python_name
 from archivemap.sections import Section, section_fields
 
-__all__ = ["ROOT_SECTION", "Schema", "as_schema"]
+__all__ = ["ROOT_SECTION", "Schema", "as_schema", "find_classes", "register_classes"]
 
 #: The qualified name of the archive root section.
 ROOT_SECTION = "nomad.datamodel.datamodel.EntryArchive"
@@ -44,8 +46,11 @@ class Schema:
         classes: ModuleType | str | None = None,
     ) -> None:
         self.environment = load_environment(environment)
+        self.source_sha256 = _sha256_of(environment)
         if isinstance(classes, str):
             classes = importlib.import_module(classes)
+        if classes is None and self.source_sha256 is not None:
+            classes = find_classes(self.source_sha256)
         self.generated = classes
         self._by_def: dict[int, type[Section]] = {}
         self._def_by_class: dict[type, SectionDef] = {}
@@ -159,6 +164,48 @@ class Schema:
         cls.__doc__ = sdef.description or f"NOMAD section {sdef.qualified_name}."
         cls.__module__ = "archivemap.runtime"
         return cls
+
+
+_registered: dict[str, ModuleType] = {}
+
+
+def register_classes(module: ModuleType | str) -> None:
+    """Make a generated package known, so that schemas of the same metainfo file use it.
+
+    Generated packages call this when imported; packages named in the environment variable
+    ``ARCHIVEMAP_CLASSES`` (comma-separated import names) are imported and registered when a
+    schema looks for classes.
+    """
+    if isinstance(module, str):
+        module = importlib.import_module(module)
+    sha = getattr(module, "SOURCE_SHA256", None)
+    if isinstance(sha, str):
+        _registered[sha] = module
+
+
+def find_classes(sha256: str) -> ModuleType | None:
+    """The generated package made from the metainfo file with this sha256, if one is known."""
+    found = _registered.get(sha256)
+    if found is None:
+        for name in filter(None, (n.strip() for n in os.environ.get("ARCHIVEMAP_CLASSES", "").split(","))):
+            try:
+                register_classes(name)
+            except ImportError:
+                continue
+        found = _registered.get(sha256)
+    return found
+
+
+def _sha256_of(source: Any) -> str | None:
+    """The sha256 the generator records for a metainfo source (file bytes or given bytes)."""
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).hexdigest()
+    if isinstance(source, (str, Path)) and not str(source).startswith(("http://", "https://")):
+        try:
+            return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+        except OSError:
+            return None
+    return None
 
 
 _cache: dict[Any, Schema] = {}

@@ -227,6 +227,21 @@ def _import_key(text: str) -> tuple[int, str]:
     return (0 if name.isupper() else 1 if name[:1].isupper() else 2, text)
 
 
+# Importing the package makes it known to archivemap.Schema for the same metainfo file.
+_REGISTER = """
+
+def _register() -> None:
+    import sys
+
+    from archivemap.schema import register_classes
+
+    register_classes(sys.modules[__name__])
+
+
+_register()
+"""
+
+
 def _all(names: list[str]) -> str:
     if not names:
         return "__all__: list[str] = []\n"
@@ -288,6 +303,7 @@ def _init_module(source: Source, p: Plan) -> str:
     out.append(_all(["ALIASES", "CLASSES", "DEFINITION_IDS", "GENERATOR_VERSION", "MODULES",
                      "SOURCE", "SOURCE_SHA256", "get_class"]))
     out.append(_INIT_FUNCTIONS)
+    out.append(_REGISTER)
     return "".join(out)
 
 

@@ -170,3 +170,14 @@ def get_class(name_or_id: str) -> type:
     module, cls = CLASSES[qualified]
     found: type = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
     return found
+
+
+def _register() -> None:
+    import sys
+
+    from archivemap.schema import register_classes
+
+    register_classes(sys.modules[__name__])
+
+
+_register()
