@@ -168,7 +168,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from archivemap import graph
 
     loaded = _load_source(args.source, args)
-    g = graph.reference_graph(loaded, containment=args.containment)
+    g = graph.reference_graph(loaded, containment=args.containment, progress=not args.no_progress and sys.stderr.isatty())
     if args.format == "graphml":
         out = args.output or "graph.graphml"
         graph.to_graphml(g, out)
@@ -263,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="archive file or folder")
     p.add_argument("--format", choices=["text", "graphml", "dot", "png"], default="text")
     p.add_argument("--containment", action="store_true", help="include parent→child edges")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-o", "--output", help="output file")
     common_source(p)
     p.set_defaults(func=cmd_graph)

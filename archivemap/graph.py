@@ -401,9 +401,15 @@ class _Builder:
         self.targets: dict[tuple[str, tuple[str, ...]], tuple[str, _Target | None]] = {}
         self.by_string: dict[tuple[str, str], Any] = {}
 
-    def build(self, roots: list[Section]) -> nx.MultiDiGraph:
+    def build(self, roots: list[Section], progress: bool = False) -> nx.MultiDiGraph:
+        from archivemap._progress import Progress
+
+        bar = Progress(progress and len(roots) > 1, desc="graph")
+        bar.total = len(roots)
         for root in roots:
             self.walk(root)
+            bar.advance()
+        bar.close()
         return self.g
 
     # nodes
@@ -600,6 +606,7 @@ def reference_graph(
     containment: bool = False,
     resolve: bool = False,
     definitions: bool = False,
+    progress: bool = False,
 ) -> nx.MultiDiGraph:
     """Build the graph of every reference in one or more archives.
 
@@ -618,6 +625,7 @@ def reference_graph(
             cannot provide stay ``remote`` with an ``error``.
         definitions: also add ``definition`` edges for ``m_def`` values that are archive
             references (custom schemas in ``definitions`` of the same or another entry).
+        progress: show progress (archives walked) on stderr; tqdm's bar if installed.
 
     Returns:
         A new ``networkx.MultiDiGraph``.
@@ -632,7 +640,7 @@ def reference_graph(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _Builder(roots, containment, resolve, definitions).build(roots)
+        return _Builder(roots, containment, resolve, definitions).build(roots, progress)
     finally:
         if was_enabled:
             gc.enable()

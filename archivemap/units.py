@@ -8,6 +8,13 @@ spec §6.1) are defined into that registry once, the first time a unit is needed
 
 Unit strings are only ever parsed from definitions (canonical long names), never from data
 (spec §6.4: short symbols like ``Eh`` or ``au`` mean different things in different registries).
+
+Known difference: pint ships CODATA 2022 constants, NOMAD 2.0 uses CODATA 2018. Magnitudes are
+exactly what the archive stores (in the definition's unit), and SI conversions of SI-stored
+values agree with NOMAD; converting between units built on different constants differs by up to
+1.4e-9 relative (dalton, bohr_magneton), 6.8e-10 (bohr), 3e-13 (hartree). archivemap does not
+redefine constants in the application registry: pint refuses redefinition there, and silently
+changing a user's registry would be worse than a documented nanoscale difference.
 """
 
 from __future__ import annotations

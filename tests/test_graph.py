@@ -357,3 +357,22 @@ def test_every_archive_alone_builds(schema_2_0: Any) -> None:
         g = reference_graph(load(path, schema_2_0), containment=True)
         assert g.number_of_nodes() > 0
         assert to_text(g)
+
+
+def test_progress_goes_to_stderr_and_can_be_off(capsys) -> None:
+    import archivemap
+    from archivemap.graph import reference_graph
+
+    from .conftest import SAMPLES
+
+    schema = archivemap.Schema(SAMPLES / "metainfo.json")
+    roots = [archivemap.load(p, schema) for p in sorted((SAMPLES / "archives").glob("*.json"))]
+    quiet = reference_graph(roots)
+    assert capsys.readouterr().err == ""
+    loud = reference_graph(roots, progress=True)
+    assert "graph" in capsys.readouterr().err
+    assert nx_equal(quiet, loud)
+
+
+def nx_equal(a, b) -> bool:
+    return sorted(a.nodes) == sorted(b.nodes) and sorted(a.edges) == sorted(b.edges)
