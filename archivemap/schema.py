@@ -55,6 +55,7 @@ class Schema:
         self._by_def: dict[int, type[Section]] = {}
         self._def_by_class: dict[type, SectionDef] = {}
         self._lock = threading.RLock()
+        self._root: type[Section] | None = None
 
     def __repr__(self) -> str:
         gen = f", classes={self.generated.__name__!r}" if self.generated else ""
@@ -66,8 +67,11 @@ class Schema:
         return self.environment.section(name)
 
     def root_class(self) -> type[Section]:
-        """The class of the archive root (EntryArchive)."""
-        return self.class_for(self.section_def(ROOT_SECTION))
+        """The class of the archive root (EntryArchive); looked up once per schema."""
+        cls = self._root
+        if cls is None:
+            cls = self._root = self.class_for(self.section_def(ROOT_SECTION))
+        return cls
 
     def class_for_name(self, name: str, environment: Environment | None = None) -> type[Section]:
         """The class of the section with this qualified name (or definition id)."""
