@@ -468,6 +468,12 @@ class Client:
                 return response, content, response.url or url
             url = urljoin(response.url or url, location)
             params = None  # the Location carries its own query
+            if form is not None and not self._same_origin(url):
+                # a login form holds the password: it never follows a redirect to another host
+                raise TransportError(
+                    f"refusing to send credentials to another host after a {response.status_code} "
+                    "redirect", url.split("?", 1)[0],
+                )
             if response.status_code == 303 or (
                 response.status_code in (301, 302) and method == "POST"
             ):

@@ -587,3 +587,15 @@ def test_recorded_pagination_is_followed(scripted: Callable[..., ScriptedServer]
     got = list(fast_client(server.url).entries(page_size=5))
     assert got == first["data"] + second["data"]
     assert [b["pagination"].get("page_after_value") for _, _, b, _ in server.seen] == [None, "4"]
+
+
+def test_login_form_never_follows_a_redirect_to_another_host(scripted: Callable[..., ScriptedServer]) -> None:
+    from archivemap.errors import TransportError
+
+    elsewhere = scripted(lambda m, p, b: (200, {}, {"access_token": "stolen"}), host="localhost")
+    home = scripted(lambda m, p, b: (307, {"Location": f"{elsewhere.url}/steal"}, {}))
+    client = fast_client(home.url, username="alice", password="s3cret-pw")
+    with pytest.raises(TransportError) as info:
+        client.archive_dict("x")
+    assert elsewhere.seen == []
+    assert "s3cret-pw" not in str(info.value)
