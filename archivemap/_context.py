@@ -71,6 +71,10 @@ class ArchiveContext:
     def custom_environment(self) -> Environment | None:
         """The environment of the archive's own ``definitions`` (custom schema), if any."""
         if self._custom_env is None:
+            if "definitions" not in self._raw_root and self.fetcher is not None and self.root is not None:
+                # a partial archive from a client: its custom schema may not be downloaded yet
+                if not self.fetcher.is_downloaded(("definitions",)):
+                    self.fetcher.fetch(self.root, ("definitions",))
             definitions = self._raw_root.get("definitions")
             if not isinstance(definitions, dict) or "section_definitions" not in definitions:
                 return None

@@ -813,13 +813,13 @@ class Client:
     ) -> Iterator[tuple[str, Any]]:
         """:meth:`archives_dicts` mapped to lazy roots: ``(entry_id, root)``, each once."""
         from archivemap.loading import load
-        from archivemap.remote import ClientSource, RemoteFetcher
+        from archivemap.remote import ClientSource, RemoteFetcher, anchored
         from archivemap.schema import as_schema
 
         sch = as_schema(schema)
         source = ClientSource(self, sch)
-        for entry_id, raw in self.archives_dicts(query, required, **options):
-            raw.pop("m_ref_archives", None)
+        for entry_id, answer in self.archives_dicts(query, required, **options):
+            raw = anchored(answer, required, source)
             fetcher = RemoteFetcher(self, entry_id, required)
             yield entry_id, load(raw, sch, archives=source, fetcher=fetcher, entry_id=entry_id)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from archivemap.errors import DanglingReferenceError, UnsupportedReferenceError
+from archivemap.errors import AbsentError, DanglingReferenceError, UnsupportedReferenceError
 
 if TYPE_CHECKING:
     from archivemap.sections import Section
@@ -190,7 +190,10 @@ def resolve_reference(holder: Section, ref: str, source_path: str | None = None)
         # a partial archive: fetch exactly the target path, with absolute indices
         from archivemap.remote import absolute_path
 
-        planned = absolute_path(root, segments, fetcher)
+        try:
+            planned = absolute_path(root, segments, fetcher)
+        except AbsentError:
+            planned = None  # the walk below reports it as a dangling reference
         if planned is not None:
             if not fetcher.is_downloaded(planned) and not _present(root._m_data, planned):
                 # (a target the server already placed, e.g. from m_ref_archives, is used as

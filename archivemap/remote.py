@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from archivemap.errors import AbsentError
 from archivemap.required import Required, covers, graft, merge_required, required_for_path
 from archivemap.sections import Section, _fields_by_name
 
@@ -102,22 +103,29 @@ class RemoteFetcher:
 
 
 def _pad_raw_list(root: Section, list_path: Path, length: int) -> None:
-    """Make the raw list at ``list_path`` at least ``length`` long (``None``: not loaded)."""
+    """Make the raw list at ``list_path`` at least ``length`` long (``None``: not loaded).
+
+    Only where its parent is already in the raw data: parents are never invented (a dict where
+    a list belongs would read as "empty" later).
+    """
     node: Any = root._m_data
     for seg in list_path[:-1]:
         if isinstance(seg, int):
             node = node[seg] if isinstance(node, list) and seg < len(node) else None
         else:
-            node = node.setdefault(seg, {} if not isinstance(seg, int) else []) if isinstance(node, dict) else None
+            node = node.get(seg) if isinstance(node, dict) else None
         if node is None:
             return
     name = list_path[-1]
-    if isinstance(node, dict):
-        items = node.get(name)
-        if not isinstance(items, list):
-            items = node[name] = []
-        if len(items) < length:
-            items.extend([None] * (length - len(items)))
+    if not isinstance(node, dict):
+        return
+    items = node.get(name)
+    if items is None:
+        items = node[name] = []
+    if not isinstance(items, list):
+        return
+    if len(items) < length:
+        items.extend([None] * (length - len(items)))
     _patch_built_sections(root, list_path)
 
 
@@ -172,6 +180,9 @@ def absolute_path(root: Section, segments: Sequence[str], fetcher: RemoteFetcher
     negative index or a key segment is turned into an absolute index with one listing
     request. Returns ``None`` when the fragment leaves what the classes describe (then the
     caller walks step by step).
+
+    Raises:
+        AbsentError: a negative index or key that selects no item.
     """
     ctx = root._m_ctx
     if ctx is None:
@@ -196,9 +207,14 @@ def absolute_path(root: Section, segments: Sequence[str], fetcher: RemoteFetcher
             else:
                 keys = [k for k in (fm.key_quantity, "name") if k]
                 items = fetcher.list_items(root, tuple(out), keys if not _is_int(selector) else [])
+                if _is_int(selector):
+                    fetcher.complete_lists.add(tuple(out))
                 index = _select_index(items, selector, keys)
                 if index is None:
-                    return None
+                    raise AbsentError(
+                        f"no item [{selector}] in {len(items)} items", path="/" + "/".join(map(str, out)),
+                        entry_id=fetcher.entry_id,
+                    )
                 out.append(index)
             i += 2
         else:
@@ -262,9 +278,35 @@ class ClientSource:
             root = self._roots.get(key)
             if root is None:
                 seed = self._ref_archives.pop(entry_id, None) if client is self.client else None
-                root = open_archive(client, entry_id, required=None, schema=self.schema, source=self, seed=seed)
+                # ../upload/... targets share the referrer's upload; ../uploads/<u>/... name it
+                upload_id = ref.upload_id or (context.upload_id if ref.entry_id is None or "/upload/" in ref.raw else None)
+                root = open_archive(
+                    client, entry_id, required=None, schema=self.schema, source=self, seed=seed, upload_id=upload_id
+                )
                 self._roots[key] = root
             return root
+
+
+def anchored(answer: dict[str, Any], required: Required, source: ClientSource | None) -> dict[str, Any]:
+    """The archive dict of an answer with ``[i]`` selections put back at index ``i``.
+
+    The server compacts index selections to position 0 (spec §4.3); a mapped archive must
+    have every item where the archive has it, so the first answer is grafted like later ones.
+
+    Raises:
+        ValueError: ``required`` uses negative indices or ``resolve-inplace`` (the positions
+            cannot be recovered from such answers; ``Client.archive_dict`` returns them raw).
+    """
+    refs = answer.pop("m_ref_archives", None)
+    if isinstance(refs, dict) and refs and source is not None:
+        source.remember_ref_archives(refs)
+    try:
+        return graft({}, answer, required)
+    except ValueError as exc:
+        raise ValueError(
+            f"cannot map an archive downloaded with this 'required' ({exc}); use non-negative "
+            "indices without resolve-inplace, or Client.archive_dict for the raw answer"
+        ) from None
 
 
 def open_archive(
@@ -275,6 +317,7 @@ def open_archive(
     schema: Any,
     source: ClientSource | None = None,
     seed: dict[str, Any] | None = None,
+    upload_id: str | None = None,
 ) -> Any:
     """Download ``required`` of one entry and return its lazy root section.
 
@@ -289,15 +332,11 @@ def open_archive(
         raw: dict[str, Any] = dict(seed or {})
         raw.pop("m_def", None)
         fetcher = RemoteFetcher(client, entry_id, {})
-        upload_id = None
     else:
         data = client.archive_entry(entry_id, required)
-        raw = data["archive"]
-        refs = raw.pop("m_ref_archives", None)
-        if isinstance(refs, dict):
-            src.remember_ref_archives(refs)
+        raw = anchored(data["archive"], required, src)
         fetcher = RemoteFetcher(client, entry_id, required)
-        upload_id = data.get("upload_id")
+        upload_id = data.get("upload_id") or upload_id
     return load(raw, sch, archives=src, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)
 
 

@@ -131,3 +131,32 @@ def test_m_ref_archives_from_the_server_are_used_without_a_request(schema, raw_a
         assert target.m_entry_id == b_id
         assert target.energy.total.value is not None
         assert srv.requests == []  # the subset came with the first answer, in m_ref_archives
+
+
+def test_first_answer_with_index_selection_is_re_anchored(server, schema, raw_archives):
+    entry_id = next(eid for eid, a in raw_archives.items() if len(a["run"][0]["calculation"]) > 2)
+    client = Client(server.url)
+    archive = client.archive(entry_id, {"run[0]": {"calculation[2]": "*"}}, schema=schema)
+    truth = raw_archives[entry_id]["run"][0]["calculation"][2]
+    calc = archive.run[0].calculation[2]
+    assert calc.m_reference("system_ref") == truth["system_ref"]
+    assert calc.energy.total.value.to("J").magnitude == pytest.approx(truth["energy"]["total"]["value"])
+    with pytest.raises(ValueError, match="non-negative"):
+        client.archive(entry_id, {"run[0]": {"calculation[-1]": "*"}}, schema=schema)
+    for eid, root in client.archives({"entry_id": entry_id}, {"run[0]": {"calculation[2]": "*"}}, schema=schema):
+        assert root.run[0].calculation[2].m_reference("system_ref") == truth["system_ref"]
+
+
+@pytest.mark.skipif(not (SAMPLES.parent.parent / "shared" / "nomad-data").is_dir(), reason="needs ../shared")
+def test_custom_schema_of_another_entry_is_fetched_through_the_client():
+    from .conftest import SHARED
+
+    schema = archivemap.Schema(SHARED / "metainfo" / "nomad-2.0.0-metainfo.json")
+    with LocalServer(SHARED / "archives") as srv:
+        client = Client(srv.url)
+        entry_id = read_json(SHARED / "archives" / "eln-refs-substance-list.recorded.archive.json")["metadata"]["entry_id"]
+        archive = client.archive(entry_id, {"data": "*", "metadata": "*"}, schema=schema)
+        local = archivemap.load(SHARED / "archives" / "eln-refs-substance-list.recorded.archive.json", schema,
+                                archives=SHARED / "archives")
+        assert type(archive.data).m_qualified_name == type(local.data).m_qualified_name
+        assert [type(c).__name__ for c in archive.data.contents] == [type(c).__name__ for c in local.data.contents]
