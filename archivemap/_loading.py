@@ -46,8 +46,13 @@ def load_field(section: Section, fm: FieldMeta) -> Any:
     ctx: ArchiveContext | None = section._m_ctx
     if fm.name not in data and ctx is not None and ctx.fetcher is not None:
         path = _path_tuple(section) + (fm.name,)
-        if not ctx.fetcher.is_downloaded(path):
-            ctx.fetcher.fetch(section.m_root, path)
+        fetcher = ctx.fetcher
+        if not fetcher.is_downloaded(path):
+            if fm.kind == "sub_section" and hasattr(fetcher, "probe"):
+                # a section is learned, not downloaded whole: its properties come when read
+                fetcher.probe(section, fm.name, fm.repeats, [fm.key_quantity or "", "name"])
+            else:
+                fetcher.fetch(section.m_root, path)
             data = section._m_data
     value = data.get(fm.name)
     if value is None:

@@ -81,6 +81,37 @@ class RemoteFetcher:
                 _patch_built_sections(root, p)
             return 1
 
+    def probe(self, section: Section, name: str, repeats: bool, keys: Sequence[str]) -> None:
+        """Learn whether a sub-section exists (and its items, with ``m_def`` and ``keys`` only).
+
+        Touching a sub-section that was not downloaded must not download the subtree: the
+        answer's items become placeholders in the raw data (their other properties are fetched
+        exactly when read), a repeating list gets its full length, and an absent sub-section is
+        remembered as downloaded-and-absent.
+        """
+        from archivemap._loading import _path_tuple
+
+        path = _path_tuple(section) + (name,)
+        with self._lock:
+            if self.is_downloaded(path) or name in (section._m_data or {}):
+                return
+            leaf: dict[str, Any] = {"m_def": "*", **{k: "*" for k in keys if k}}
+            spec = required_for_path(list(path), leaf=leaf)
+            answer = self.client.archive_dict(self.entry_id, required=spec)
+            self.fetches += 1
+            node = _compacted(answer, path)
+            data = section._m_data
+            if node is None or data is None:
+                self.downloaded.append(required_for_path(list(path)))  # absent on the server
+                return
+            if repeats and isinstance(node, list):
+                data[name] = [dict(item) if isinstance(item, dict) else None for item in node]
+                self.complete_lists.add(path)
+            elif not repeats and isinstance(node, dict):
+                data[name] = dict(node)
+            else:
+                self.downloaded.append(required_for_path(list(path)))
+
     def list_items(self, root: Section, list_path: Path, keys: Sequence[str]) -> list[Any]:
         """The items of a repeating sub-section, with only ``keys`` of each (one request)."""
         with self._lock:
@@ -88,18 +119,23 @@ class RemoteFetcher:
             spec = required_for_path(list(list_path), leaf=leaf)
             answer = self.client.archive_dict(self.entry_id, required=spec)
             self.fetches += 1
-            node: Any = answer
-            # the answer is compacted: every [i] selection sits at position 0
-            for seg in list_path:
-                if isinstance(seg, int):
-                    node = node[0] if isinstance(node, list) and node else None
-                else:
-                    node = node.get(seg) if isinstance(node, dict) else None
-                if node is None:
-                    return []
+            node = _compacted(answer, list_path)
             items = node if isinstance(node, list) else []
             _pad_raw_list(root, list_path, len(items))
             return items
+
+
+def _compacted(answer: Any, path: Path) -> Any:
+    """The value at ``path`` in an answer where every ``[i]`` selection sits at position 0."""
+    node = answer
+    for seg in path:
+        if isinstance(seg, int):
+            node = node[0] if isinstance(node, list) and node else None
+        else:
+            node = node.get(seg) if isinstance(node, dict) else None
+        if node is None:
+            return None
+    return node
 
 
 def _pad_raw_list(root: Section, list_path: Path, length: int) -> None:
@@ -381,13 +417,23 @@ class RemoteSectionList(list):  # type: ignore[type-arg]
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         self._ensure_complete()
+        missing = [i for i in range(list.__len__(self)) if list.__getitem__(self, i) is None]
+        fetcher = self._fetcher()
+        if missing and fetcher is not None:  # one request for every item not loaded yet
+            base = self._path()
+            fetcher.fetch_many(self._owner.m_root, [base + (i,) for i in missing])
         for i in range(super().__len__()):
-            yield self[i]
+            yield super().__getitem__(i)
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
             self._ensure_complete()
-            return [self[i] for i in range(*index.indices(super().__len__()))]
+            wanted = range(*index.indices(super().__len__()))
+            missing = [i for i in wanted if list.__getitem__(self, i) is None]
+            fetcher = self._fetcher()
+            if missing and fetcher is not None:
+                fetcher.fetch_many(self._owner.m_root, [self._path() + (i,) for i in missing])
+            return [list.__getitem__(self, i) for i in wanted]
         if index < 0 or index >= super().__len__():
             self._ensure_complete()
         item = super().__getitem__(index)

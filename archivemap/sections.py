@@ -300,7 +300,26 @@ class Section:
         """
         from archivemap.paths import get_path
 
+        ctx = self._m_ctx
+        if ctx is not None and ctx.fetcher is not None and hasattr(ctx.fetcher, "fetch_many"):
+            self._m_fetch_planned(path)  # one request for the whole path, not one per level
         return get_path(self, path)
+
+    def _m_fetch_planned(self, path: str) -> None:
+        from archivemap._loading import _path_tuple
+        from archivemap.paths import parse_path
+        from archivemap.references import _present
+        from archivemap.remote import absolute_path
+
+        fetcher = self._m_ctx.fetcher  # type: ignore[union-attr]
+        root = self.m_root
+        segments = tuple(str(s) for s in _path_tuple(self)) + tuple(str(s) for s in parse_path(path))
+        try:
+            planned = absolute_path(root, segments, fetcher)
+        except AbsentError:
+            return  # get_path reports it
+        if planned and not fetcher.is_downloaded(planned) and not _present(root._m_data, planned):
+            fetcher.fetch(root, planned)
 
     def prefetch(self, paths: Iterable[str]) -> int:
         """Fetch several not-yet-downloaded paths below this section in one request.

@@ -160,3 +160,42 @@ def test_custom_schema_of_another_entry_is_fetched_through_the_client():
                                 archives=SHARED / "archives")
         assert type(archive.data).m_qualified_name == type(local.data).m_qualified_name
         assert [type(c).__name__ for c in archive.data.contents] == [type(c).__name__ for c in local.data.contents]
+
+
+def test_attribute_access_fetches_exact_paths_not_subtrees(server, schema, raw_archives):
+    entry_id = max(raw_archives, key=lambda e: len(raw_archives[e]["run"][0]["calculation"]))
+    archive = open_archive(Client(server.url), entry_id, {"metadata": "*"}, schema=schema)
+    server.clear_log()
+    value = archive.run[0].calculation[1].energy.total.value
+    expected = raw_archives[entry_id]["run"][0]["calculation"][1]["energy"]["total"]["value"]
+    assert value.to("J").magnitude == pytest.approx(expected)
+    bodies = [r.body["required"] for r in server.requests]
+    # sections along the way are only probed (m_def and key names); the value is fetched exactly
+    assert bodies[-1] == {"run[0]": {"calculation[1]": {"energy": {"total": {"value": "*"}}}}}
+    assert all(json.dumps(b).count('"*"') <= 2 for b in bodies[:-1]), bodies
+    fetched = sum(r.response_bytes for r in server.requests)
+    server.clear_log()
+    Client(server.url).archive_dict(entry_id, {"run": "*"})  # what fetching the subtree would cost
+    assert fetched < server.requests[0].response_bytes / 2
+
+
+def test_m_get_of_a_deep_path_costs_one_request(server, schema, raw_archives):
+    entry_id = _entry_with_workflow(raw_archives)
+    archive = open_archive(Client(server.url), entry_id, {"metadata": "*"}, schema=schema)
+    server.clear_log()
+    value = archive.m_get("run[0].calculation[0].energy.total.value")
+    assert value is not None and len(server.requests) == 1
+
+
+def test_iterating_a_partial_list_costs_one_request(schema, raw_archives):
+    base = next(iter(raw_archives.values()))
+    archive_raw = copy.deepcopy(base)
+    calc = archive_raw["run"][0]["calculation"][0]
+    archive_raw["run"][0]["calculation"] = [copy.deepcopy(calc) for _ in range(120)]
+    entry_id = archive_raw["metadata"]["entry_id"]
+    with LocalServer({entry_id: archive_raw}) as srv:
+        archive = open_archive(Client(srv.url), entry_id, {"run[0]": {"calculation[5]": "*"}}, schema=schema)
+        srv.clear_log()
+        calcs = list(archive.run[0].calculation)
+        assert len(calcs) == 120 and all(c is not None for c in calcs)
+        assert len(srv.requests) <= 2  # the length, then every missing item at once
