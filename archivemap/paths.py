@@ -50,18 +50,29 @@ def get_path(section: Section, path: str) -> Any:
     """
     from archivemap.sections import Section, _fields_by_name, section_fields
 
+    from archivemap.references import item_by_key
+
     segments = parse_path(path)
     node: Any = section
     done: list[str | int] = []
+    key_quantity: str | None = None  # of the repeating sub-section last read
     for seg in segments:
         where = format_path(tuple(done)) or "<root>"
         if isinstance(seg, int) or (isinstance(seg, str) and not isinstance(node, Section)):
             if isinstance(node, Section):
                 raise AbsentError(f"cannot index a section with [{seg}]", path=where, entry_id=section.m_entry_id)
             try:
-                node = _by_key(node, str(seg)) if _is_key(seg) and isinstance(node, list) else node[seg]
+                if _is_key(seg) and isinstance(node, list):
+                    node = item_by_key(node, str(seg), key_quantity)
+                    if node is None:
+                        raise KeyError(seg)
+                else:
+                    node = node[seg]
             except (IndexError, KeyError, TypeError):
-                size = len(node) if hasattr(node, "__len__") else "?"
+                try:
+                    size: Any = len(node)
+                except TypeError:  # a scalar (number, Quantity) cannot be indexed
+                    size = "a scalar, no"
                 raise AbsentError(
                     f"no item [{seg}] ({size} items)", path=where, entry_id=section.m_entry_id
                 ) from None
@@ -85,6 +96,7 @@ def get_path(section: Section, path: str) -> Any:
             value = getattr(node, fm.attribute)
             if value is None:
                 raise AbsentError(f"{seg!r} is not set", path=format_path((*done, seg)), entry_id=section.m_entry_id)
+            key_quantity = fm.key_quantity
             node = value
         done.append(seg)
     return node
@@ -94,15 +106,3 @@ def _is_key(segment: Any) -> bool:
     from archivemap.required import Key
 
     return isinstance(segment, Key)
-
-
-def _by_key(items: list[Any], key: str) -> Any:
-    """The item of a repeating sub-section named ``key`` (its key quantity, label or name)."""
-    from archivemap.sections import Section
-
-    for item in items:
-        if isinstance(item, Section):
-            data = item._m_data or {}
-            if key in (data.get("name"), data.get("label"), data.get("key")):
-                return item
-    raise KeyError(key)

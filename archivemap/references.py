@@ -288,10 +288,25 @@ def _select_item(items: list[Any], selector: str, key_quantity: str | None, dang
         if item is None:
             raise dangling(selector, f"item {index} is empty")
         return item
-    keys = [k for k in (key_quantity, "name") if k]
+    item = item_by_key(items, selector, key_quantity)
+    if item is None:
+        keys = "/".join(k for k in (key_quantity, "name") if k)
+        raise dangling(selector, f"no item with {keys} {selector!r}")
+    return item
+
+
+def item_by_key(items: Any, key: str, key_quantity: str | None) -> Any:
+    """The item of a repeating sub-section named ``key`` (spec §3.1), or ``None``.
+
+    NOMAD matches the sub-section's ``key_quantity`` (or the section's ``label_quantity``,
+    both in ``FieldMeta.key_quantity``), then the ``name`` quantity. Items may be sections or
+    raw dicts (the listing answers of partial archives).
+    """
+    names = [k for k in (key_quantity, "name") if k]
     for item in items:
-        data = getattr(item, "_m_data", None) or {}
-        for key in keys:
-            if data.get(key) == selector:
-                return item
-    raise dangling(selector, f"no item with {'/'.join(keys)} {selector!r}")
+        data = item if isinstance(item, dict) else getattr(item, "_m_data", None)
+        if data is None and item is not None:  # a section built by the user
+            data = {k: getattr(item, k, None) for k in names}
+        if data and any(data.get(k) == key for k in names):
+            return item
+    return None

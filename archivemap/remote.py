@@ -269,10 +269,10 @@ def _select_index(items: list[Any], selector: str, keys: Sequence[str]) -> int |
         if index < 0:
             index += len(items)
         return index if 0 <= index < len(items) else None
-    for j, item in enumerate(items):
-        if isinstance(item, dict) and any(item.get(k) == selector for k in keys):
-            return j
-    return None
+    from archivemap.references import item_by_key
+
+    found = item_by_key(items, selector, keys[0] if keys and keys[0] != "name" else None)
+    return None if found is None else next(j for j, item in enumerate(items) if item is found)
 
 
 class ClientSource:
