@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from archivemap.converter import dump_value, load_value
 from archivemap.errors import (
+    ArchiveDataError,
     DefinitionError,
     NotDownloadedError,
     ReferenceResolutionError,
@@ -179,10 +180,20 @@ def dump_field(section: Section, fm: FieldMeta, value: Any) -> Any:
     if fm.is_reference:
         def ref(v: Any) -> Any:
             if isinstance(v, Section):
-                if v.m_root is section.m_root:
+                if v.m_root is section.m_root and (v._m_key is not None or v is section.m_root):
                     return "#" + v.m_path()
                 entry = v.m_entry_id
                 upload = v._m_ctx.upload_id if v._m_ctx else None
+                if v._m_key is None and v._m_parent is None and not entry:
+                    raise ArchiveDataError(
+                        f"{fm.name!r} refers to a {type(v).__name__} that is not part of an archive "
+                        "yet; assign it to a sub-section first"
+                    )
+                if entry is None or upload is None:
+                    raise ArchiveDataError(
+                        f"{fm.name!r} refers to a section of another archive whose entry or "
+                        "upload id is unknown; load that archive with its metadata"
+                    )
                 return f"../uploads/{upload}/archive/{entry}#{v.m_path()}"
             return v
         return [ref(v) for v in value] if isinstance(value, list) else ref(value)
@@ -196,6 +207,7 @@ def section_to_dict(section: Section) -> dict[str, Any]:
     the rest is the raw JSON, copied. Key order follows the raw data, new keys come last.
     Iterative: a child section is written into a placeholder dict taken from a work list.
     """
+    _adopt_built(section.m_root)  # sections appended to lists since loading get their place
     root_out: dict[str, Any] = {}
     work: list[tuple[Section, dict[str, Any]]] = [(section, root_out)]
     while work:
@@ -204,14 +216,54 @@ def section_to_dict(section: Section) -> dict[str, Any]:
     return root_out
 
 
-def _child_out(value: Any, work: list[tuple[Section, dict[str, Any]]]) -> Any:
+def _child_out(
+    value: Any, work: list[tuple[Section, dict[str, Any]]], parent: Section | None = None, name: str | None = None
+) -> Any:
     if isinstance(value, Section):
+        if parent is not None and value._m_parent is None and name is not None:
+            _adopt(value, parent, name, None)  # e.g. appended to a list after loading
         placeholder: dict[str, Any] = {}
         work.append((value, placeholder))
         return placeholder
     if isinstance(value, list):
-        return [_child_out(v, work) for v in list.__iter__(value)]
+        out = []
+        for i, v in enumerate(list.__iter__(value)):
+            if isinstance(v, Section) and parent is not None and name is not None and v._m_key != (name, i):
+                _adopt(v, parent, name, i)
+            out.append(_child_out(v, work))
+        return out
     return value
+
+
+def _adopt_built(root: Section) -> None:
+    """Give every built sub-section its parent and position (iterative, built slots only)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for fm in section_fields(type(node)).values():
+            if fm.kind != "sub_section":
+                continue
+            try:
+                value = object.__getattribute__(node, fm.attribute)
+            except AttributeError:
+                continue
+            if isinstance(value, Section):
+                if value._m_parent is not node:
+                    _adopt(value, node, fm.name, None)
+                stack.append(value)
+            elif isinstance(value, list):
+                for i, item in enumerate(list.__iter__(value)):
+                    if isinstance(item, Section):
+                        if item._m_key != (fm.name, i) or item._m_parent is not node:
+                            _adopt(item, node, fm.name, i)
+                        stack.append(item)
+
+
+def _adopt(child: Section, parent: Section, name: str, index: int | None) -> None:
+    object.__setattr__(child, "_m_parent", parent)
+    object.__setattr__(child, "_m_key", (name, index))
+    if child._m_ctx is None:
+        object.__setattr__(child, "_m_ctx", parent._m_ctx)
 
 
 def _fill_dict(section: Section, out: dict[str, Any], work: list[tuple[Section, dict[str, Any]]]) -> None:
@@ -231,7 +283,11 @@ def _fill_dict(section: Section, out: dict[str, Any], work: list[tuple[Section, 
                 out[key] = _copy_json(raw_value)
                 continue
             if fm.kind == "sub_section":
-                out[key] = _sub_sections_like(raw_value, current, work) if fm.attribute not in dirty else _child_out(current, work)
+                out[key] = (
+                    _sub_sections_like(raw_value, current, work, section, fm.name)
+                    if fm.attribute not in dirty
+                    else _child_out(current, work, section, fm.name)
+                )
             else:
                 dumped = dump_field(section, fm, current)
                 if dumped is not None:
@@ -245,10 +301,12 @@ def _fill_dict(section: Section, out: dict[str, Any], work: list[tuple[Section, 
             continue
         if current is None or (fm.kind == "sub_section" and isinstance(current, list) and not current):
             continue
-        out[fm.name] = _child_out(current, work) if fm.kind == "sub_section" else dump_field(section, fm, current)
+        out[fm.name] = _child_out(current, work, section, fm.name) if fm.kind == "sub_section" else dump_field(section, fm, current)
 
 
-def _sub_sections_like(raw: Any, current: Any, work: list[tuple[Section, dict[str, Any]]]) -> Any:
+def _sub_sections_like(
+    raw: Any, current: Any, work: list[tuple[Section, dict[str, Any]]], parent: Section, name: str
+) -> Any:
     """Write read sub-sections back in the form the raw data used (list or keyed dict)."""
     if isinstance(raw, dict) and isinstance(current, list) and all(isinstance(v, dict) for v in raw.values()):
         keys = sorted(raw, key=lambda k: raw[k].get("m_parent_index", 0))
@@ -256,9 +314,9 @@ def _sub_sections_like(raw: Any, current: Any, work: list[tuple[Section, dict[st
         if len(keys) == len(items):
             return {k: _child_out(v, work) if isinstance(v, Section) else _copy_json(raw[k]) for k, v in zip(keys, items)}
     if isinstance(current, Section) and isinstance(raw, list):  # single stored as [one]
-        return [_child_out(current, work)]
+        return [_child_out(current, work, parent, name)]
     if isinstance(current, (list, Section)):
-        return _child_out(current, work)
+        return _child_out(current, work, parent, name)
     return _copy_json(raw)
 
 

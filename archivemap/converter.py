@@ -95,7 +95,7 @@ def _python_hook(value: Any, fm: FieldMeta) -> Any:
     if not isinstance(value, list):
         raise Mismatch(f"expected a list of {typ.__name__}, got {type(value).__name__}")
     if all(type(v) is typ for v in value):  # the common case, without a call per item
-        return value
+        return list(value)  # a copy: editing it must not edit the loaded JSON behind it
     return [v if v is None else _check_python(v, typ) for v in value]
 
 

@@ -165,6 +165,12 @@ def _pad_raw_list(root: Section, list_path: Path, length: int) -> None:
     _patch_built_sections(root, list_path)
 
 
+def _class_for_item(*args: Any) -> Any:
+    from archivemap._loading import _class_for_item as pick
+
+    return pick(*args)
+
+
 def _patch_built_sections(root: Section, path: Path) -> None:
     """After a graft: give already-built lists and empty single slots their new items."""
     node: Section = root
@@ -188,9 +194,10 @@ def _patch_built_sections(root: Section, path: Path) -> None:
             size = list.__len__(built)
             if size < len(raw):
                 list.extend(built, [None] * (len(raw) - size))
-            cls = ctx.schema.sub_section_class(type(node), fm) if ctx is not None else None
+            declared = ctx.schema.sub_section_class(type(node), fm) if ctx is not None else None
             for j, item in enumerate(raw):
-                if list.__getitem__(built, j) is None and isinstance(item, dict) and cls is not None:
+                if list.__getitem__(built, j) is None and isinstance(item, dict) and declared is not None:
+                    cls = _class_for_item(node, fm, declared, item, f"{node.m_path()}/{fm.name}/{j}")
                     list.__setitem__(built, j, cls.m_load(item, node, (fm.name, j), ctx))
             if i + 1 >= len(path) or not isinstance(path[i + 1], int):
                 return

@@ -12,6 +12,7 @@ that ``to_dict(load(d)) == d`` holds exactly, unknown keys and mistyped values i
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["Section", "section_fields"]
 
 _MISSING = object()
+_FIRST_READ = threading.Lock()
 
 
 def section_fields(cls: type) -> dict[str, FieldMeta]:
@@ -127,8 +129,12 @@ class Section:
                 entry_id=self.m_entry_id,
             )
         value = _load_field(self, fm)
-        object.__setattr__(self, name, value)
-        return value
+        with _FIRST_READ:  # two threads reading at once must end up with the same object
+            try:
+                return object.__getattribute__(self, name)
+            except AttributeError:
+                object.__setattr__(self, name, value)
+                return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)

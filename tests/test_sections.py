@@ -244,3 +244,47 @@ def test_complex_datetime_and_enum_values():
     assert archive.to_dict() == data
     archive.z = archive.z * 2
     assert archive.to_dict()["z"] == {"re": [2.0, 6.0], "im": [4.0, -2.0]}
+
+
+def test_appended_sections_are_adopted_and_referenced(schema):
+    archive = archivemap.load(read_json(OPT), schema)
+    calc_cls = type(archive.run[0].calculation[0])
+    new = calc_cls()
+    archive.run[0].calculation.append(new)
+    archive.workflow[0].calculation_result_ref = new
+    out = archive.to_dict()
+    n = len(out["run"][0]["calculation"])
+    assert out["workflow"][0]["calculation_result_ref"] == f"#/run/0/calculation/{n - 1}"
+    stray = calc_cls()
+    archive.workflow[0].calculation_result_ref = stray
+    with pytest.raises(archivemap.errors.ArchiveDataError, match="not part of an archive"):
+        archive.to_dict()
+
+
+def test_first_read_from_many_threads_gives_one_object(schema):
+    import threading
+
+    for _ in range(20):
+        archive = archivemap.load(read_json(OPT), schema)
+        run = archive.run[0]
+        seen = []
+        barrier = threading.Barrier(8)
+
+        def read() -> None:
+            barrier.wait()
+            seen.append(run.calculation)
+
+        threads = [threading.Thread(target=read) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(s is seen[0] for s in seen)
+
+
+def test_list_values_do_not_alias_the_input(schema):
+    raw = read_json(SINGLE)
+    archive = archivemap.load(raw, schema)
+    labels = archive.run[0].system[0].atoms.labels
+    labels.append("X")
+    assert raw["run"][0]["system"][0]["atoms"]["labels"][-1] != "X"
