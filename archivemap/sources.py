@@ -90,9 +90,17 @@ class _IndexedSource:
                 entry_id = computed if computed in self._raw else None
             if entry_id is None:
                 entry_id = self._by_mainfile_any.get(ref.mainfile)
+        if entry_id is None and ref.mainfile is not None:
+            by_file = self._by_relative_file(ref.mainfile)
+            if by_file is not None:
+                return by_file
         if entry_id is None:
             raise DanglingReferenceError("no archive for this reference in the source", reference=ref.raw)
         return self.archive(entry_id.strip())
+
+    def _by_relative_file(self, relative: str) -> Section | None:
+        """An archive file named by a ``raw/<path>`` reference, when no metadata names it."""
+        return None
 
 
 class DirectorySource(_IndexedSource):
@@ -109,6 +117,8 @@ class DirectorySource(_IndexedSource):
         from archivemap.loading import read_json
 
         for path in sorted(self.directory.rglob("*.json")):
+            if self.directory not in path.resolve().parents:
+                continue  # a symlink that points out of the folder is not part of it
             try:
                 data = read_json(path)
             except Exception:
@@ -117,6 +127,23 @@ class DirectorySource(_IndexedSource):
                 continue
             meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
             self._add(path, meta, path.name.split(".")[0])
+
+    def _by_relative_file(self, relative: str) -> Section | None:
+        from archivemap.loading import load, read_json
+
+        target = self.path(relative)  # refuses ../ and absolute paths
+        if target.suffix != ".json" or not target.is_file():
+            return None
+        data = read_json(target)
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        entry_id = meta.get("entry_id") if isinstance(meta, dict) else None
+        if isinstance(entry_id, str) and entry_id in self._raw:
+            return self.archive(entry_id)
+        with self._lock:
+            root = self._roots.get(str(target))
+            if root is None:
+                root = self._roots[str(target)] = load(data, self.schema, archives=self)
+            return root
 
     def path(self, relative: str) -> Path:
         """A file inside the folder; refuses paths that would leave it."""

@@ -73,3 +73,26 @@ def test_other_installation_gets_no_credentials(schema) -> None:
             assert target.m_entry_id == two["metadata"]["entry_id"]
             assert any(r.authorized for r in home.requests)
             assert other.requests and not any(r.authorized for r in other.requests)
+
+
+def test_raw_file_references_resolve_inside_the_folder_only(schema, tmp_path) -> None:
+    one, two = _linked_pair()
+    del two["metadata"]["mainfile"]  # found by its file name, not by metadata
+    one["workflow"] = [{"calculation_result_ref": "../upload/raw/sub/two.json#/run/0/calculation/0"}]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    (tmp_path / "sub" / "two.json").write_text(json.dumps(two))
+    archive = archivemap.load(tmp_path / "one.json", schema, archives=tmp_path)
+    assert archive.workflow[0].calculation_result_ref.m_path() == "/run/0/calculation/0"
+    outside = tmp_path.parent / "outside.json"
+    outside.write_text(json.dumps(two))
+    one["workflow"] = [{"calculation_result_ref": "../upload/raw/../outside.json#/run/0/calculation/0"}]
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    archive = archivemap.load(tmp_path / "one.json", schema, archives=tmp_path)
+    with pytest.raises(UnsafePathError):
+        archive.workflow[0].calculation_result_ref  # noqa: B018
+    stranger = copy.deepcopy(two)
+    stranger["metadata"]["entry_id"] = "outsideoutsideoutsideoutside"
+    outside.write_text(json.dumps(stranger))
+    (tmp_path / "link.json").symlink_to(outside)
+    assert "outsideoutsideoutsideoutside" not in DirectorySource(tmp_path, schema).entry_ids()
