@@ -9,13 +9,11 @@ real archive.
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
 
 __all__ = ["ARCHIVE_KEYS", "DEFAULT_UPLOAD_ID", "Entry", "EntryStore"]
 
@@ -197,15 +195,14 @@ class EntryStore:
 
 
 def _read_archive_file(path: Path) -> dict[str, Any] | None:
-    data = path.read_bytes()
+    from archivemap.errors import ArchiveDataError
+    from archivemap.loading import read_json
+
     try:
-        archive = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        try:  # NaN/Infinity literals: the stdlib reads them, orjson does not
-            archive = json.loads(data)
-        except ValueError as error:
-            _logger.warning("skipping %s: not valid JSON (%s)", path.name, error)
-            return None
+        archive = read_json(path)  # NaN/Infinity literals included
+    except ArchiveDataError as error:
+        _logger.warning("skipping %s: %s", path.name, error)
+        return None
     if not isinstance(archive, dict) or not ARCHIVE_KEYS.intersection(archive):
         _logger.info(
             "skipping %s: not an archive (a JSON object with one of %s)",
