@@ -786,7 +786,7 @@ class Client:
         )
 
 
-    def archive(self, entry_id: str, required: Required = "*", *, schema: Any) -> Any:
+    def archive(self, entry_id: str, required: Required = "*", *, schema: Any, fetch: bool = True) -> Any:
         """One entry's archive as a lazy typed root; what is not downloaded is fetched on access.
 
         Args:
@@ -795,13 +795,15 @@ class Client:
                 it fetches exactly the missing path (see :mod:`archivemap.remote`).
             schema: the metainfo to map with (a :class:`~archivemap.schema.Schema`, or a
                 path or URL of an export).
+            fetch: fetch what was not downloaded when it is read; with ``False``, reading it
+                raises :class:`~archivemap.errors.NotDownloadedError` instead.
 
         Returns:
             The root section (EntryArchive).
         """
         from archivemap.remote import open_archive
 
-        return open_archive(self, entry_id, required, schema=schema)
+        return open_archive(self, entry_id, required, schema=schema, fetch=fetch)
 
     def archives(
         self,

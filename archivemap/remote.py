@@ -41,9 +41,10 @@ class RemoteFetcher:
         fetches: how many requests this fetcher sent (for tests and benchmarks).
     """
 
-    def __init__(self, client: Client, entry_id: str, required: Required) -> None:
+    def __init__(self, client: Client, entry_id: str, required: Required, auto: bool = True) -> None:
         self.client = client
         self.entry_id = entry_id
+        self.auto = auto
         self.downloaded: list[Required] = [required]
         self.fetches = 0
         self.complete_lists: set[Path] = set()
@@ -51,6 +52,20 @@ class RemoteFetcher:
 
     def __repr__(self) -> str:
         return f"RemoteFetcher(entry_id={self.entry_id!r}, fetches={self.fetches})"
+
+    def _allowed(self, path: Path) -> None:
+        """Raise when fetching is off (``Client.archive(..., fetch=False)``)."""
+        if not self.auto:
+            from archivemap.errors import NotDownloadedError
+            from archivemap.paths import format_path
+
+            raise NotDownloadedError(
+                f"{format_path(tuple(path))!r} was not downloaded and fetching is off; request it in "
+                "'required', call archive.prefetch([...]) with fetching on, or open the archive "
+                "with fetch=True",
+                path="/" + "/".join(map(str, path)),
+                entry_id=self.entry_id,
+            )
 
     def is_downloaded(self, path: Path) -> bool:
         """Whether ``path`` (names and absolute indices) is covered by what was downloaded."""
@@ -66,6 +81,7 @@ class RemoteFetcher:
             wanted = [tuple(p) for p in paths if not self.is_downloaded(tuple(p))]
             if not wanted:
                 return 0
+            self._allowed(wanted[0])
             spec = merge_required([required_for_path(list(p)) for p in wanted])
             answer = self.client.archive_dict(self.entry_id, required=spec)
             self.fetches += 1
@@ -95,6 +111,7 @@ class RemoteFetcher:
         with self._lock:
             if self.is_downloaded(path) or name in (section._m_data or {}):
                 return
+            self._allowed(path)
             leaf: dict[str, Any] = {"m_def": "*", **{k: "*" for k in keys if k}}
             spec = required_for_path(list(path), leaf=leaf)
             answer = self.client.archive_dict(self.entry_id, required=spec)
@@ -115,6 +132,7 @@ class RemoteFetcher:
     def list_items(self, root: Section, list_path: Path, keys: Sequence[str]) -> list[Any]:
         """The items of a repeating sub-section, with only ``keys`` of each (one request)."""
         with self._lock:
+            self._allowed(list_path)
             leaf: dict[str, Any] = {k: "*" for k in keys} or {"m_def": "*"}
             spec = required_for_path(list(list_path), leaf=leaf)
             answer = self.client.archive_dict(self.entry_id, required=spec)
@@ -361,6 +379,7 @@ def open_archive(
     source: ClientSource | None = None,
     seed: dict[str, Any] | None = None,
     upload_id: str | None = None,
+    fetch: bool = True,
 ) -> Any:
     """Download ``required`` of one entry and return its lazy root section.
 
@@ -378,7 +397,7 @@ def open_archive(
     else:
         data = client.archive_entry(entry_id, required)
         raw = anchored(data["archive"], required, src)
-        fetcher = RemoteFetcher(client, entry_id, required)
+        fetcher = RemoteFetcher(client, entry_id, required, auto=fetch)
         upload_id = data.get("upload_id") or upload_id
     return load(raw, sch, archives=src, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)
 

@@ -203,3 +203,46 @@ def test_iterating_a_partial_list_costs_one_request(schema, raw_archives):
         calcs = list(archive.run[0].calculation)
         assert len(calcs) == 120 and all(c is not None for c in calcs)
         assert len(srv.requests) <= 2  # the length, then every missing item at once
+
+
+def test_with_fetching_off_missing_data_is_not_downloaded_error(server, schema, raw_archives):
+    from archivemap.errors import AbsentError, NotDownloadedError
+
+    entry_id = _entry_with_workflow(raw_archives)
+    archive = Client(server.url).archive(entry_id, {"workflow": "*"}, schema=schema, fetch=False)
+    server.clear_log()
+    with pytest.raises(NotDownloadedError) as info:
+        archive.workflow[0].calculation_result_ref  # noqa: B018
+    assert isinstance(info.value, AttributeError)
+    assert "required" in str(info.value) and "prefetch" in str(info.value)
+    with pytest.raises(NotDownloadedError):
+        archive.run  # noqa: B018
+    with pytest.raises(AbsentError):  # downloaded, and not set: another error
+        archive.m_get("workflow[7]")
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("form", ["entries", "mainfile", "uploads", "url"])
+def test_cross_entry_reference_forms_through_the_client(schema, raw_archives, form):
+    archives = copy.deepcopy(raw_archives)
+    (a_id, a), (b_id, b) = list(archives.items())[:2]
+    upload = a["metadata"]["upload_id"]
+    b["metadata"]["upload_id"] = upload
+    if form == "mainfile":  # NOMAD's entry ids are the hash of upload id and mainfile
+        from archivemap.references import entry_id_from_mainfile
+
+        del archives[b_id]
+        b_id = b["metadata"]["entry_id"] = entry_id_from_mainfile(upload, b["metadata"]["mainfile"])
+        archives[b_id] = b
+    with LocalServer(archives) as srv:
+        target = {
+            "entries": f"../entries/{b_id}/archive",
+            "mainfile": f"../upload/archive/mainfile/{b['metadata']['mainfile']}",
+            "uploads": f"/uploads/{upload}/archive/{b_id}",
+            "url": f"{srv.url}/uploads/{upload}/archive/{b_id}",
+        }[form]
+        a["workflow"] = [{"calculation_result_ref": f"{target}#/run/0/calculation/0"}]
+        archive = Client(srv.url).archive(a_id, {"workflow": "*", "metadata": "*"}, schema=schema)
+        ref = archive.workflow[0].calculation_result_ref
+        assert ref.m_entry_id == b_id and ref.m_path() == "/run/0/calculation/0"
+        assert ref.energy.total.value is not None

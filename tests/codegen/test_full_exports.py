@@ -5,7 +5,6 @@ Skipped when the corpus is not next to the repository.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import attrs
@@ -28,15 +27,8 @@ EXPORTS = ["nomad-2.0.0-metainfo.json", "nomad-gui-artifacts-metainfo.json"]
 def generated(request: pytest.FixtureRequest, shared_metainfo: Path, tmp_path: Path):
     source = shared_metainfo / request.param
     name = "full_" + request.param.split("-")[1].replace(".", "_")
-    start = time.perf_counter()
     assert generate(source, tmp_path, package_name=name) == 0
-    elapsed = time.perf_counter() - start
-    return source, tmp_path, name, elapsed
-
-
-def test_generation_is_fast(generated) -> None:
-    source, _, _, elapsed = generated
-    assert elapsed < 15, f"generating {source.name} took {elapsed:.1f} s"  # target 5 s (bench)
+    return source, tmp_path, name, None  # speed lives in benchmarks/bench_codegen.py
 
 
 @pytest.mark.parametrize("order", ["sorted", "reversed", "shuffled"])
