@@ -194,9 +194,18 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a folder of archives as a NOMAD-compatible API on 127.0.0.1."""
-    from archivemap.server import serve
+    from archivemap.server import LocalServer
 
-    serve(args.directory, host=args.host, port=args.port)
+    server = LocalServer(args.directory, host=args.host, port=args.port).start()
+    print(f"serving {len(server.store)} entries at {server.url}  (Ctrl-C to stop)", flush=True)
+    try:
+        import threading
+
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
     return 0
 
 
@@ -213,7 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Typed, lazy, navigable Python objects for NOMAD archives.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_parser = sub.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return _add_parser(name, parents=[common], description=kwargs.get("help"), **kwargs)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
     sub.required = True
 
     p = sub.add_parser("demo", help="run offline on the shipped samples")
@@ -244,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("fetch", help="download (part of) an archive as JSON")
-    p.add_argument("entry_id")
+    p.add_argument("entry_id", help="the entry to download")
     p.add_argument("--url", required=True, help="NOMAD API v1 URL")
     p.add_argument("--required", default="*", help='required spec as JSON, e.g. \'{"workflow": "*"}\'')
     p.add_argument("-o", "--output", help="output file (default: stdout)")
@@ -254,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", required=True, help="NOMAD API v1 URL")
     p.add_argument("--query", help='query JSON, e.g. \'{"results.material.elements": ["Ti", "O"]}\'')
     p.add_argument("--include", help="comma-separated metadata fields to return")
-    p.add_argument("--page-size", type=int, default=100)
+    p.add_argument("--page-size", type=int, default=100, help="entries per request")
     p.add_argument("--max", type=int, default=0, help="stop after this many entries")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_query)
@@ -269,9 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_graph)
 
     p = sub.add_parser("serve", help="serve a folder of archives as a NOMAD API on 127.0.0.1")
-    p.add_argument("directory")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("directory", help="folder of archive JSON files")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -72,3 +72,33 @@ def test_graph_formats(tmp_path, capsys) -> None:
     assert capsys.readouterr().out.startswith(("digraph", "strict digraph"))
     assert main(["graph", folder, "--format", "png", "-o", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_serve_prints_its_url_and_answers(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    import requests
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "archivemap.cli", "serve", str(SAMPLES / "archives"), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "serving 3 entries at http://127.0.0.1:" in line
+        url = line.split(" at ")[1].split()[0]
+        answer = requests.post(f"{url}/entries/query", json={}, timeout=10).json()
+        assert answer["pagination"]["total"] == 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_debug_shows_the_traceback_on_any_subcommand(capsys) -> None:
+    import pytest
+
+    with pytest.raises(FileNotFoundError):
+        main(["show", str(SAMPLES / "nope.json"), "--metainfo", str(SAMPLES / "metainfo.json"), "--debug"])
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "demo", "--samples", str(SAMPLES / "nope")])

@@ -204,3 +204,26 @@ def test_older_export_with_its_archives(archive: Path, schema_old) -> None:
             if check.get("kind") == "quantity" and check.get("unit"):
                 value = root.m_get(check["path"]).to(check["unit"]).magnitude
                 assert _close(value, check["value"]), check["path"]
+
+
+def test_old_vasp_archive_gives_exactly_one_warning(schema_2_0) -> None:
+    archive = SHARED / "archives" / "vasp-si16-singlepoint.recorded.archive.json"
+    root = load(archive, schema_2_0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for section in root.m_contents():
+            for fm in section._m_set_fields():
+                getattr(section, fm.attribute)
+    messages = [str(w.message) for w in caught if issubclass(w.category, SchemaMismatchWarning)]
+    assert len(messages) == 1 and messages[0].startswith("/results/method/workflow_name:")
+    assert root.results.method.workflow_name == ["single_point"]  # kept as it was
+
+
+@pytest.mark.parametrize("archive", ARCHIVES, ids=lambda p: p.name.split(".")[0])
+def test_entry_ids_are_nomads_mainfile_hash(archive: Path) -> None:
+    from archivemap.references import entry_id_from_mainfile
+
+    meta = read_json(archive).get("metadata") or {}
+    if not {"upload_id", "mainfile", "entry_id"} <= set(meta):
+        pytest.skip("archive has no upload id / mainfile")
+    assert entry_id_from_mainfile(meta["upload_id"], meta["mainfile"], meta.get("mainfile_key")) == meta["entry_id"]

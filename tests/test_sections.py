@@ -288,3 +288,64 @@ def test_list_values_do_not_alias_the_input(schema):
     labels = archive.run[0].system[0].atoms.labels
     labels.append("X")
     assert raw["run"][0]["system"][0]["atoms"]["labels"][-1] != "X"
+
+
+def test_load_accepts_bytes_file_objects_and_environments(schema):
+    raw = read_json(SINGLE)
+    data = SINGLE.read_bytes()
+    with open(SINGLE, "rb") as handle:
+        from_file = archivemap.load(handle, schema)
+    from_bytes = archivemap.load(data, schema)
+    from_env = archivemap.load(SINGLE, archivemap.load_environment(SAMPLES / "metainfo.json"))
+    for archive in (from_file, from_bytes, from_env):
+        assert archive.to_dict() == raw
+    with pytest.raises(archivemap.errors.ArchiveDataError, match="not valid JSON"):
+        archivemap.load(b"{not json", schema)
+    with pytest.raises(archivemap.errors.ArchiveDataError, match="JSON object"):
+        archivemap.load(b"[1, 2]", schema)
+
+
+def test_classes_are_built_only_for_the_sections_read():
+    fresh = archivemap.Schema(SAMPLES / "metainfo.json", classes=None)
+    fresh.generated = None  # run-time classes only, even if a generated package is registered
+    archive = archivemap.load(SINGLE, fresh)
+    archive.run[0].calculation[0].energy.total.value  # noqa: B018
+    built = {cls.m_qualified_name for cls in fresh._def_by_class}
+    assert built <= {
+        "nomad.datamodel.datamodel.EntryArchive", "nomad.datamodel.data.ArchiveSection", "runschema.run.Run",
+        "runschema.calculation.Calculation", "runschema.calculation.BaseCalculation",
+        "runschema.calculation.Energy", "runschema.calculation.EnergyEntry",
+    }
+    assert len(built) < len(list(fresh.environment.all_sections())) / 3
+
+
+def test_nomad_unit_names_are_in_the_application_registry():
+    from archivemap.units import registry
+
+    ureg = registry()
+    assert ureg.Quantity(1, "a_u_energy").to("hartree").magnitude == pytest.approx(1.0)
+    assert ureg.Quantity(1, "ppm").to("").magnitude == pytest.approx(1e-6)
+    assert ureg.Quantity(1, "atomic_unit_of_electric_field_gradient").check("[electric_field] / [length]")
+    assert ureg.Quantity(-1.3893980273911905e-17, "joule").to("eV").magnitude == pytest.approx(-86.71940396, rel=1e-9)
+
+
+def test_works_inside_a_running_event_loop():
+    """Jupyter runs an event loop; the synchronous API must not need one of its own."""
+    import asyncio
+
+    from archivemap.client import Client
+    from archivemap.server import LocalServer
+
+    async def notebook_cell() -> int:
+        with LocalServer(SAMPLES / "archives") as srv:
+            return len(list(Client(srv.url).entries()))
+
+    assert asyncio.run(notebook_cell()) == 3
+
+
+def test_samples_are_what_make_samples_writes():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(SAMPLES / "make_samples.py"), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
