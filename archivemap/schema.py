@@ -56,6 +56,7 @@ class Schema:
         self._def_by_class: dict[type, SectionDef] = {}
         self._lock = threading.RLock()
         self._root: type[Section] | None = None
+        self._sub_classes: dict[tuple[type, str], type[Section]] = {}
 
     def __repr__(self) -> str:
         gen = f", classes={self.generated.__name__!r}" if self.generated else ""
@@ -100,7 +101,14 @@ class Schema:
             return cls
 
     def sub_section_class(self, owner: type[Section], fm: FieldMeta) -> type[Section]:
-        """The declared class of sub-section ``fm`` of class ``owner``."""
+        """The declared class of sub-section ``fm`` of class ``owner`` (cached: a hot path)."""
+        key = (owner, fm.name)
+        cls = self._sub_classes.get(key)
+        if cls is None:
+            cls = self._sub_classes[key] = self._sub_section_class(owner, fm)
+        return cls
+
+    def _sub_section_class(self, owner: type[Section], fm: FieldMeta) -> type[Section]:
         sdef = self._def_by_class.get(owner)
         if sdef is not None:
             prop = sdef.all_properties.get(fm.name)
