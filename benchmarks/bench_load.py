@@ -146,7 +146,7 @@ def main() -> int:
             _navigate(load(data, schema))  # warm: classes built, units parsed (once per process)
             base = _median(lambda: orjson.loads(data), repeat)
             ours = _median(lambda: _navigate(load(data, schema)), repeat)
-            print(f"{path.name[:42]:<44}{base * 1e3:10.1f} ms {ours * 1e3:12.1f} ms {ours / base:7.2f}x")
+            print(f"{path.name[:42]:<44}{base * 1e3:10.3f} ms {ours * 1e3:12.3f} ms {ours / base:7.2f}x")
         data = large.read_bytes()
         print(f"\nlarge archive: {len(data) / 1e6:.0f} MB")
         tracemalloc.start()
