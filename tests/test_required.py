@@ -83,12 +83,27 @@ names = st.sampled_from(["run", "calculation", "system", "energy", "total", "val
 scalars = st.one_of(st.integers(-5, 5), st.floats(allow_nan=False), st.text(max_size=4), st.booleans())
 
 
+# As in a real schema, a name is always of one kind: repeating sub-sections, single
+# sub-sections, or quantities. (Data where ``run`` is a list in one item and a number in its
+# sibling cannot come from NOMAD, and a merged slice spec would rightly fail on it.)
+REPEATING = ("run", "calculation", "system")
+SINGLE = ("energy", "total")
+
+
 def sections(depth: int = 3) -> st.SearchStrategy[dict[str, Any]]:
     if depth == 0:
-        return st.dictionaries(names, scalars, max_size=3)
+        return st.dictionaries(st.sampled_from(["value", "x_a"]), scalars, max_size=3)
     child = sections(depth - 1)
-    value = st.one_of(scalars, child, st.lists(child, min_size=1, max_size=4))
-    return st.dictionaries(names, value, min_size=1, max_size=4)
+
+    def value_for(name: str) -> st.SearchStrategy[Any]:
+        if name in REPEATING:
+            return st.lists(child, min_size=1, max_size=4)
+        if name in SINGLE:
+            return child
+        return scalars
+
+    keys = st.lists(names, min_size=1, max_size=4, unique=True)
+    return keys.flatmap(lambda ks: st.fixed_dictionaries({k: value_for(k) for k in ks}))
 
 
 @st.composite
