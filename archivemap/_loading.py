@@ -9,7 +9,6 @@ from archivemap.converter import dump_value, load_value
 from archivemap.errors import (
     ArchiveDataError,
     DefinitionError,
-    NotDownloadedError,
     ReferenceResolutionError,
     SchemaMismatchWarning,
 )
@@ -345,11 +344,3 @@ def _copy_json(value: Any) -> Any:
                 else:
                     dst.append(v)
     return root
-
-
-def not_downloaded(section: Section, name: str) -> NotDownloadedError:
-    return NotDownloadedError(
-        f"{name!r} was not downloaded; request it in 'required' or call archive.prefetch()",
-        path=_child_path(section, name),
-        entry_id=section.m_entry_id,
-    )

@@ -51,8 +51,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     schema = archivemap.Schema(samples / "metainfo.json")
     archive_dir = samples / "archives"
     rows = []
+    # one source for all: a folder given as a path would be indexed again for every archive
+    source = archivemap.DirectorySource(archive_dir, schema)
     for path in sorted(archive_dir.glob("*.archive.json")):
-        archive = archivemap.load(path, schema, archives=archive_dir)
+        archive = archivemap.load(path, schema, archives=source)
         calc = archive.workflow[0].calculation_result_ref
         energy = calc.energy.total.value.to("eV")
         system = calc.system_ref
@@ -87,6 +89,7 @@ def _required_arg(text: str | None) -> Any:
 
 def _load_source(source: str, args: argparse.Namespace) -> Any:
     import archivemap
+    from archivemap.schema import as_schema
 
     schema = args.metainfo or os.environ.get("ARCHIVEMAP_METAINFO")
     if getattr(args, "url", None):
@@ -99,11 +102,10 @@ def _load_source(source: str, args: argparse.Namespace) -> Any:
         schema = str(REPO_SAMPLES / "metainfo.json")
     if schema is None:
         raise ValueError("--metainfo (or ARCHIVEMAP_METAINFO) names the metainfo export to read with")
-    folder = path.parent if path.is_file() else path
+    folder = archivemap.DirectorySource(path.parent if path.is_file() else path, as_schema(schema))
     if path.is_dir():
-        files = sorted(path.glob("*.json"))
-        return [archivemap.load(p, schema, archives=folder) for p in files]
-    return archivemap.load(path, schema, archives=folder)
+        return [archivemap.load(p, folder.schema, archives=folder) for p in sorted(path.glob("*.json"))]
+    return archivemap.load(path, folder.schema, archives=folder)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

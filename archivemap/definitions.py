@@ -525,7 +525,6 @@ class Environment:
     def by_qualified_name(self, name: str) -> SectionDef | None:
         found = self._by_qualified.get(name)
         if found is None:
-            pkg_name, _, rest = name.rpartition(".")
             # package aliases, and inner sections written Package.Outer.Inner
             parts = name.split(".")
             for cut in range(len(parts) - 1, 0, -1):
@@ -631,12 +630,12 @@ class Environment:
         found = self._by_path.get(path)
         if found is not None:
             return found
-        target = self._walk(self.raw, path, origin, ref=path)
+        target = self._walk(path, origin)
         if isinstance(target, (SectionDef, QuantityDef, SubSectionDef, PackageDef)):
             return target
         raise UnknownDefinitionError(f"unknown definition path {path!r}", origin)
 
-    def _walk(self, raw: Any, path: str, origin: str | None, ref: str) -> Definition:
+    def _walk(self, path: str, origin: str | None) -> Definition:
         """Walk ``/packages/i/...`` through the model objects (indices or names)."""
         segments = [s for s in path.strip("/").split("/") if s]
         node: Any = self
@@ -644,17 +643,17 @@ class Environment:
         while i < len(segments):
             key = segments[i]
             if key not in _LIST_KEYS or i + 1 >= len(segments):
-                raise UnknownDefinitionError(f"unknown definition path {ref!r}", origin)
+                raise UnknownDefinitionError(f"unknown definition path {path!r}", origin)
             items = _children(node, key)
             sel = segments[i + 1]
             node = _select(items, sel)
             if node is None:
                 raise UnknownDefinitionError(
-                    f"unknown definition path {ref!r} (no {key} {sel!r})", origin
+                    f"unknown definition path {path!r} (no {key} {sel!r})", origin
                 )
             i += 2
         if node is self:
-            raise UnknownDefinitionError(f"unknown definition path {ref!r}", origin)
+            raise UnknownDefinitionError(f"unknown definition path {path!r}", origin)
         return node  # type: ignore[no-any-return]
 
     def _resolve_fragment(

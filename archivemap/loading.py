@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from archivemap._context import ArchiveContext, ArchiveSource, Fetcher
 from archivemap.errors import ArchiveDataError
 from archivemap.schema import Schema, as_schema
-from archivemap.sections import Section
 
 __all__ = ["load", "parse_json", "read_json"]
 
@@ -103,7 +102,9 @@ def load(
         schema: the metainfo: a :class:`Schema`, an Environment, a path or URL of an export,
             or a dict. Classes generated for it are used when the Schema has them.
         archives: where other archives come from, to follow cross-entry references: a folder
-            (path) of archive files, or any :class:`ArchiveSource` such as a client.
+            (path) of archive files, or any :class:`ArchiveSource` such as a client. A path is
+            indexed on every call; to load many archives of one folder, pass one
+            :class:`~archivemap.sources.DirectorySource` instead.
         fetcher: fetches what was not downloaded (set by the client).
         entry_id, upload_id: the entry's identity when the archive's metadata lacks it.
 
@@ -125,8 +126,3 @@ def load(
     if archives is not None and hasattr(archives, "register"):
         archives.register(root)
     return root
-
-
-def to_dict(section: Section) -> dict[str, Any]:
-    """The archive JSON of a section (``section.to_dict()``)."""
-    return section.to_dict()

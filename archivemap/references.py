@@ -199,8 +199,8 @@ def resolve_reference(holder: Section, ref: str, source_path: str | None = None)
                 # (a target the server already placed, e.g. from m_ref_archives, is used as
                 # it is; its missing properties are fetched one by one when read)
                 fetcher.fetch(root, planned)
-            rest = segments[_consumed(planned, segments):]
-            segments = tuple(str(s) for s in planned) + tuple(rest)
+            # one planned element per fragment segment; what is left indexes into a value
+            segments = tuple(str(s) for s in planned) + segments[len(planned):]
     return resolve_fragment(root, segments, reference=ref, source_path=source_path)
 
 
@@ -219,11 +219,6 @@ def _present(raw: Any, path: tuple[Any, ...]) -> bool:
         if node is None:
             return False
     return True
-
-
-def _consumed(planned: tuple[Any, ...], segments: tuple[str, ...]) -> int:
-    """How many fragment segments a planned path stands for (one per planned element)."""
-    return min(len(planned), len(segments))
 
 
 def resolve_fragment(

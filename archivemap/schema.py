@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from archivemap.definitions import Environment, SectionDef, load_environment
-from archivemap.errors import DefinitionError, UnknownDefinitionError
+from archivemap.errors import DefinitionError
 from archivemap.fields import FieldMeta, field_meta, quantity, sub_section
 from archivemap.naming import class_name, python_name
 from archivemap.sections import Section, section_fields
@@ -242,7 +242,3 @@ def as_schema(schema: Schema | Environment | Mapping[str, Any] | str | Path | by
                 found = _cache[id(schema)] = Schema(schema)
             return found
     return Schema(schema)
-
-
-def lookup_error(name: str) -> UnknownDefinitionError:
-    return UnknownDefinitionError(f"unknown section {name!r}")

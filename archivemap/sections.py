@@ -13,19 +13,12 @@ that ``to_dict(load(d)) == d`` holds exactly, unknown keys and mistyped values i
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from archivemap.errors import (
-    AbsentError,
-    NotDownloadedError,
-    NotInSchemaError,
-    ReferenceResolutionError,
-    SchemaMismatchWarning,
-)
+from archivemap.errors import AbsentError, NotInSchemaError
 from archivemap.fields import META_KEY, FieldMeta
 
 if TYPE_CHECKING:
@@ -34,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Section", "section_fields"]
 
-_MISSING = object()
 _FIRST_READ = threading.Lock()
 
 
@@ -395,9 +387,3 @@ def _load_field(section: Section, fm: FieldMeta) -> Any:
     return load_field(section, fm)
 
 
-def _warn(message: str) -> None:
-    warnings.warn(message, SchemaMismatchWarning, stacklevel=3)
-
-
-# Re-exported for the loaders' error messages.
-MissingKinds = (AbsentError, NotDownloadedError, NotInSchemaError, ReferenceResolutionError)

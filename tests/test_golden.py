@@ -35,8 +35,9 @@ def source(request, schema_2_0):
 
 
 def _load(archive: Path, source: DirectorySource) -> Section:
-    eid = read_json(archive)["metadata"]["entry_id"] if "metadata" in read_json(archive) else None
-    return source.archive(eid) if eid else load(archive, source.schema, archives=source)
+    raw = read_json(archive)
+    eid = raw.get("metadata", {}).get("entry_id")
+    return source.archive(eid) if eid else load(raw, source.schema, archives=source)
 
 
 def _close(actual: Any, expected: Any, rtol: float = 1e-9, atol: float = 1e-12) -> bool:

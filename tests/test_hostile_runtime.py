@@ -6,7 +6,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import pytest
 
 from archivemap.errors import ArchivemapError
 from archivemap.loading import load
