@@ -9,7 +9,13 @@ The public API, by what you do with it::
     DirectorySource / ZipSource       archives on disk, for cross-entry references offline
     reference_graph(archives)         networkx graph of sections and reference links
     parse_reference(string)           take a reference string apart
-    errors                            ArchivemapError and its subclasses
+    html / pretty / to_dataframe / to_atoms   views of sections (text, HTML, pandas, ASE)
+    LocalServer(folder)               a NOMAD-compatible API over a folder, for tests and offline
+    ArchivemapError, ...              every error class (the tree is drawn in archivemap.errors)
+
+The layers below, in the direction data flows (an import contract in the tests keeps it so):
+leaves (``errors``, ``paths``, ``units``, ``naming``, ``_json``) → ``metainfo`` →
+``archive`` → ``remote`` | ``graph`` | ``views`` → ``cli``; ``server`` uses the leaves only.
 
 Names are imported on first use, so ``import archivemap`` stays fast.
 """
@@ -19,66 +25,165 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from archivemap._version import __version__
 
+__all__ = [
+    "AbsentError",
+    "ArchiveDataError",
+    "ArchiveSource",
+    "ArchiveStream",
+    "ArchivemapError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ClientError",
+    "CodegenError",
+    "CyclicDefinitionError",
+    "DanglingReferenceError",
+    "DefinitionError",
+    "DirectorySource",
+    "Environment",
+    "Fetcher",
+    "ForbiddenError",
+    "HTTPStatusError",
+    "LocalServer",
+    "MissingError",
+    "NotDownloadedError",
+    "NotFoundError",
+    "NotInSchemaError",
+    "ParsedReference",
+    "ReferenceCycleError",
+    "ReferenceResolutionError",
+    "Schema",
+    "SchemaMismatchWarning",
+    "Section",
+    "ServerError",
+    "TransportError",
+    "UnknownDefinitionError",
+    "UnsafePathError",
+    "UnsupportedReferenceError",
+    "ValidationError",
+    "ZipSource",
+    "dangling_references",
+    "entry_id_from_mainfile",
+    "html",
+    "load",
+    "load_environment",
+    "parse_reference",
+    "pretty",
+    "read_json",
+    "reference_cycles",
+    "reference_graph",
+    "referrers",
+    "set_default_schema",
+    "subgraph_of",
+    "to_atoms",
+    "to_dataframe",
+]
+
+#: Where each public name lives (imported from there on first use).
 _EXPORTS: dict[str, str] = {
     "AbsentError": "archivemap.errors",
+    "ArchiveDataError": "archivemap.errors",
+    "ArchiveSource": "archivemap.archive.context",
+    "ArchiveStream": "archivemap.remote.client",
     "ArchivemapError": "archivemap.errors",
-    "Client": "archivemap.client",
+    "AuthenticationError": "archivemap.errors",
+    "BadRequestError": "archivemap.errors",
+    "Client": "archivemap.remote.client",
+    "ClientError": "archivemap.errors",
+    "CodegenError": "archivemap.errors",
+    "CyclicDefinitionError": "archivemap.errors",
     "DanglingReferenceError": "archivemap.errors",
-    "DirectorySource": "archivemap.sources",
-    "Environment": "archivemap.definitions",
-    "NotDownloadedError": "archivemap.errors",
-    "NotInSchemaError": "archivemap.errors",
-    "ParsedReference": "archivemap.references",
-    "ReferenceResolutionError": "archivemap.errors",
-    "Schema": "archivemap.schema",
-    "SchemaMismatchWarning": "archivemap.errors",
-    "Section": "archivemap.sections",
-    "ZipSource": "archivemap.sources",
-    "ArchiveStream": "archivemap.client",
+    "DefinitionError": "archivemap.errors",
+    "DirectorySource": "archivemap.archive.sources",
+    "Environment": "archivemap.metainfo.definitions",
+    "Fetcher": "archivemap.archive.sections",
+    "ForbiddenError": "archivemap.errors",
+    "HTTPStatusError": "archivemap.errors",
     "LocalServer": "archivemap.server",
+    "MissingError": "archivemap.errors",
+    "NotDownloadedError": "archivemap.errors",
+    "NotFoundError": "archivemap.errors",
+    "NotInSchemaError": "archivemap.errors",
+    "ParsedReference": "archivemap.archive.references",
+    "ReferenceCycleError": "archivemap.errors",
+    "ReferenceResolutionError": "archivemap.errors",
+    "Schema": "archivemap.archive.schema",
+    "SchemaMismatchWarning": "archivemap.errors",
+    "Section": "archivemap.archive.sections",
+    "ServerError": "archivemap.errors",
+    "TransportError": "archivemap.errors",
+    "UnknownDefinitionError": "archivemap.errors",
+    "UnsafePathError": "archivemap.errors",
+    "UnsupportedReferenceError": "archivemap.errors",
+    "ValidationError": "archivemap.errors",
+    "ZipSource": "archivemap.archive.sources",
     "dangling_references": "archivemap.graph",
-    "html": "archivemap.display",
-    "pretty": "archivemap.display",
+    "entry_id_from_mainfile": "archivemap.archive.references",
+    "html": "archivemap.views.display",
+    "load": "archivemap.archive.load",
+    "load_environment": "archivemap.metainfo.definitions",
+    "parse_reference": "archivemap.archive.references",
+    "pretty": "archivemap.views.display",
+    "read_json": "archivemap._json",
     "reference_cycles": "archivemap.graph",
-    "referrers": "archivemap.graph",
-    "subgraph_of": "archivemap.graph",
-    "to_atoms": "archivemap.ase",
-    "to_dataframe": "archivemap.dataframe",
-    "entry_id_from_mainfile": "archivemap.references",
-    "load": "archivemap.loading",
-    "load_environment": "archivemap.definitions",
-    "parse_reference": "archivemap.references",
     "reference_graph": "archivemap.graph",
-    "set_default_schema": "archivemap.loading",
+    "referrers": "archivemap.graph",
+    "set_default_schema": "archivemap.archive.load",
+    "subgraph_of": "archivemap.graph",
+    "to_atoms": "archivemap.views.ase",
+    "to_dataframe": "archivemap.views.dataframe",
 }
 
-__all__ = sorted(_EXPORTS)
-
 if TYPE_CHECKING:
-    from archivemap.client import Client
-    from archivemap.definitions import Environment, load_environment
+    from archivemap._json import read_json
+    from archivemap.archive.context import ArchiveSource
+    from archivemap.archive.load import load, set_default_schema
+    from archivemap.archive.references import ParsedReference, entry_id_from_mainfile, parse_reference
+    from archivemap.archive.schema import Schema
+    from archivemap.archive.sections import Fetcher, Section
+    from archivemap.archive.sources import DirectorySource, ZipSource
     from archivemap.errors import (
         AbsentError,
+        ArchiveDataError,
         ArchivemapError,
+        AuthenticationError,
+        BadRequestError,
+        ClientError,
+        CodegenError,
+        CyclicDefinitionError,
         DanglingReferenceError,
+        DefinitionError,
+        ForbiddenError,
+        HTTPStatusError,
+        MissingError,
         NotDownloadedError,
+        NotFoundError,
         NotInSchemaError,
+        ReferenceCycleError,
         ReferenceResolutionError,
         SchemaMismatchWarning,
+        ServerError,
+        TransportError,
+        UnknownDefinitionError,
+        UnsafePathError,
+        UnsupportedReferenceError,
+        ValidationError,
     )
-    from archivemap.ase import to_atoms
-    from archivemap.client import ArchiveStream
-    from archivemap.dataframe import to_dataframe
-    from archivemap.display import html, pretty
-    from archivemap.graph import dangling_references, reference_cycles, reference_graph, referrers, subgraph_of
+    from archivemap.graph import (
+        dangling_references,
+        reference_cycles,
+        reference_graph,
+        referrers,
+        subgraph_of,
+    )
+    from archivemap.metainfo.definitions import Environment, load_environment
+    from archivemap.remote.client import ArchiveStream, Client
     from archivemap.server import LocalServer
-    from archivemap.loading import load, set_default_schema
-    from archivemap.references import ParsedReference, entry_id_from_mainfile, parse_reference
-    from archivemap.schema import Schema
-    from archivemap.sections import Section
-    from archivemap.sources import DirectorySource, ZipSource
+    from archivemap.views.ase import to_atoms
+    from archivemap.views.dataframe import to_dataframe
+    from archivemap.views.display import html, pretty
 
 
 def __getattr__(name: str) -> Any:

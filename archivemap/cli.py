@@ -14,6 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import archivemap
+from archivemap import graph
+from archivemap.archive.schema import as_schema
+from archivemap.server import LocalServer
+from archivemap.views.display import pretty
+from archivemap_codegen import cli as codegen_cli
+
 __all__ = ["main"]
 
 REPO_SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -45,7 +52,6 @@ def _print_json(value: Any) -> None:
 # -- commands -----------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     """Load the shipped samples and walk the workflow to the energy, offline."""
-    import archivemap
 
     samples = _samples_dir(args.samples)
     schema = archivemap.Schema(samples / "metainfo.json")
@@ -88,8 +94,6 @@ def _required_arg(text: str | None) -> Any:
 
 
 def _load_source(source: str, args: argparse.Namespace) -> Any:
-    import archivemap
-    from archivemap.schema import as_schema
 
     schema = args.metainfo or os.environ.get("ARCHIVEMAP_METAINFO")
     if getattr(args, "url", None):
@@ -110,7 +114,6 @@ def _load_source(source: str, args: argparse.Namespace) -> Any:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Print a section or value of an archive (a file, a folder, or an entry id with --url)."""
-    from archivemap.display import pretty
 
     loaded = _load_source(args.source, args)
     archives = loaded if isinstance(loaded, list) else [loaded]
@@ -132,10 +135,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Download (part of) one archive as JSON."""
-    import archivemap
 
     client = archivemap.Client(args.url, token=os.environ.get("NOMAD_TOKEN"))
-    data = client.archive_dict(args.entry_id, required=_required_arg(args.required))
+    data = client.archive_raw(args.entry_id, required=_required_arg(args.required))
     text = json.dumps(data, indent=2)
     if args.output and args.output != "-":
         Path(args.output).write_text(text, encoding="utf-8")
@@ -147,7 +149,6 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     """Page through entries matching a query, printing one JSON line per entry."""
-    import archivemap
 
     client = archivemap.Client(args.url, token=os.environ.get("NOMAD_TOKEN"))
     query = json.loads(args.query) if args.query else {}
@@ -167,7 +168,6 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Write the reference graph of one or more archives."""
-    from archivemap import graph
 
     loaded = _load_source(args.source, args)
     g = graph.reference_graph(loaded, containment=args.containment, progress=not args.no_progress and sys.stderr.isatty())
@@ -196,7 +196,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a folder of archives as a NOMAD-compatible API on 127.0.0.1."""
-    from archivemap.server import LocalServer
 
     server = LocalServer(args.directory, host=args.host, port=args.port).start()
     print(f"serving {len(server.store)} entries at {server.url}  (Ctrl-C to stop)", flush=True)
@@ -212,7 +211,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_codegen(args: argparse.Namespace) -> int:
-    from archivemap_codegen import cli as codegen_cli
 
     return int(codegen_cli.run(args))
 
@@ -242,8 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("codegen", help="generate Python classes from a metainfo export")
     try:
-        from archivemap_codegen import cli as codegen_cli
-
+    
         codegen_cli.add_arguments(p)
     except ImportError:  # pragma: no cover - generator missing from a broken install
         p.add_argument("metainfo")

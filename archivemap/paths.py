@@ -1,108 +1,169 @@
-"""Archive paths in the two spellings users meet: dotted (``run[0].energy``) and NOMAD's
-slash form (``/run/0/energy``), and reading them with typed errors for each kind of missing.
+"""Archive paths: the grammar of the two spellings users meet, and nothing else.
+
+Dotted attribute paths (``run[0].calculation[-1].energy``, ``data.processes['pvd x']``) and
+NOMAD's slash form (``/run/0/calculation/3``, ``#/run/0``) both parse to one tuple of
+segments: ``str`` property names, ``int`` indices (negative too) and :class:`Key` item keys.
+This is a leaf: reading a path through an archive lives with the sections
+(:func:`archivemap.archive.sections.get_path`), building ``required`` specs from it in
+:mod:`archivemap.remote.fetch.fetch.required`.
+
+The parsers are single left-to-right scans (linear in the length of the path).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import re
+from collections.abc import Sequence
+from typing import Final, Union
 
-from archivemap.errors import AbsentError, NotDownloadedError, NotInSchemaError
+__all__ = [
+    "INT_RE",
+    "Key",
+    "Segment",
+    "format_archive_path",
+    "format_path",
+    "parse_archive_path",
+    "parse_path",
+]
 
-if TYPE_CHECKING:
-    from archivemap.sections import Section
+class Key(str):
+    """A path segment that selects a repeating sub-section item by its key, not by index.
 
-__all__ = ["format_path", "get_path", "parse_path"]
+    Written ``processes[pvd_evaporation]`` or ``processes['pvd evaporation']`` in dotted
+    paths. The server cannot resolve these (spec §7.4), so they stay client-side. A plain
+    ``str`` segment is a property name; slash paths (``/data/processes/x``) cannot tell a key
+    from a name and always yield names.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Key({str.__repr__(self)})"
 
 
-def parse_path(path: str) -> tuple[str | int, ...]:
+#: One parsed path segment: a property name, a list index or a :class:`Key`.
+Segment = Union[str, int]
+
+# --------------------------------------------------------------------------- paths
+
+INT_RE: Final = re.compile(r"-?\d+\Z")
+_DOTTED_TOKEN_RE: Final = re.compile(
+    r"""
+    (?P<name>[^.\[\]]+)                       # a property name
+    | \[ (?: (?P<int>-?\d+)                   # [3] or [-1]
+           | '(?P<sq>[^']*)' | "(?P<dq>[^"]*)"  # ['a key'] / ["a key"]
+           | (?P<bare>[^\]'"]+) ) \]          # [a_key]
+    | (?P<dot>\.)
+    """,
+    re.VERBOSE,
+)
+
+
+def parse_archive_path(path: str | Sequence[Segment]) -> tuple[Segment, ...]:
+    """Split an archive path into names, indices and keys.
+
+    Both spellings NOMAD users meet are accepted, so callers need not care which one they
+    were handed: reference fragments (``/run/0/calculation/3``, ``#/run/0``, ``run/0``) and
+    dotted attribute paths (``run[0].calculation[-1].energy``,
+    ``data.processes['pvd evaporation']``). An already parsed sequence is validated and
+    returned as a tuple.
+
+    Args:
+        path: the path; ``""``, ``"/"`` and ``"#"`` mean the archive root.
+
+    Returns:
+        The segments: ``str`` property names, ``int`` indices (possibly negative) and
+        :class:`Key` item keys.
+
+    Raises:
+        ValueError: the path is not well formed (``run[0``, ``a..b``, ``[0]`` first).
+    """
+    if not isinstance(path, str):
+        segments = tuple(path)
+        for segment in segments:
+            if isinstance(segment, bool) or not isinstance(segment, (str, int)):
+                raise ValueError(f"bad path segment {segment!r} in {path!r}")
+        return segments
+    text = path.strip()
+    if text.startswith("#"):
+        text = text[1:]
+    if "/" in text:
+        return tuple(
+            int(part) if INT_RE.match(part) else part for part in text.split("/") if part
+        )
+    return _parse_dotted(text)
+
+
+def _parse_dotted(text: str) -> tuple[Segment, ...]:
+    segments: list[Segment] = []
+    position = 0
+    expect_name = True  # at the start and after a dot, a name must follow
+    while position < len(text):
+        match = _DOTTED_TOKEN_RE.match(text, position)
+        if match is None:
+            raise ValueError(f"cannot parse archive path {text!r} at position {position}")
+        position = match.end()
+        if match.group("dot"):
+            if expect_name:
+                raise ValueError(f"empty segment in archive path {text!r}")
+            expect_name = True
+        elif match.group("name") is not None:
+            if not expect_name:
+                raise ValueError(f"missing '.' before {match.group('name')!r} in {text!r}")
+            segments.append(match.group("name").strip())
+            expect_name = False
+        else:
+            if expect_name:
+                raise ValueError(f"an index must follow a name in archive path {text!r}")
+            if match.group("int") is not None:
+                segments.append(int(match.group("int")))
+            else:
+                key = next(g for g in match.group("sq", "dq", "bare") if g is not None)
+                segments.append(Key(key))
+    if expect_name and segments:
+        raise ValueError(f"archive path {text!r} ends with '.'")
+    return tuple(segments)
+
+
+def format_archive_path(path: str | Sequence[Segment]) -> str:
+    """Write a path in the dotted form used in messages: ``run[0].calculation[3].energy``.
+
+    Args:
+        path: a path in any form :func:`parse_archive_path` accepts.
+
+    Returns:
+        The dotted path; ``""`` for the root.
+    """
+    out: list[str] = []
+    for segment in parse_archive_path(path):
+        if isinstance(segment, Key):
+            out.append(f"[{segment!s}]" if re.fullmatch(r"[\w\- ]+", segment) else f"[{str(segment)!r}]")
+        elif isinstance(segment, int):
+            out.append(f"[{segment}]")
+        else:
+            out.append(f".{segment}" if out else segment)
+    return "".join(out)
+
+
+def parse_path(path: str | Sequence[Segment]) -> tuple[Segment, ...]:
     """Split ``run[0].calculation[-1].energy`` or ``/run/0/calculation/-1/energy``.
 
-    Integers (negative too) become ``int``; everything else stays a name (item keys such as
-    ``processes[pvd]`` become :class:`archivemap.required.Key`, a ``str``). One parser for the
-    whole library: :func:`archivemap.required.parse_archive_path`.
+    The same as :func:`parse_archive_path` (one parser for the whole library).
 
     Raises:
         ValueError: brackets that do not close, or an empty path segment.
     """
-    from archivemap.required import parse_archive_path
-
     return parse_archive_path(path)
 
 
-def format_path(segments: tuple[str | int, ...]) -> str:
-    """The dotted form: ``("run", 0, "energy")`` → ``run[0].energy``."""
+def format_path(segments: Sequence[Segment]) -> str:
+    """The dotted form used in messages: ``("run", 0, "energy")`` → ``run[0].energy``."""
     text = ""
     for seg in segments:
         if isinstance(seg, int):
             text += f"[{seg}]"
+        elif isinstance(seg, Key):
+            text += f"[{seg!s}]"
         else:
             text += ("." if text else "") + seg
     return text
-
-
-def get_path(section: Section, path: str) -> Any:
-    """Read ``path`` below ``section`` (see :meth:`Section.m_get`).
-
-    Raises:
-        NotInSchemaError: a name that is no property of its section.
-        AbsentError: an unset property or an index out of range.
-        NotDownloadedError: data that exists on the server but was not downloaded.
-    """
-    from archivemap.sections import Section, _fields_by_name, section_fields
-
-    from archivemap.references import item_by_key
-
-    segments = parse_path(path)
-    node: Any = section
-    done: list[str | int] = []
-    key_quantity: str | None = None  # of the repeating sub-section last read
-    for seg in segments:
-        where = format_path(tuple(done)) or "<root>"
-        if isinstance(seg, int) or (isinstance(seg, str) and not isinstance(node, Section)):
-            if isinstance(node, Section):
-                raise AbsentError(f"cannot index a section with [{seg}]", path=where, entry_id=section.m_entry_id)
-            try:
-                if _is_key(seg) and isinstance(node, list):
-                    node = item_by_key(node, str(seg), key_quantity)
-                    if node is None:
-                        raise KeyError(seg)
-                else:
-                    node = node[seg]
-            except (IndexError, KeyError, TypeError):
-                try:
-                    size: Any = len(node)
-                except TypeError:  # a scalar (number, Quantity) cannot be indexed
-                    size = "a scalar, no"
-                raise AbsentError(
-                    f"no item [{seg}] ({size} items)", path=where, entry_id=section.m_entry_id
-                ) from None
-            if node is None:
-                raise NotDownloadedError(
-                    f"item [{seg}] was not downloaded", path=where, entry_id=section.m_entry_id
-                ) if section._m_ctx is not None and section._m_ctx.fetcher is not None else AbsentError(
-                    f"item [{seg}] is empty", path=where, entry_id=section.m_entry_id
-                )
-        else:
-            cls = type(node)
-            fm = section_fields(cls).get(seg) or _fields_by_name(cls).get(seg)
-            if fm is None:
-                if seg in node.m_extras:
-                    node = node.m_extras[seg]
-                    done.append(seg)
-                    continue
-                raise NotInSchemaError(
-                    f"{cls.m_qualified_name} has no property {seg!r}", path=where, entry_id=section.m_entry_id
-                )
-            value = getattr(node, fm.attribute)
-            if value is None:
-                raise AbsentError(f"{seg!r} is not set", path=format_path((*done, seg)), entry_id=section.m_entry_id)
-            key_quantity = fm.key_quantity
-            node = value
-        done.append(seg)
-    return node
-
-
-def _is_key(segment: Any) -> bool:
-    from archivemap.required import Key
-
-    return isinstance(segment, Key)

@@ -32,8 +32,8 @@ def main() -> int:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     import archivemap
-    from archivemap.loading import read_json
-    from archivemap.remote import open_archive
+    from archivemap._json import read_json
+    from archivemap.remote.fetch import open_archive
     from archivemap.server import Faults, LocalServer
 
     if SHARED.is_dir():
@@ -60,7 +60,7 @@ def main() -> int:
             action()
             reqs, nbytes = len(srv.requests), sum(r.response_bytes for r in srv.requests)
             srv.clear_log()
-            client.archive_dict(baseline_entry, "*")
+            client.archive_raw(baseline_entry, "*")
             whole = srv.requests[0].response_bytes
             rows.append((name, reqs, nbytes, whole))
 
@@ -85,7 +85,7 @@ def main() -> int:
     with LocalServer(bulk, faults=Faults(rate_limit=args.rate)) as srv:
         client = archivemap.Client(srv.url, rate=args.rate * 0.9, max_concurrency=8)
         start = time.perf_counter()
-        got = dict(client.archives_dicts({}, {"results": "*"}, page_size=1000, batch_size=10))
+        got = dict(client.archives_raw({}, {"results": "*"}, page_size=1000, batch_size=10))
         wall = time.perf_counter() - start
         n_requests = len(srv.requests)
         n_503 = sum(1 for r in srv.requests if r.status == 503)

@@ -43,8 +43,8 @@ def best_of(repeat: int, func: object) -> tuple[float, float, object]:
 
 def run(path: Path, repeat: int) -> None:
     from archivemap.graph import reference_graph
-    from archivemap.loading import load
-    from archivemap.schema import Schema
+    from archivemap.archive.load import load
+    from archivemap.archive.schema import Schema
 
     schema = Schema(SHARED / "metainfo" / "nomad-2.0.0-metainfo.json")
     data = path.read_bytes()

@@ -30,7 +30,7 @@ EXPORT = REPO.parent / "shared" / "nomad-data" / "metainfo" / "nomad-2.0.0-metai
 _IMPORT_ALL = """
 import importlib, time
 start = time.perf_counter()
-import archivemap.fields, archivemap.sections, attrs, numpy, pint
+import archivemap.metainfo.fields, archivemap.archive.sections, attrs, numpy, pint
 base = time.perf_counter()
 import nomad_classes as pkg
 for name in sorted(pkg.MODULES):

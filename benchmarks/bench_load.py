@@ -127,7 +127,7 @@ def main() -> int:
         print(f"skipped: {SHARED} not found")
         return 0
     import archivemap
-    from archivemap.loading import load
+    from archivemap.archive.load import load
 
     schema = archivemap.Schema(SHARED / "metainfo" / "nomad-2.0.0-metainfo.json")
     warnings.simplefilter("ignore")

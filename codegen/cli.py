@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
-from archivemap import __version__
-from archivemap.definitions import Environment, load_environment
+from archivemap._version import __version__
+from archivemap.metainfo.definitions import Environment, load_environment
 from archivemap.errors import CodegenError, DefinitionError
 
 from .layout import plan

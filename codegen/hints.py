@@ -1,6 +1,6 @@
-"""Type hints: the annotation of a field, from its :class:`~archivemap.fields.FieldMeta`.
+"""Type hints: the annotation of a field, from its :class:`~archivemap.metainfo.fields.FieldMeta`.
 
-The hints describe what reading the attribute returns (see ``archivemap.converter``):
+The hints describe what reading the attribute returns (see ``archivemap.archive.converter``):
 
 ========================================  ==============================================
 quantity                                  annotation
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from archivemap.fields import FieldMeta
+from archivemap.metainfo.fields import FieldMeta
 
 __all__ = ["Names", "annotation", "NUMPY_SCALARS"]
 

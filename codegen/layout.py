@@ -20,7 +20,7 @@ Rules:
   runtime) becomes the Python base class; attrs classes with slots cannot have several
   laid-out bases. Properties of further bases and of extensions are declared directly, so
   each class declares ``all_properties`` minus what its Python base already declares with an
-  equal :class:`~archivemap.fields.FieldMeta`. ``isinstance`` therefore follows the first base
+  equal :class:`~archivemap.metainfo.fields.FieldMeta`. ``isinstance`` therefore follows the first base
   only; ``SectionDef.is_a`` answers for all of them.
 * **Extension sections** (``extends_base_section``) get no class: their qualified name is an
   alias of the section they extend, whose class carries their properties.
@@ -40,9 +40,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from archivemap.definitions import Environment, PackageDef, SectionDef
+from archivemap.metainfo.definitions import Environment, PackageDef, SectionDef
 from archivemap.errors import CodegenError, DefinitionError
-from archivemap.fields import FieldMeta, field_meta
+from archivemap.metainfo.fields import FieldMeta, field_meta
 from archivemap.naming import class_name, module_name, python_name
 
 from .hints import Names, annotation
@@ -207,7 +207,7 @@ def _python_base(section: SectionDef) -> SectionDef | None:
 
 
 def _meta(section: SectionDef, name: str, prop: object, attribute: str) -> FieldMeta:
-    """The runtime's FieldMeta for a property (the same fallback as ``archivemap.schema``)."""
+    """The runtime's FieldMeta for a property (the same fallback as ``archivemap.archive.schema``)."""
     try:
         return field_meta(prop, attribute)  # type: ignore[arg-type]
     except DefinitionError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from archivemap.fields import FieldMeta
+from archivemap.metainfo.fields import FieldMeta
 
 from .hints import Names, annotation
 from .layout import ClassPlan, FieldPlan, ModulePlan, Plan
@@ -193,9 +193,9 @@ class _ModuleWriter:
                 alias = self.import_alias[name]
                 field_funcs.append(name if alias == name else f"{name} as {alias}")
         if field_funcs:
-            own.append(f"from archivemap.fields import {', '.join(field_funcs)}")
+            own.append(f"from archivemap.metainfo.fields import {', '.join(field_funcs)}")
         if any(cp.base is None for cp in self.classes):
-            own.append("from archivemap.sections import Section")
+            own.append("from archivemap.archive.sections import Section")
         local = [
             f"from .{module} import {name}" + ("" if alias == name else f" as {alias}")
             for (module, name), alias in sorted(self.base_imports.items())
@@ -233,7 +233,7 @@ _REGISTER = """
 def _register() -> None:
     import sys
 
-    from archivemap.schema import register_classes
+    from archivemap.archive.schema import register_classes
 
     register_classes(sys.modules[__name__])
 

@@ -26,7 +26,7 @@ def schema_2_0():
     """The schema of NOMAD 2.0.0's metainfo export (loaded once per session)."""
     if not SHARED.is_dir():
         pytest.skip(SHARED_REASON)
-    from archivemap.schema import Schema
+    from archivemap.archive.schema import Schema
 
     return Schema(SHARED / "metainfo" / "nomad-2.0.0-metainfo.json")
 
@@ -36,7 +36,7 @@ def schema_old():
     """The schema of the older GUI-artifact metainfo export."""
     if not SHARED.is_dir():
         pytest.skip(SHARED_REASON)
-    from archivemap.schema import Schema
+    from archivemap.archive.schema import Schema
 
     return Schema(SHARED / "metainfo" / "nomad-gui-artifacts-metainfo.json")
 
@@ -48,7 +48,7 @@ def generated_2_0(tmp_path_factory):
         pytest.skip(SHARED_REASON)
     import sys
 
-    from archivemap.schema import Schema
+    from archivemap.archive.schema import Schema
     from archivemap_codegen.cli import generate
 
     out = tmp_path_factory.mktemp("generated")

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from archivemap.loading import load
+from archivemap.archive.load import load
 from tests.conftest import SHARED, needs_shared
 
 ase = pytest.importorskip("ase", reason="the ase extra is not installed (pip install 'archivemap[ase]')")
 
-from archivemap.ase import to_atoms  # noqa: E402
+from archivemap.views.ase import to_atoms  # noqa: E402
 
 CASES = [
     "vasp-si16-singlepoint.recorded",

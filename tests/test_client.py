@@ -1,4 +1,4 @@
-"""Tests of archivemap.client over real HTTP on 127.0.0.1.
+"""Tests of archivemap.remote.client over real HTTP on 127.0.0.1.
 
 Most tests talk to :class:`archivemap.server.LocalServer` and its injected faults. A few need
 answers LocalServer does not give (recorded NOMAD bodies, answers that drop entries,
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from archivemap.client import ArchiveStream, Client, api_base_url
+from archivemap.remote.client import ArchiveStream, Client, api_base_url
 from archivemap.errors import (
     AuthenticationError,
     BadRequestError,
@@ -33,7 +33,7 @@ from archivemap.errors import (
     TransportError,
     ValidationError,
 )
-from archivemap.required import graft, merge_required, parse_archive_path, required_for_path
+from archivemap.remote.required import graft, merge_required, parse_archive_path, required_for_path
 from archivemap.server import Faults, LocalServer
 
 NOMAD_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "nomad-data"
@@ -261,7 +261,7 @@ def test_partial_archive_grafts_back_to_the_original(
     ]
     spec = merge_required(required_for_path(p) for p in paths)
     local: dict[str, Any] = {}
-    graft(local, client.archive_dict(entry_id, spec), spec)
+    graft(local, client.archive_raw(entry_id, spec), spec)
     for path in paths:
         assert read(local, path) == read(original, path)
     assert local["run"][0]["calculation"][0] is None  # not loaded, and not faked
@@ -270,7 +270,7 @@ def test_partial_archive_grafts_back_to_the_original(
 
 @needs_shared
 def test_archive_entry_returns_ids_for_reference_resolution(corpus_server: LocalServer) -> None:
-    data = fast_client(corpus_server.url).archive_entry("1WGSYo1RrGFEIcM17Re4kjHC7k6p", {"metadata": "*"})
+    data = fast_client(corpus_server.url).archive_answer_raw("1WGSYo1RrGFEIcM17Re4kjHC7k6p", {"metadata": "*"})
     assert data["upload_id"] == "archive_browser_test"
     assert set(data["archive"]) >= {"metadata"}
 
@@ -286,7 +286,7 @@ def test_bulk_download_under_storms_and_dropped_connections(
     # About half of all attempts fail here; 25 retries make a lost entry a 1e-8 event.
     client = fast_client(bulk.url, retries=25, max_concurrency=8)
     required = {"metadata": {"entry_id": "*", "mainfile": "*"}}
-    stream = client.archives_dicts(required=required, page_size=300, batch_size=10)
+    stream = client.archives_raw(required=required, page_size=300, batch_size=10)
     assert isinstance(stream, ArchiveStream)
     seen: list[str] = []
     for entry_id, archive in stream:
@@ -307,10 +307,10 @@ def test_bulk_download_resumes_from_the_cursor(
 ) -> None:
     client = fast_client(bulk.url)
     required = {"metadata": {"entry_id": "*"}}
-    first = client.archives_dicts(required=required, page_size=70, batch_size=7)
+    first = client.archives_raw(required=required, page_size=70, batch_size=7)
     seen = [next(first)[0] for _ in range(333)]
     first.close()
-    second = client.archives_dicts(required=required, page_size=70, batch_size=7, after=first.cursor)
+    second = client.archives_raw(required=required, page_size=70, batch_size=7, after=first.cursor)
     seen += [entry_id for entry_id, _ in second]
     assert seen == sorted(many_archives)
 
@@ -320,14 +320,14 @@ def test_bulk_download_error_leaves_a_usable_cursor(
     bulk: LocalServer, many_archives: dict[str, dict[str, Any]]
 ) -> None:
     client = fast_client(bulk.url, retries=1)
-    stream = client.archives_dicts(required={"metadata": {"entry_id": "*"}}, page_size=100)
+    stream = client.archives_raw(required={"metadata": {"entry_id": "*"}}, page_size=100)
     seen = [next(stream)[0] for _ in range(150)]
     bulk.update_faults(fail_next=10_000)
     with pytest.raises(ServerError):
         for entry_id, _ in stream:
             seen.append(entry_id)
     bulk.clear_faults()
-    seen += [entry_id for entry_id, _ in client.archives_dicts(after=stream.cursor, page_size=100)]
+    seen += [entry_id for entry_id, _ in client.archives_raw(after=stream.cursor, page_size=100)]
     assert seen == sorted(many_archives)
 
 
@@ -336,7 +336,7 @@ def test_bulk_download_stays_within_client_limits(bulk: LocalServer) -> None:
     # One slot of margin: the server frees a slot a moment after the client has the answer.
     bulk.update_faults(max_concurrent=4, rate_limit=25)
     client = Client(bulk.url, max_concurrency=3, rate=20, retries=0)
-    got = list(client.archives_dicts({"entry_id:any": sorted(bulk.store._ids)[:150]}, {"metadata": {"entry_id": "*"}}))
+    got = list(client.archives_raw({"entry_id:any": sorted(bulk.store._ids)[:150]}, {"metadata": {"entry_id": "*"}}))
     assert len(got) == 150
     assert bulk.count_requests(status=503) == 0
 
@@ -344,9 +344,9 @@ def test_bulk_download_stays_within_client_limits(bulk: LocalServer) -> None:
 @needs_shared
 def test_progress_line_can_be_turned_on(corpus_server: LocalServer, capsys: pytest.CaptureFixture[str]) -> None:
     client = fast_client(corpus_server.url)
-    assert len(list(client.archives_dicts(required={"metadata": {"entry_id": "*"}}))) == 12
+    assert len(list(client.archives_raw(required={"metadata": {"entry_id": "*"}}))) == 12
     assert capsys.readouterr().err == ""
-    assert len(list(client.archives_dicts(required={"metadata": {"entry_id": "*"}}, progress=True))) == 12
+    assert len(list(client.archives_raw(required={"metadata": {"entry_id": "*"}}, progress=True))) == 12
     assert "12/12" in capsys.readouterr().err
 
 
@@ -373,7 +373,7 @@ def test_bulk_download_refetches_entries_an_answer_dropped(scripted: Callable[..
         return 500, {}, {"detail": "unexpected " + path}
 
     server = scripted(script)
-    stream = fast_client(server.url).archives_dicts(batch_size=5, max_attempts=2)
+    stream = fast_client(server.url).archives_raw(batch_size=5, max_attempts=2)
     got = list(stream)
     assert [entry_id for entry_id, _ in got] == [i for i in ids if i != no_archive]
     assert all(archive["metadata"]["entry_id"] == entry_id for entry_id, archive in got)
@@ -399,7 +399,7 @@ def test_retry_after_is_honoured(bulk: LocalServer) -> None:
 def test_retryable_statuses_are_retried(bulk: LocalServer, status: int) -> None:
     bulk.update_faults(fail_next=2, fail_status=status)
     client = fast_client(bulk.url)
-    assert client.archive_dict(next(iter(bulk.store._ids)), {"metadata": "*"})["metadata"]
+    assert client.archive_raw(next(iter(bulk.store._ids)), {"metadata": "*"})["metadata"]
     assert client.requests_made == 3
 
 
@@ -408,7 +408,7 @@ def test_persistent_503_raises_server_error(bulk: LocalServer) -> None:
     bulk.update_faults(fail_next=100)
     client = fast_client(bulk.url, retries=2)
     with pytest.raises(ServerError) as info:
-        client.archive_dict("x")
+        client.archive_raw("x")
     assert info.value.status_code == 503
     assert info.value.url == f"{bulk.url}/entries/x/archive/query"
     assert client.requests_made == 3
@@ -419,11 +419,11 @@ def test_dropped_connections_and_truncated_bodies_are_retried(bulk: LocalServer)
     entry_id = next(iter(bulk.store._ids))
     bulk.update_faults(drop_next=2, truncate_next=2)
     client = fast_client(bulk.url)
-    assert client.archive_dict(entry_id)["metadata"]["entry_id"] == entry_id
+    assert client.archive_raw(entry_id)["metadata"]["entry_id"] == entry_id
     assert [r.fault for r in bulk.requests] == ["drop", "drop", "truncate", "truncate", None]
     bulk.update_faults(drop_next=100)
     with pytest.raises(TransportError) as info:
-        fast_client(bulk.url, retries=1).archive_dict(entry_id)
+        fast_client(bulk.url, retries=1).archive_raw(entry_id)
     assert isinstance(info.value, ConnectionError)
     assert entry_id in str(info.value)
 
@@ -442,10 +442,10 @@ def test_unreachable_server_times_out_into_transport_error() -> None:
 @pytest.mark.parametrize(
     ("call", "error", "builtin", "detail_part"),
     [
-        (lambda c: c.archive_dict("unknown"), NotFoundError, KeyError, "does not exist"),
-        (lambda c: c.archive_dict("1WGSYo1RrGFEIcM17Re4kjHC7k6p", {"run[x]": "*"}), ValidationError, ValueError, "invalid required key"),
-        (lambda c: c.archive_dict("1WGSYo1RrGFEIcM17Re4kjHC7k6p", {"results[0]": "*"}), BadRequestError, ValueError, "list key"),
-        (lambda c: list(c.archives_dicts(owner="all")), ForbiddenError, PermissionError, "'all'"),
+        (lambda c: c.archive_raw("unknown"), NotFoundError, KeyError, "does not exist"),
+        (lambda c: c.archive_raw("1WGSYo1RrGFEIcM17Re4kjHC7k6p", {"run[x]": "*"}), ValidationError, ValueError, "invalid required key"),
+        (lambda c: c.archive_raw("1WGSYo1RrGFEIcM17Re4kjHC7k6p", {"results[0]": "*"}), BadRequestError, ValueError, "list key"),
+        (lambda c: list(c.archives_raw(owner="all")), ForbiddenError, PermissionError, "'all'"),
         (lambda c: c.app_token(60), AuthenticationError, PermissionError, "Authentication required"),
     ],
 )
@@ -498,9 +498,9 @@ def test_secrets_never_reach_logs_reprs_or_errors(
         list(client.entries(page_size=4))
         app = client.app_token(60)
         token = client._token.reveal() if client._token else ""
-        for call in (lambda: client.archive_dict("missing"), lambda: client.app_token(10**9),
+        for call in (lambda: client.archive_raw("missing"), lambda: client.app_token(10**9),
                      lambda: fast_client(server.url, username="ada", password="bad" + password).login(),
-                     lambda: fast_client(server.url, token=app + "x").archive_dict("x")):
+                     lambda: fast_client(server.url, token=app + "x").archive_raw("x")):
             with pytest.raises(ClientError) as info:
                 call()
             texts += [str(info.value), repr(info.value), json.dumps(info.value.args, default=str)]
@@ -521,8 +521,8 @@ def test_credentials_never_leave_the_clients_host(scripted: Callable[..., Script
         else (200, {}, {"data": {"archive": {"where": "home"}}})
     ))
     client = fast_client(home.url, token="tok-abcdefgh")
-    assert client.archive_dict("far")["where"] == "elsewhere"
-    assert client.archive_dict("near")["where"] == "home"
+    assert client.archive_raw("far")["where"] == "elsewhere"
+    assert client.archive_raw("near")["where"] == "home"
     assert [(path, auth) for _, path, _, auth in home.seen] == [
         ("entries/far/archive/query", True),
         ("entries/near/archive/query", True),
@@ -568,7 +568,7 @@ def test_recorded_answers_are_understood(scripted: Callable[..., ScriptedServer]
         assert len(server.seen) == 1  # no next_page_after_value: one page
     elif path.endswith("/archive/query") and path.startswith("entries/") and path != "entries/archive/query":
         entry_id = path.split("/")[1]
-        assert client.archive_entry(entry_id, sent.get("required", "*")) == body["data"]
+        assert client.archive_answer_raw(entry_id, sent.get("required", "*")) == body["data"]
         assert server.seen[0][2] == {"required": sent.get("required", "*")}
     elif path == "entries/archive/query":
         assert client.post_json(path, sent)["data"] == body["data"]
@@ -596,6 +596,6 @@ def test_login_form_never_follows_a_redirect_to_another_host(scripted: Callable[
     home = scripted(lambda m, p, b: (307, {"Location": f"{elsewhere.url}/steal"}, {}))
     client = fast_client(home.url, username="alice", password="s3cret-pw")
     with pytest.raises(TransportError) as info:
-        client.archive_dict("x")
+        client.archive_raw("x")
     assert elsewhere.seen == []
     assert "s3cret-pw" not in str(info.value)

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from archivemap.loading import load
+from archivemap.archive.load import load
 from tests.conftest import SHARED, needs_shared
 
 pd = pytest.importorskip("pandas", reason="the pandas extra is not installed (pip install 'archivemap[pandas]')")
 
-from archivemap.dataframe import to_dataframe  # noqa: E402
+from archivemap.views.dataframe import to_dataframe  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import archivemap
-from archivemap.loading import load
+from archivemap.archive.load import load
 
 DEPTH = 10_000
 

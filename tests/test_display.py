@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from archivemap.display import format_value, html, pretty
-from archivemap.loading import load
+from archivemap.views.display import format_value, html, pretty
+from archivemap.archive.load import load
 from tests.conftest import SHARED, needs_shared
 
 

@@ -28,7 +28,7 @@ def test_generated_package_is_found_for_its_metainfo(tmp_path, monkeypatch) -> N
     assert generate(SAMPLES / "metainfo.json", tmp_path, package_name="found_by_sha") == 0
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("ARCHIVEMAP_CLASSES", "found_by_sha")
-    monkeypatch.setattr("archivemap.schema._registered", {})  # other tests import other packages
+    monkeypatch.setattr("archivemap.archive.schema._registered", {})  # other tests import other packages
     schema = archivemap.Schema(SAMPLES / "metainfo.json")
     assert schema.generated is not None and schema.generated.__name__ == "found_by_sha"
     archive = archivemap.load(SAMPLES / "archives" / "si2-single-point.archive.json", schema)

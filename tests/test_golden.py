@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from archivemap.errors import SchemaMismatchWarning
-from archivemap.loading import load, read_json
-from archivemap.sections import Section
-from archivemap.sources import DirectorySource
+from archivemap._json import read_json
+from archivemap.archive.load import load
+from archivemap.archive.sections import Section
+from archivemap.archive.sources import DirectorySource
 
 from .conftest import SHARED, needs_shared, shared_archives
 
@@ -213,7 +214,7 @@ def test_old_vasp_archive_gives_exactly_one_warning(schema_2_0) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for section in root.m_contents():
-            for fm in section._m_set_fields():
+            for fm in section.m_set_fields():
                 getattr(section, fm.attribute)
     messages = [str(w.message) for w in caught if issubclass(w.category, SchemaMismatchWarning)]
     assert len(messages) == 1 and messages[0].startswith("/results/method/workflow_name:")
@@ -222,7 +223,7 @@ def test_old_vasp_archive_gives_exactly_one_warning(schema_2_0) -> None:
 
 @pytest.mark.parametrize("archive", ARCHIVES, ids=lambda p: p.name.split(".")[0])
 def test_entry_ids_are_nomads_mainfile_hash(archive: Path) -> None:
-    from archivemap.references import entry_id_from_mainfile
+    from archivemap.archive.references import entry_id_from_mainfile
 
     meta = read_json(archive).get("metadata") or {}
     if not {"upload_id", "mainfile", "entry_id"} <= set(meta):

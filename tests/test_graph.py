@@ -22,7 +22,7 @@ from archivemap.graph import (
     to_graphml,
     to_text,
 )
-from archivemap.loading import load
+from archivemap.archive.load import load
 from tests.conftest import SHARED, needs_shared, shared_archives
 
 GOLDEN = SHARED / "golden"
@@ -31,7 +31,7 @@ GOLDEN = SHARED / "golden"
 # -- the real archives ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def source(schema_2_0: Any) -> Any:
-    from archivemap.sources import DirectorySource
+    from archivemap.archive.sources import DirectorySource
 
     return DirectorySource(SHARED / "archives", schema_2_0)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 
 from archivemap.errors import ArchivemapError
-from archivemap.loading import load
-from archivemap.schema import Schema
+from archivemap.archive.load import load
+from archivemap.archive.schema import Schema
 
 from .codegen.test_hostile import _payloads, hostile_environment
 
@@ -45,7 +45,7 @@ def test_runtime_classes_from_hostile_metainfo_are_inert(tmp_path: Path) -> None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for section in archive.m_contents():
-            for fm in section._m_set_fields():
+            for fm in section.m_set_fields():
                 try:
                     getattr(section, fm.attribute)
                 except ArchivemapError:

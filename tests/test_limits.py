@@ -1,4 +1,4 @@
-"""Tests of archivemap._limits: token bucket, concurrency cap, backoff policy."""
+"""Tests of archivemap.remote._limits: token bucket, concurrency cap, backoff policy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from archivemap._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, TokenBucket, parse_retry_after
+from archivemap.remote._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, TokenBucket, parse_retry_after
 
 
 def test_token_bucket_spaces_requests_at_the_rate() -> None:

@@ -8,9 +8,9 @@ import json
 import pytest
 
 import archivemap
-from archivemap.client import Client
-from archivemap.loading import read_json
-from archivemap.remote import open_archive
+from archivemap.remote.client import Client
+from archivemap._json import read_json
+from archivemap.remote.fetch import open_archive
 from archivemap.server import LocalServer
 
 from .conftest import SAMPLES
@@ -92,7 +92,7 @@ def test_cross_entry_reference_fetches_a_subtree(schema, raw_archives):
         assert len(srv.requests) == 1
         subtree_bytes = srv.requests[0].response_bytes
         srv.clear_log()
-        client.archive_dict(b_id, "*")
+        client.archive_raw(b_id, "*")
         whole_bytes = srv.requests[0].response_bytes
     assert subtree_bytes < whole_bytes / 2
 
@@ -179,7 +179,7 @@ def test_attribute_access_fetches_exact_paths_not_subtrees(schema, raw_archives)
         assert all(json.dumps(b).count('"*"') <= 2 for b in bodies[:-1]), bodies
         fetched = sum(r.response_bytes for r in server.requests)
         server.clear_log()
-        Client(server.url).archive_dict(entry_id, {"run": "*"})  # what fetching the subtree costs
+        Client(server.url).archive_raw(entry_id, {"run": "*"})  # what fetching the subtree costs
         assert fetched < server.requests[0].response_bytes / 5
 
 
@@ -229,7 +229,7 @@ def test_cross_entry_reference_forms_through_the_client(schema, raw_archives, fo
     upload = a["metadata"]["upload_id"]
     b["metadata"]["upload_id"] = upload
     if form == "mainfile":  # NOMAD's entry ids are the hash of upload id and mainfile
-        from archivemap.references import entry_id_from_mainfile
+        from archivemap.archive.references import entry_id_from_mainfile
 
         del archives[b_id]
         b_id = b["metadata"]["entry_id"] = entry_id_from_mainfile(upload, b["metadata"]["mainfile"])

@@ -1,4 +1,4 @@
-"""Tests of archivemap.required: paths, specs, merging, grafting, coverage.
+"""Tests of archivemap.remote.required: paths, specs, merging, grafting, coverage.
 
 The property tests use a small model of the server's ``RequiredReader`` (``serve`` below,
 after spec §4.2/§4.3) to produce compacted answers; tests/test_client.py checks the same
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archivemap.required import (
+from archivemap.remote.required import (
     Key,
     covers,
     format_archive_path,

@@ -60,7 +60,7 @@ def test_round_trip_of_arbitrary_data(data: dict) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for section in archive.m_contents():
-            for fm in section._m_set_fields():
+            for fm in section.m_set_fields():
                 try:
                     getattr(section, fm.attribute)
                 except archivemap.ReferenceResolutionError:

@@ -18,7 +18,7 @@ from archivemap.errors import (
     SchemaMismatchWarning,
     UnsupportedReferenceError,
 )
-from archivemap.loading import read_json
+from archivemap._json import read_json
 
 from .conftest import SAMPLES
 
@@ -333,7 +333,7 @@ def test_works_inside_a_running_event_loop():
     """Jupyter runs an event loop; the synchronous API must not need one of its own."""
     import asyncio
 
-    from archivemap.client import Client
+    from archivemap.remote.client import Client
     from archivemap.server import LocalServer
 
     async def notebook_cell() -> int:

@@ -9,11 +9,11 @@ import zipfile
 import pytest
 
 import archivemap
-from archivemap.client import Client
+from archivemap.remote.client import Client
 from archivemap.errors import UnsafePathError
-from archivemap.loading import read_json
+from archivemap._json import read_json
 from archivemap.server import LocalServer
-from archivemap.sources import DirectorySource, ZipSource
+from archivemap.archive.sources import DirectorySource, ZipSource
 
 from .conftest import SAMPLES
 

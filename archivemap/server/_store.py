@@ -14,6 +14,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from archivemap._json import read_json
+from archivemap.errors import ArchiveDataError
+
 
 __all__ = ["ARCHIVE_KEYS", "DEFAULT_UPLOAD_ID", "Entry", "EntryStore"]
 
@@ -195,9 +198,6 @@ class EntryStore:
 
 
 def _read_archive_file(path: Path) -> dict[str, Any] | None:
-    from archivemap.errors import ArchiveDataError
-    from archivemap.loading import read_json
-
     try:
         archive = read_json(path)  # NaN/Infinity literals included
     except ArchiveDataError as error:

@@ -10,8 +10,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from archivemap.definitions import load_environment
-from archivemap.fields import META_KEY, field_meta
+from archivemap.metainfo.definitions import load_environment
+from archivemap.metainfo.fields import META_KEY, field_meta
 from archivemap.naming import python_name
 
 from .conftest import import_generated, run_mypy, run_python

@@ -9,11 +9,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from archivemap.definitions import load_environment
+from archivemap.metainfo.definitions import load_environment
 from archivemap.errors import UnknownDefinitionError
-from archivemap.fields import META_KEY, field_meta
+from archivemap.metainfo.fields import META_KEY, field_meta
 from archivemap.naming import python_name
-from archivemap.sections import Section
+from archivemap.archive.sections import Section
 
 from .conftest import SAMPLE_METAINFO, import_generated, run_mypy, run_python
 

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archivemap.definitions import load_environment
+from archivemap.metainfo.definitions import load_environment
 from archivemap.errors import CodegenError, CyclicDefinitionError, DefinitionError
-from archivemap.fields import META_KEY, field_meta
+from archivemap.metainfo.fields import META_KEY, field_meta
 from archivemap.naming import python_name
 
 from archivemap_codegen import generate, generate_files
@@ -190,7 +190,7 @@ def test_shadowing_attribute_names_keep_annotations_right(tmp_path: Path) -> Non
     module = next(t for n, t in files.items() if "Shadows" in t and "class Shadows" in t)
     assert "import builtins as builtins" in module or "import builtins as builtins_" in module
     assert "str: builtins" in module  # the field named str does not shadow the str type
-    assert "from archivemap.fields import quantity as quantity_" in module
+    assert "from archivemap.metainfo.fields import quantity as quantity_" in module
 
 
 def test_clashing_attribute_names_are_an_error(tmp_path: Path) -> None:

@@ -175,7 +175,7 @@ def get_class(name_or_id: str) -> type:
 def _register() -> None:
     import sys
 
-    from archivemap.schema import register_classes
+    from archivemap.archive.schema import register_classes
 
     register_classes(sys.modules[__name__])
 

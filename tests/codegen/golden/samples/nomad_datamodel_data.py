@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import attrs
 
-from archivemap.sections import Section
+from archivemap.archive.sections import Section
 
 __all__ = [
     "ArchiveSection",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
-from archivemap.fields import quantity, sub_section
+from archivemap.metainfo.fields import quantity, sub_section
 
 from .nomad_datamodel_data import ArchiveSection
 

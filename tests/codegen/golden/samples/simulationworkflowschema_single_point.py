@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import attrs
 
-from archivemap.fields import quantity
+from archivemap.metainfo.fields import quantity
 
 from .nomad_datamodel_metainfo_workflow import Workflow
 

@@ -23,6 +23,10 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, Union
 
+from archivemap._json import MISSING, merge_partial, merged
+from archivemap.paths import INT_RE as _INT_RE
+from archivemap.paths import Key, Segment, format_archive_path, parse_archive_path
+
 __all__ = [
     "DIRECTIVES",
     "Key",
@@ -45,125 +49,6 @@ DIRECTIVES: Final = frozenset({"*", "include", "include-resolved", "exclude"})
 
 _INCLUDING: Final = frozenset({"*", "include", "include-resolved"})
 _RESOLVE_INPLACE: Final = "resolve-inplace"
-
-
-class Key(str):
-    """A path segment that selects a repeating sub-section item by its key, not by index.
-
-    Written ``processes[pvd_evaporation]`` or ``processes['pvd evaporation']`` in dotted
-    paths. The server cannot resolve these (spec §7.4), so they stay client-side. A plain
-    ``str`` segment is a property name; slash paths (``/data/processes/x``) cannot tell a key
-    from a name and always yield names.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return f"Key({str.__repr__(self)})"
-
-
-#: One parsed path segment: a property name, a list index or a :class:`Key`.
-Segment = Union[str, int]
-
-# --------------------------------------------------------------------------- paths
-
-_INT_RE: Final = re.compile(r"-?\d+\Z")
-_DOTTED_TOKEN_RE: Final = re.compile(
-    r"""
-    (?P<name>[^.\[\]]+)                       # a property name
-    | \[ (?: (?P<int>-?\d+)                   # [3] or [-1]
-           | '(?P<sq>[^']*)' | "(?P<dq>[^"]*)"  # ['a key'] / ["a key"]
-           | (?P<bare>[^\]'"]+) ) \]          # [a_key]
-    | (?P<dot>\.)
-    """,
-    re.VERBOSE,
-)
-
-
-def parse_archive_path(path: str | Sequence[Segment]) -> tuple[Segment, ...]:
-    """Split an archive path into names, indices and keys.
-
-    Both spellings NOMAD users meet are accepted, so callers need not care which one they
-    were handed: reference fragments (``/run/0/calculation/3``, ``#/run/0``, ``run/0``) and
-    dotted attribute paths (``run[0].calculation[-1].energy``,
-    ``data.processes['pvd evaporation']``). An already parsed sequence is validated and
-    returned as a tuple.
-
-    Args:
-        path: the path; ``""``, ``"/"`` and ``"#"`` mean the archive root.
-
-    Returns:
-        The segments: ``str`` property names, ``int`` indices (possibly negative) and
-        :class:`Key` item keys.
-
-    Raises:
-        ValueError: the path is not well formed (``run[0``, ``a..b``, ``[0]`` first).
-    """
-    if not isinstance(path, str):
-        segments = tuple(path)
-        for segment in segments:
-            if isinstance(segment, bool) or not isinstance(segment, (str, int)):
-                raise ValueError(f"bad path segment {segment!r} in {path!r}")
-        return segments
-    text = path.strip()
-    if text.startswith("#"):
-        text = text[1:]
-    if "/" in text:
-        return tuple(
-            int(part) if _INT_RE.match(part) else part for part in text.split("/") if part
-        )
-    return _parse_dotted(text)
-
-
-def _parse_dotted(text: str) -> tuple[Segment, ...]:
-    segments: list[Segment] = []
-    position = 0
-    expect_name = True  # at the start and after a dot, a name must follow
-    while position < len(text):
-        match = _DOTTED_TOKEN_RE.match(text, position)
-        if match is None:
-            raise ValueError(f"cannot parse archive path {text!r} at position {position}")
-        position = match.end()
-        if match.group("dot"):
-            if expect_name:
-                raise ValueError(f"empty segment in archive path {text!r}")
-            expect_name = True
-        elif match.group("name") is not None:
-            if not expect_name:
-                raise ValueError(f"missing '.' before {match.group('name')!r} in {text!r}")
-            segments.append(match.group("name").strip())
-            expect_name = False
-        else:
-            if expect_name:
-                raise ValueError(f"an index must follow a name in archive path {text!r}")
-            if match.group("int") is not None:
-                segments.append(int(match.group("int")))
-            else:
-                key = next(g for g in match.group("sq", "dq", "bare") if g is not None)
-                segments.append(Key(key))
-    if expect_name and segments:
-        raise ValueError(f"archive path {text!r} ends with '.'")
-    return tuple(segments)
-
-
-def format_archive_path(path: str | Sequence[Segment]) -> str:
-    """Write a path in the dotted form used in messages: ``run[0].calculation[3].energy``.
-
-    Args:
-        path: a path in any form :func:`parse_archive_path` accepts.
-
-    Returns:
-        The dotted path; ``""`` for the root.
-    """
-    out: list[str] = []
-    for segment in parse_archive_path(path):
-        if isinstance(segment, Key):
-            out.append(f"[{segment!s}]" if re.fullmatch(r"[\w\- ]+", segment) else f"[{str(segment)!r}]")
-        elif isinstance(segment, int):
-            out.append(f"[{segment}]")
-        else:
-            out.append(f".{segment}" if out else segment)
-    return "".join(out)
 
 
 # --------------------------------------------------------------------------- required keys
@@ -464,7 +349,7 @@ def graft(target: dict[str, Any], answer: dict[str, Any], spec: Required) -> dic
 
 def _graft_section(target: dict[str, Any], answer: dict[str, Any], spec: Any) -> None:
     if not isinstance(spec, dict):
-        _merge_into(target, answer)
+        merge_partial(target, answer)
         return
     plan, wildcard = _plan(spec)
     for name, value in answer.items():
@@ -472,9 +357,9 @@ def _graft_section(target: dict[str, Any], answer: dict[str, Any], spec: Any) ->
         if entry is None and wildcard is not None:
             entry = (None, wildcard)
         if entry is None or entry[1] == "exclude":
-            target[name] = _merged(target.get(name, _NOTHING), value)
+            target[name] = merged(target.get(name, MISSING), value)
         else:
-            target[name] = _graft_value(target.get(name, _NOTHING), value, *entry)
+            target[name] = _graft_value(target.get(name, MISSING), value, *entry)
 
 
 def _graft_value(existing: Any, value: Any, selection: Selection, sub: Any) -> Any:
@@ -495,7 +380,7 @@ def _graft_value(existing: Any, value: Any, selection: Selection, sub: Any) -> A
         for position, item in enumerate(value):
             items[position] = _graft_value(items[position], item, None, sub)
         return items
-    return _merged(existing, value)
+    return merged(existing, value)
 
 
 def _offset(selection: Selection) -> int:
@@ -511,28 +396,6 @@ def _offset(selection: Selection) -> int:
 def _pad(items: list[Any], length: int) -> None:
     if len(items) < length:
         items.extend([None] * (length - len(items)))
-
-
-def _merged(existing: Any, new: Any) -> Any:
-    """``new`` merged over ``existing``: new data wins, but ``None`` never erases data."""
-    if existing is _NOTHING:
-        return new
-    if new is None:
-        return existing
-    if isinstance(existing, dict) and isinstance(new, dict):
-        _merge_into(existing, new)
-        return existing
-    if isinstance(existing, list) and isinstance(new, list):
-        _pad(existing, len(new))
-        for position, item in enumerate(new):
-            existing[position] = _merged(existing[position], item)
-        return existing
-    return new
-
-
-def _merge_into(target: dict[str, Any], new: dict[str, Any]) -> None:
-    for key, value in new.items():
-        target[key] = _merged(target.get(key, _NOTHING), value)
 
 
 # --------------------------------------------------------------------------- coverage

@@ -23,7 +23,7 @@ import cattrs
 import numpy as np
 
 from archivemap.errors import SchemaMismatchWarning
-from archivemap.fields import FieldMeta
+from archivemap.metainfo.fields import FieldMeta
 from archivemap.units import registry, unit
 
 __all__ = ["Mismatch", "converter", "load_value", "dump_value"]
@@ -322,12 +322,6 @@ def _is_quantity(cls: type) -> bool:
     return hasattr(cls, "magnitude") and hasattr(cls, "units") and isinstance(cls, type)
 
 
-def _is_section(cls: type) -> bool:
-    from archivemap.sections import Section
-
-    return isinstance(cls, type) and issubclass(cls, Section)
-
-
 converter.register_structure_hook(_dt.datetime, lambda v, _: _parse_datetime(v))
 converter.register_structure_hook(bytes, _structure_bytes)
 converter.register_unstructure_hook(_dt.datetime, _unstructure_datetime)
@@ -336,5 +330,4 @@ converter.register_unstructure_hook(complex, lambda v: {"re": v.real, "im": v.im
 converter.register_unstructure_hook(np.ndarray, _unstructure_array)
 converter.register_unstructure_hook_func(lambda cls: isinstance(cls, type) and issubclass(cls, np.generic), _unstructure_scalar)
 converter.register_unstructure_hook_func(_is_quantity, lambda q: converter.unstructure(q.magnitude))
-converter.register_unstructure_hook_func(_is_section, lambda section: section.to_dict())
 converter.register_unstructure_hook(list, lambda items: [converter.unstructure(v) for v in items])

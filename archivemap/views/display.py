@@ -7,20 +7,49 @@ reference string they hold; they are never resolved for display (that could load
 archive). Both walks are iterative.
 
 Archive data is untrusted: ``html`` escapes every string that comes from it.
+
+This module is what IPython's display hooks on sections load (the library's one deferred
+import), so it must not import the archive layer: it reads sections through the
+:class:`SectionView` protocol, and tells a sub-section from a value the way the metainfo layer
+defines section classes (attrs classes whose fields carry ``FieldMeta``).
 """
 
 from __future__ import annotations
 
 import html as _html
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
+import attrs
 import numpy as np
 
-from archivemap.fields import FieldMeta
-from archivemap.sections import Section, section_fields
+from archivemap.metainfo.fields import FieldMeta, section_fields
 
-__all__ = ["format_value", "html", "pretty"]
+__all__ = ["SectionView", "format_value", "html", "pretty"]
+
+
+class SectionView(Protocol):
+    """What showing a section reads of it (``archivemap.Section`` provides all of it)."""
+
+    m_qualified_name: ClassVar[str]
+
+    @property
+    def m_extras(self) -> dict[str, Any]: ...
+
+    def m_path(self) -> str: ...
+
+    def m_is_set(self, name: str) -> bool: ...
+
+    def m_set_fields(self) -> list[FieldMeta]: ...
+
+    def m_reference(self, name: str) -> Any: ...
+
+
+def _is_section(value: Any) -> bool:
+    return attrs.has(type(value)) and bool(section_fields(type(value)))
+
+
+Section = SectionView  # the annotations below read as what they are
 
 MAX_DEPTH = 3
 MAX_ITEMS = 5
@@ -105,7 +134,7 @@ def _quantity_text(section: Section, fm: FieldMeta, max_items: int) -> str:
 def _sub_sections(section: Section, fm: FieldMeta) -> list[Section]:
     value = getattr(section, fm.attribute)
     items = value if isinstance(value, list) else [value]
-    return [item for item in items if isinstance(item, Section)]
+    return [item for item in items if _is_section(item)]
 
 
 def _title(section: Section) -> str:
@@ -162,10 +191,7 @@ def pretty(section: Section, max_depth: int = MAX_DEPTH, max_items: int = MAX_IT
 def _has_content(section: Section | None) -> bool:
     if section is None:
         return False
-    data = section._m_data
-    if data is not None:
-        return bool(data)
-    return any(True for _ in _set_fields(section))
+    return bool(section.m_set_fields()) or bool(section.m_extras)
 
 
 def html(section: Section, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> str:

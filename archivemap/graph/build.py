@@ -40,33 +40,19 @@ iterative: a 10,000-deep nesting does not exhaust the stack.
 from __future__ import annotations
 
 import gc
-import os
-from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import networkx as nx
 
+from archivemap._progress import Progress
+from archivemap.archive.references import ParsedReference, parse_reference
+from archivemap.archive.sections import EMPTY, Section, SectionContext, assigned, built_value, raw_data, select_item
+from archivemap.archive.sources import DirectorySource, ZipSource
 from archivemap.errors import ArchivemapError
-from archivemap.references import ParsedReference, parse_reference
-from archivemap.sections import Section, _fields_by_name, section_fields
+from archivemap.metainfo.fields import FieldMeta, fields_by_name, section_fields
 
-if TYPE_CHECKING:
-    from archivemap._context import ArchiveContext
-    from archivemap.fields import FieldMeta
-
-__all__ = [
-    "dangling_references",
-    "draw",
-    "node_id",
-    "reference_cycles",
-    "reference_graph",
-    "referrers",
-    "subgraph_of",
-    "to_dot",
-    "to_graphml",
-    "to_text",
-]
+__all__ = ["node_id", "reference_graph"]
 
 _REFERENCE_KINDS = ("reference", "quantity_reference")
 # NOMAD's metainfo-as-data: a Quantity definition's ``type`` is a dict whose ``type_data``
@@ -132,13 +118,13 @@ class _Cursor:
 
     @classmethod
     def of(cls, section: Section, link: _Link) -> _Cursor:
-        return cls(type(section), section, section._m_data, link)
+        return cls(type(section), section, raw_data(section), link)
 
     def field_names(self) -> Iterable[FieldMeta]:
         """The fields that may hold a value, without scanning every field of big classes."""
-        by_name = _fields_by_name(self.cls)
+        by_name = fields_by_name(self.cls)
         obj = self.obj
-        dirty = obj._m_dirty if obj is not None else None
+        dirty = assigned(obj) if obj is not None else None
         if self.raw is not None and not dirty:
             return [by_name[k] for k in self.raw if k in by_name]
         fields = section_fields(self.cls)
@@ -152,15 +138,12 @@ class _Cursor:
         """The materialised attribute value, or ``_EMPTY`` when the slot was never filled."""
         if self.obj is None:
             return _EMPTY
-        try:
-            return object.__getattribute__(self.obj, fm.attribute)
-        except AttributeError:
-            return _EMPTY
+        return built_value(self.obj, fm)
 
     def reference_value(self, fm: FieldMeta) -> Any:
         """The raw reference string(s) of a quantity, never resolving them."""
         obj = self.obj
-        if obj is not None and (self.raw is None or (obj._m_dirty and fm.attribute in obj._m_dirty)):
+        if obj is not None and (self.raw is None or fm.attribute in assigned(obj)):
             try:
                 return obj.m_reference(fm.attribute)
             except ArchivemapError:
@@ -174,7 +157,7 @@ class _Cursor:
         return self.raw.get(fm.name) if self.raw is not None else None
 
 
-_EMPTY = object()
+_EMPTY = EMPTY  # a slot never filled (from the archive layer)
 
 
 class _Classes:
@@ -184,30 +167,27 @@ class _Classes:
         self._declared: dict[tuple[type, str], type[Section] | None] = {}
         self._by_m_def: dict[tuple[int, str, type], type[Section]] = {}
 
-    def declared(self, ctx: ArchiveContext | None, owner: type[Section], fm: FieldMeta) -> type[Section] | None:
+    def declared(self, ctx: SectionContext | None, owner: type[Section], fm: FieldMeta) -> type[Section] | None:
         key = (owner, fm.name)
         if key not in self._declared:
             cls: type[Section] | None = None
             if ctx is not None:
                 try:
-                    cls = ctx.schema.sub_section_class(owner, fm)
+                    cls = ctx.sub_section_class(owner, fm)
                 except (ArchivemapError, KeyError):
                     cls = None
             self._declared[key] = cls
         return self._declared[key]
 
-    def for_item(self, ctx: ArchiveContext | None, declared: type[Section], item: dict[str, Any]) -> type[Section]:
+    def for_item(self, ctx: SectionContext | None, declared: type[Section], item: dict[str, Any]) -> type[Section]:
         m_def = item.get("m_def")
         if not isinstance(m_def, str) or ctx is None:
             return declared
         key = (id(ctx), m_def, declared)
         cls = self._by_m_def.get(key)
         if cls is None:
-            try:
-                cls = ctx.schema.class_for(ctx.resolve_definition(m_def))
-            except (ArchivemapError, KeyError, LookupError, ValueError):
-                cls = declared  # the loader warns about this; the graph only needs a best guess
-            self._by_m_def[key] = cls
+            # the schema's one m_def resolver; no warning: the loader warns when it reads it
+            cls = self._by_m_def[key] = ctx.class_for_item(declared, item)
         return cls
 
 
@@ -239,7 +219,7 @@ def _items(cur: _Cursor, fm: FieldMeta) -> tuple[list[Any], bool] | None:
 
 
 def _cursor(
-    cur: _Cursor, fm: FieldMeta, index: int | None, item: Any, is_obj: bool, ctx: ArchiveContext | None, classes: _Classes
+    cur: _Cursor, fm: FieldMeta, index: int | None, item: Any, is_obj: bool, ctx: SectionContext | None, classes: _Classes
 ) -> _Cursor | None:
     """The cursor of one child item, or ``None`` when the item is not a section."""
     link = _child_link(cur.link, fm.name, index)
@@ -254,7 +234,7 @@ def _cursor(
 
 
 def _children(
-    cur: _Cursor, fm: FieldMeta, ctx: ArchiveContext | None, classes: _Classes
+    cur: _Cursor, fm: FieldMeta, ctx: SectionContext | None, classes: _Classes
 ) -> list[tuple[int | None, _Cursor]]:
     """The children of sub-section ``fm``: (index or None, cursor) for each present item."""
     found = _items(cur, fm)
@@ -301,20 +281,8 @@ class _Target:
 
 def _select(items: list[Any], selector: str, key_quantity: str | None) -> int | None:
     """The position selected by an index (negative allowed) or a key name (spec §3.1)."""
-    if selector.lstrip("-").isdigit():
-        index = int(selector)
-        n = len(items)
-        return index % n if -n <= index < n else None
-    keys = [k for k in (key_quantity, "name") if k]
-    for pos, item in enumerate(items):
-        data = item._m_data if isinstance(item, Section) else item
-        for key in keys:
-            value = data.get(key) if isinstance(data, dict) else None
-            if value is None and isinstance(item, Section) and key in _fields_by_name(type(item)):
-                value = getattr(item, _fields_by_name(type(item))[key].attribute, None)
-            if value == selector:
-                return pos
-    return None
+    found = select_item(items, selector, key_quantity)
+    return None if found is None else found[0]
 
 
 def _walk_value(value: Any, rest: tuple[str, ...]) -> tuple[list[str], str | None]:
@@ -337,7 +305,7 @@ def _walk_value(value: Any, rest: tuple[str, ...]) -> tuple[list[str], str | Non
     return done, None
 
 
-def _find_target(root: _Cursor, fragment: tuple[str, ...], ctx: ArchiveContext | None, classes: _Classes) -> _Target:
+def _find_target(root: _Cursor, fragment: tuple[str, ...], ctx: SectionContext | None, classes: _Classes) -> _Target:
     """Walk a fragment from an archive root; never raises, reports a missing target instead."""
     cur = root
     parts: list[str] = []
@@ -348,7 +316,7 @@ def _find_target(root: _Cursor, fragment: tuple[str, ...], ctx: ArchiveContext |
 
     while i < n:
         seg = fragment[i]
-        fm = _fields_by_name(cur.cls).get(seg)
+        fm = fields_by_name(cur.cls).get(seg)
         if fm is None:
             if cur.raw is None or seg not in cur.raw:  # an unknown key kept in m_extras
                 return missing(f"{cur.cls.m_qualified_name} has no property {seg!r}")
@@ -402,8 +370,6 @@ class _Builder:
         self.by_string: dict[tuple[str, str], Any] = {}
 
     def build(self, roots: list[Section], progress: bool = False) -> nx.MultiDiGraph:
-        from archivemap._progress import Progress
-
         bar = Progress(progress and len(roots) > 1, desc="graph")
         bar.total = len(roots)
         for root in roots:
@@ -432,7 +398,7 @@ class _Builder:
 
     # the walk
     def walk(self, root: Section) -> None:
-        ctx = root._m_ctx
+        ctx = root.m_context
         entry_id = root.m_entry_id or ""
         start = _Cursor.of(root, None)
         # Each entry carries the section's node once it has one (always with containment).
@@ -460,12 +426,12 @@ class _Builder:
                     value = cur.reference_value(fm) if fm.type_kind in _REFERENCE_KINDS else cur.quantity_value(fm)
                     holder_node = self.quantity_edges(ctx, entry_id, cur, holder_node, fm, value)
 
-    def walk_raw(self, ctx: ArchiveContext | None, entry_id: str, cur: _Cursor, stack: list[Any]) -> None:
+    def walk_raw(self, ctx: SectionContext | None, entry_id: str, cur: _Cursor, stack: list[Any]) -> None:
         """The walk's hot path: a raw dict that no Section object wraps, without containment."""
         raw = cur.raw
         if raw is None:
             return
-        by_name = _fields_by_name(cur.cls)
+        by_name = fields_by_name(cur.cls)
         holder: str | None = None
         if self.definitions and isinstance(raw.get("m_def"), str):
             holder = self.reference_edges(ctx, entry_id, cur, holder, "m_def", raw["m_def"], "definition")
@@ -489,7 +455,7 @@ class _Builder:
                 stack.extend([(child, None) for _, child in _children(cur, fm, ctx, self.classes)])
 
     def quantity_edges(
-        self, ctx: ArchiveContext | None, entry_id: str, cur: _Cursor, holder: str | None, fm: FieldMeta, value: Any
+        self, ctx: SectionContext | None, entry_id: str, cur: _Cursor, holder: str | None, fm: FieldMeta, value: Any
     ) -> str | None:
         """The edges of a reference quantity, or of a definition's reference ``type``."""
         if value is None:
@@ -502,7 +468,7 @@ class _Builder:
         return holder
 
     def reference_edges(
-        self, ctx: ArchiveContext | None, entry_id: str, cur: _Cursor, holder: str | None, quantity: str, value: Any, kind: str
+        self, ctx: SectionContext | None, entry_id: str, cur: _Cursor, holder: str | None, quantity: str, value: Any, kind: str
     ) -> str | None:
         """Add the edges of one reference quantity (a string or a list of them)."""
         values = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
@@ -525,7 +491,7 @@ class _Builder:
             self.g.add_edge(holder, target, kind=kind, quantity=quantity, reference=ref, **extra)
         return holder
 
-    def target(self, ctx: ArchiveContext | None, entry_id: str, ref: ParsedReference) -> str:
+    def target(self, ctx: SectionContext | None, entry_id: str, ref: ParsedReference) -> str:
         """The node a reference points at, adding it (remote/dangling as found) if new."""
         upload_id = ctx.upload_id if ctx is not None else None
         installation, _, target_entry, fragment = ref.canonical(upload_id, entry_id or None)
@@ -537,13 +503,13 @@ class _Builder:
         known = ref.is_local or bool(target_entry)
         root = None if installation or not known else self.roots.get(target_entry) or self.fetched.get(target_entry)
         error = None
-        if root is None and self.resolve and ctx is not None and ctx.source is not None:
+        if root is None and self.resolve and ctx is not None:
             root, error = self.fetch(ctx, ref, target_entry)
         if root is None:
             node = self.remote_node(ref, installation, target_entry, fragment, error)
             self.targets[key] = (node, None)
             return node
-        found = _find_target(_Cursor.of(root, None), fragment, root._m_ctx, self.classes)
+        found = _find_target(_Cursor.of(root, None), fragment, root.m_context, self.classes)
         target_entry = root.m_entry_id or target_entry
         if found.error and _not_downloaded(root, fragment):
             # a partial archive from a client: the target may well exist on the server
@@ -552,7 +518,7 @@ class _Builder:
                     root.m_resolve("#/" + "/".join(fragment))
                 except (ArchivemapError, LookupError):
                     pass
-                found = _find_target(_Cursor.of(root, None), fragment, root._m_ctx, self.classes)
+                found = _find_target(_Cursor.of(root, None), fragment, root.m_context, self.classes)
             if found.error:
                 node = _address(target_entry, "/" + "/".join(fragment))
                 self.add_node(node, target_entry, "/" + "/".join(fragment), label=_label("/" + "/".join(fragment), None),
@@ -568,11 +534,13 @@ class _Builder:
         self.targets[key] = (node, found)
         return node
 
-    def fetch(self, ctx: ArchiveContext, ref: ParsedReference, target_entry: str) -> tuple[Section | None, str | None]:
+    def fetch(self, ctx: SectionContext, ref: ParsedReference, target_entry: str) -> tuple[Section | None, str | None]:
         try:
-            root = ctx.source.archive_for(ref, ctx)  # type: ignore[union-attr]
+            root = ctx.archive_for(ref)
         except (ArchivemapError, LookupError, OSError) as exc:
             return None, str(exc)
+        if root is None:  # the archive was loaded without a source
+            return None, None
         self.fetched[root.m_entry_id or target_entry] = root
         return root, None
 
@@ -591,7 +559,7 @@ class _Builder:
 def _roots_of(archives: Any) -> list[Section]:
     if isinstance(archives, Section):
         return [archives.m_root]
-    if hasattr(archives, "entry_ids") and hasattr(archives, "archive"):  # a DirectorySource/ZipSource
+    if isinstance(archives, (DirectorySource, ZipSource)):
         return [archives.archive(e) for e in archives.entry_ids()]
     roots: list[Section] = []
     for item in archives:
@@ -617,7 +585,7 @@ def reference_graph(
     Args:
         archive_or_archives: a loaded archive (any section of it), an iterable of archives, or
             a source with ``entry_ids()`` and ``archive(entry_id)`` such as
-            :class:`~archivemap.sources.DirectorySource` (all of its archives are loaded).
+            :class:`~archivemap.archive.sources.DirectorySource` (all of its archives are loaded).
         containment: also add a node for every section and a ``contains`` edge from each
             section to each of its sub-sections, so the graph shows the tree as well.
         resolve: load targets in archives that were not given through each archive's source
@@ -646,238 +614,11 @@ def reference_graph(
             gc.enable()
 
 
-# -- queries ------------------------------------------------------------------------------------
-def _node_of(g: nx.MultiDiGraph, section_or_node: Section | str) -> str:
-    node = node_id(section_or_node) if isinstance(section_or_node, Section) else section_or_node
-    if node not in g:
-        raise KeyError(f"{node!r} is not a node of this graph")
-    return node
-
-
 def _not_downloaded(root: Section, fragment: tuple[str, ...]) -> bool:
     """Whether a fragment of a partially downloaded archive was never fetched."""
-    ctx = root._m_ctx
+    ctx = root.m_context
     fetcher = ctx.fetcher if ctx is not None else None
     if fetcher is None:
         return False
     path = tuple(int(s) if s.isdigit() else s for s in fragment)
     return not fetcher.is_downloaded(path)
-
-
-def dangling_references(g: nx.MultiDiGraph) -> list[tuple[str, str, dict[str, Any]]]:
-    """Every reference edge whose target does not exist.
-
-    Returns:
-        ``(source node, target node, edge attributes)`` tuples; the target node's ``error``
-        attribute says which segment failed.
-    """
-    return [
-        (u, v, data)
-        for u, v, data in g.edges(data=True)
-        if data.get("kind") != "contains" and g.nodes[v].get("dangling")
-    ]
-
-
-def _nearest_container(g: nx.MultiDiGraph, node: str) -> str | None:
-    entry, _, path = node.rpartition("#")
-    segments = [s for s in path.split("/") if s]
-    while segments:
-        segments.pop()
-        candidate = f"{entry}#/" + "/".join(segments)
-        if candidate in g:
-            return candidate
-    return None
-
-
-def reference_cycles(g: nx.MultiDiGraph, through_containment: bool = False) -> list[list[str]]:
-    """Cycles made by reference edges (``contains`` edges are ignored).
-
-    Args:
-        g: a reference graph.
-        through_containment: also count a reference into one of the referencing section's
-            own ancestors as a cycle (``/workflow/0/task/0`` → ``#/workflow/0``): following it
-            and then the section's sub-sections leads back to the start, which is what makes
-            NOMAD's ``include-resolved`` recurse forever (spec §3.5).
-
-    Returns:
-        Each cycle as a list of nodes, in edge order.
-    """
-    dg = nx.DiGraph()
-    dg.add_edges_from((u, v) for u, v, kind in g.edges(data="kind") if kind != "contains")
-    if through_containment:
-        for node in list(dg.nodes):
-            parent = _nearest_container(g, node)
-            while parent is not None:
-                if parent in dg:
-                    dg.add_edge(parent, node)
-                    break
-                parent = _nearest_container(g, parent)
-    cycles = [list(c) for c in nx.simple_cycles(dg)]
-    if not through_containment:
-        return cycles
-    # A cycle must use at least one reference edge; containment alone is a tree.
-    ref_edges = {(u, v) for u, v, kind in g.edges(data="kind") if kind != "contains"}
-    return [c for c in cycles if any((c[k], c[(k + 1) % len(c)]) in ref_edges for k in range(len(c)))]
-
-
-def referrers(g: nx.MultiDiGraph, section_or_node: Section | str) -> list[str]:
-    """The nodes whose references point at a section (sorted, without ``contains`` parents).
-
-    Raises:
-        KeyError: the section is not a node of the graph.
-    """
-    node = _node_of(g, section_or_node)
-    return sorted({u for u, _, kind in g.in_edges(node, data="kind") if kind != "contains"})
-
-
-def subgraph_of(g: nx.MultiDiGraph, section_or_node: Section | str, depth: int = 1, direction: str = "both") -> nx.MultiDiGraph:
-    """The neighbourhood of a node: everything within ``depth`` edges of it (a copy).
-
-    Args:
-        g: a reference graph.
-        section_or_node: a loaded section or a node id.
-        depth: how many edges away to go (0 gives the node alone).
-        direction: ``"out"`` follows edges forward (what it references), ``"in"`` backward
-            (what references it), ``"both"`` either way.
-
-    Raises:
-        KeyError: the section is not a node of the graph.
-        ValueError: ``direction`` is not one of the three.
-    """
-    if direction not in ("out", "in", "both"):
-        raise ValueError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
-    start = _node_of(g, section_or_node)
-    seen = {start}
-    frontier = deque([(start, 0)])
-    while frontier:
-        node, dist = frontier.popleft()
-        if dist >= depth:
-            continue
-        nbrs: list[str] = []
-        if direction in ("out", "both"):
-            nbrs.extend(g.successors(node))
-        if direction in ("in", "both"):
-            nbrs.extend(g.predecessors(node))
-        for nbr in nbrs:
-            if nbr not in seen:
-                seen.add(nbr)
-                frontier.append((nbr, dist + 1))
-    return g.subgraph(seen).copy()  # type: ignore[no-any-return]
-
-
-# -- output -------------------------------------------------------------------------------------
-def to_graphml(g: nx.MultiDiGraph, path: str | os.PathLike[str]) -> None:
-    """Write the graph as GraphML (readable by networkx.read_graphml, Gephi, yEd, Cytoscape).
-
-    Attributes that GraphML cannot hold (``None``, containers) are left out or written as text.
-    """
-    out = nx.MultiDiGraph()
-    for node, data in g.nodes(data=True):
-        out.add_node(node, **_graphml_attrs(data))
-    for u, v, key, data in g.edges(keys=True, data=True):
-        out.add_edge(u, v, key=key, **_graphml_attrs(data))
-    nx.write_graphml(out, os.fspath(path))
-
-
-def _graphml_attrs(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v if isinstance(v, (str, int, float, bool)) else str(v)) for k, v in data.items() if v is not None}
-
-
-def _dot_quote(text: Any) -> str:
-    """A DOT double-quoted string: archive data is untrusted, so escape everything special."""
-    s = str(text)
-    s = s.replace("\\", "\\\\").replace('"', '\\"')
-    s = s.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
-    return f'"{s}"'
-
-
-def to_dot(g: nx.MultiDiGraph, name: str = "references") -> str:
-    """The graph in Graphviz DOT (no pydot needed); labels are escaped.
-
-    Remote targets are dashed boxes, dangling targets red, ``contains`` edges dotted.
-    """
-    lines = [f"digraph {_dot_quote(name)} {{", "  node [shape=ellipse, fontsize=10];", "  edge [fontsize=8];"]
-    for node, data in g.nodes(data=True):
-        attrs = [f"label={_dot_quote(data.get('label') or node)}", f"tooltip={_dot_quote(node)}"]
-        if data.get("dangling"):
-            attrs.append('color="red", fontcolor="red"')
-        elif data.get("remote"):
-            attrs.append('shape="box", style="dashed"')
-        lines.append(f"  {_dot_quote(node)} [{', '.join(attrs)}];")
-    for u, v, data in g.edges(data=True):
-        attrs = [f"label={_dot_quote(_edge_label(data))}"]
-        if data.get("kind") == "contains":
-            attrs.append('style="dotted", arrowhead="none"')
-        elif data.get("kind") == "definition":
-            attrs.append('style="dashed"')
-        lines.append(f"  {_dot_quote(u)} -> {_dot_quote(v)} [{', '.join(attrs)}];")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def _edge_label(data: dict[str, Any]) -> str:
-    label = str(data.get("quantity", ""))
-    return f"{label}[{data['index']}]" if data.get("index") is not None else label
-
-
-def to_text(g: nx.MultiDiGraph) -> str:
-    """A readable listing (for the command line): each referencing section, then its targets."""
-    ref_edges = [(u, v, d) for u, v, d in g.edges(data=True) if d.get("kind") != "contains"]
-    n_remote = sum(1 for _, d in g.nodes(data=True) if d.get("remote"))
-    n_dangling = sum(1 for _, d in g.nodes(data=True) if d.get("dangling"))
-    lines = [
-        f"{g.number_of_nodes()} nodes, {len(ref_edges)} references "
-        f"({n_dangling} dangling target(s), {n_remote} remote)"
-    ]
-    by_source: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for u, v, d in ref_edges:
-        by_source.setdefault(u, []).append((v, d))
-    for source in sorted(by_source):
-        section = g.nodes[source].get("section")
-        lines.append(f"{source}" + (f"  ({section})" if section else ""))
-        for target, d in by_source[source]:
-            tdata = g.nodes[target]
-            flag = " [dangling: %s]" % tdata.get("error", "") if tdata.get("dangling") else ""
-            flag = flag or (" [remote]" if tdata.get("remote") else "")
-            lines.append(f"  {_edge_label(d)} -> {target}{flag}")
-    return "\n".join(lines) + "\n"
-
-
-def draw(g: nx.MultiDiGraph, ax: Any = None, **kwargs: Any) -> Any:
-    """Draw the graph with matplotlib (the ``plot`` extra): dangling red, remote grey.
-
-    Args:
-        g: a reference graph.
-        ax: a matplotlib ``Axes``; the current one when ``None``.
-        **kwargs: passed on to ``networkx.draw_networkx``.
-
-    Returns:
-        The ``Axes`` drawn on.
-
-    Raises:
-        ImportError: matplotlib is not installed.
-    """
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("drawing needs matplotlib: pip install 'archivemap[plot]'") from None
-    if ax is None:
-        ax = plt.gca()
-    colors = [
-        "tab:red" if d.get("dangling") else "lightgrey" if d.get("remote") else "tab:blue"
-        for _, d in g.nodes(data=True)
-    ]
-    options: dict[str, Any] = {
-        "pos": nx.spring_layout(g, seed=0),
-        "ax": ax,
-        "node_color": colors,
-        "labels": {n: d.get("label") or n for n, d in g.nodes(data=True)},
-        "font_size": 7,
-        "node_size": 200,
-    }
-    options.update(kwargs)
-    nx.draw_networkx(g, **options)
-    ax.set_axis_off()
-    return ax
-
-

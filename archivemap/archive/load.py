@@ -4,40 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import orjson
-
-from archivemap._context import ArchiveContext, ArchiveSource, Fetcher
+from archivemap._json import parse_json, read_json
+from archivemap.archive.context import ArchiveSource, Fetcher, new_archive
+from archivemap.archive.schema import Schema, as_schema
+from archivemap.archive.sections import Section
+from archivemap.archive.sources import DirectorySource
 from archivemap.errors import ArchiveDataError
-from archivemap.schema import Schema, as_schema
 
-__all__ = ["load", "parse_json", "read_json"]
+__all__ = ["load", "set_default_schema"]
 
 SchemaLike = Any  # Schema | Environment | path | URL | dict | bytes
-
-
-def parse_json(data: bytes | str, label: str | None = None) -> Any:
-    """Parse JSON text; NOMAD's Python-dumped ``NaN``/``Infinity`` are accepted (spec §2.2)."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        if "NaN" in text or "Infinity" in text:
-            import json
-
-            try:
-                return json.loads(text)
-            except (ValueError, RecursionError):
-                pass
-        raise ArchiveDataError(f"not valid JSON: {exc}", label) from None
-
-
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read and parse one JSON file."""
-    p = Path(path)
-    return parse_json(p.read_bytes(), str(p))  # a missing file stays FileNotFoundError
 
 
 def _raw_archive(source: Any) -> tuple[dict[str, Any], str]:
@@ -47,9 +25,10 @@ def _raw_archive(source: Any) -> tuple[dict[str, Any], str]:
         data, label = parse_json(bytes(source), "<bytes>"), "<bytes>"
     elif isinstance(source, (str, os.PathLike)):
         data, label = read_json(source), str(source)
-    elif hasattr(source, "read"):
-        label = str(getattr(source, "name", "<file>"))
-        data = parse_json(source.read(), label)
+    elif callable(getattr(source, "read", None)):  # a binary file object (IO[bytes])
+        stream: IO[bytes] = source
+        label = str(getattr(stream, "name", "<file>"))
+        data = parse_json(stream.read(), label)
     else:
         raise ArchiveDataError(f"cannot load an archive from a {type(source).__name__}")
     if not isinstance(data, dict):
@@ -92,7 +71,7 @@ def load(
     fetcher: Fetcher | None = None,
     entry_id: str | None = None,
     upload_id: str | None = None,
-) -> Any:
+) -> Section:
     """Load an archive and return its root section (EntryArchive), lazily.
 
     Nothing below the root is converted until it is read.
@@ -104,7 +83,7 @@ def load(
         archives: where other archives come from, to follow cross-entry references: a folder
             (path) of archive files, or any :class:`ArchiveSource` such as a client. A path is
             indexed on every call; to load many archives of one folder, pass one
-            :class:`~archivemap.sources.DirectorySource` instead.
+            :class:`~archivemap.archive.sources.DirectorySource` instead.
         fetcher: fetches what was not downloaded (set by the client).
         entry_id, upload_id: the entry's identity when the archive's metadata lacks it.
 
@@ -117,12 +96,5 @@ def load(
     raw, _label = _raw_archive(source)
     sch = _pick_schema(schema)
     if isinstance(archives, (str, os.PathLike)):
-        from archivemap.sources import DirectorySource
-
         archives = DirectorySource(archives, sch)
-    ctx = ArchiveContext(sch, raw, source=archives, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)
-    root = sch.root_class().m_load(raw, None, None, ctx)
-    ctx.root = root
-    if archives is not None and hasattr(archives, "register"):
-        archives.register(root)
-    return root
+    return new_archive(raw, sch, source=archives, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)

@@ -31,9 +31,9 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from archivemap import __version__
+from archivemap._version import __version__
 from archivemap._progress import Progress as _Progress
-from archivemap._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, parse_retry_after
+from archivemap.remote._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, parse_retry_after
 from archivemap.errors import (
     AuthenticationError,
     BadRequestError,
@@ -45,11 +45,14 @@ from archivemap.errors import (
     TransportError,
     ValidationError,
 )
-from archivemap.required import Required
+from archivemap.archive.schema import Schema, SchemaSource, as_schema
+from archivemap.archive.sections import Section
+from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
+from archivemap.remote.required import Required
 
 __all__ = ["ArchiveStream", "Client", "api_base_url"]
 
-log = logging.getLogger("archivemap.client")
+log = logging.getLogger("archivemap.remote.client")
 
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _STATUS_ERRORS: Final[dict[int, type[HTTPStatusError]]] = {
@@ -692,7 +695,7 @@ class Client:
         for data, _, _ in self._pages("entries/query", body, page_size, after, **pagination):
             yield from data
 
-    def archive_entry(self, entry_id: str, required: Required = "*") -> dict[str, Any]:
+    def archive_answer_raw(self, entry_id: str, required: Required = "*") -> dict[str, Any]:
         """The ``data`` part of ``POST entries/{id}/archive/query``.
 
         Args:
@@ -716,13 +719,13 @@ class Client:
             raise ClientError(f"answer for entry {entry_id} has no data.archive", self.url(path))
         return data
 
-    def archive_dict(self, entry_id: str, required: Required = "*") -> dict[str, Any]:
+    def archive_raw(self, entry_id: str, required: Required = "*") -> dict[str, Any]:
         """The raw (partial) archive of one entry.
 
         Args:
             entry_id: the entry.
             required: what to download (spec §4); note that index selections come back
-                compacted (use :func:`archivemap.required.graft` to re-anchor them).
+                compacted (use :func:`archivemap.remote.required.graft` to re-anchor them).
 
         Returns:
             The archive dict (``data.archive`` of the answer).
@@ -732,10 +735,10 @@ class Client:
             BadRequestError: the server cannot apply ``required``.
             ValidationError: ``required`` has invalid syntax.
         """
-        archive: dict[str, Any] = self.archive_entry(entry_id, required)["archive"]
+        archive: dict[str, Any] = self.archive_answer_raw(entry_id, required)["archive"]
         return archive
 
-    def archives_dicts(
+    def archives_raw(
         self,
         query: Mapping[str, Any] | None = None,
         required: Required = "*",
@@ -767,7 +770,7 @@ class Client:
             max_attempts: batch attempts for an entry before it is fetched on its own.
 
         Returns:
-            An iterator of ``(entry_id, archive_dict)``, each entry exactly once, in listing
+            An iterator of ``(entry_id, archive_raw)``, each entry exactly once, in listing
             order, with ``cursor``, ``total`` and ``missing`` attributes.
         """
         if batch_size < 1 or page_size < 1:
@@ -785,14 +788,16 @@ class Client:
         )
 
 
-    def archive(self, entry_id: str, required: Required = "*", *, schema: Any, fetch: bool = True) -> Any:
+    def archive(
+        self, entry_id: str, required: Required = "*", *, schema: Schema | SchemaSource, fetch: bool = True
+    ) -> Section:
         """One entry's archive as a lazy typed root; what is not downloaded is fetched on access.
 
         Args:
             entry_id: the entry.
             required: what to download now (spec §4); ``"*"`` for everything. Navigating past
-                it fetches exactly the missing path (see :mod:`archivemap.remote`).
-            schema: the metainfo to map with (a :class:`~archivemap.schema.Schema`, or a
+                it fetches exactly the missing path (see :mod:`archivemap.remote.fetch`).
+            schema: the metainfo to map with (a :class:`~archivemap.archive.schema.Schema`, or a
                 path or URL of an export).
             fetch: fetch what was not downloaded when it is read; with ``False``, reading it
                 raises :class:`~archivemap.errors.NotDownloadedError` instead.
@@ -800,8 +805,6 @@ class Client:
         Returns:
             The root section (EntryArchive).
         """
-        from archivemap.remote import open_archive
-
         return open_archive(self, entry_id, required, schema=schema, fetch=fetch)
 
     def archives(
@@ -809,20 +812,14 @@ class Client:
         query: Mapping[str, Any] | None = None,
         required: Required = "*",
         *,
-        schema: Any,
+        schema: Schema | SchemaSource,
         **options: Any,
-    ) -> Iterator[tuple[str, Any]]:
-        """:meth:`archives_dicts` mapped to lazy roots: ``(entry_id, root)``, each once."""
-        from archivemap.loading import load
-        from archivemap.remote import ClientSource, RemoteFetcher, anchored
-        from archivemap.schema import as_schema
-
+    ) -> Iterator[tuple[str, Section]]:
+        """:meth:`archives_raw` mapped to lazy roots: ``(entry_id, root)``, each once."""
         sch = as_schema(schema)
         source = ClientSource(self, sch)
-        for entry_id, answer in self.archives_dicts(query, required, **options):
-            raw = anchored(answer, required, source)
-            fetcher = RemoteFetcher(self, entry_id, required)
-            yield entry_id, load(raw, sch, archives=source, fetcher=fetcher, entry_id=entry_id)
+        for entry_id, answer in self.archives_raw(query, required, **options):
+            yield entry_id, open_archive_from(self, entry_id, answer, required, sch, source)
 
 
 def _encode_cursor(after: str | None, skip: int) -> str:
@@ -843,7 +840,7 @@ def _decode_cursor(cursor: str | None) -> tuple[str | None, int]:
 
 
 class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
-    """The iterator :meth:`Client.archives_dicts` returns.
+    """The iterator :meth:`Client.archives_raw` returns.
 
     Archives are downloaded concurrently but yielded in listing order, so one cursor
     position describes exactly what has been yielded: resuming with ``after=stream.cursor``
@@ -1002,7 +999,7 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
         failure is a real error and propagates.
         """
         try:
-            return {entry_id: self._client.archive_dict(entry_id, self._required)}
+            return {entry_id: self._client.archive_raw(entry_id, self._required)}
         except NotFoundError as error:
             reason = str(error)
         except (TransportError, HTTPStatusError):

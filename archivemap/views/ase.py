@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from archivemap.archive.sections import Section
 from archivemap.errors import AbsentError
-from archivemap.sections import Section
 
 __all__ = ["to_atoms"]
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from archivemap.archive.sections import Section
 from archivemap.errors import MissingError
-from archivemap.sections import Section, section_fields
+from archivemap.metainfo.fields import section_fields
 
 __all__ = ["to_dataframe"]
 

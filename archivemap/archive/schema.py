@@ -2,7 +2,7 @@
 
 Codegen is optional. When a generated package for the same metainfo is given (or was
 registered), its classes are used; every other section class is built at run time with
-``attrs.make_class`` from the same :class:`~archivemap.fields.FieldMeta` the generator
+``attrs.make_class`` from the same :class:`~archivemap.metainfo.fields.FieldMeta` the generator
 writes, one section type at a time, the first time data of that type is read.
 """
 
@@ -12,23 +12,49 @@ import hashlib
 import importlib
 import os
 import threading
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, Union
 
 import attrs
 
-from archivemap.definitions import Environment, SectionDef, load_environment
-from archivemap.errors import DefinitionError
-from archivemap.fields import FieldMeta, field_meta, quantity, sub_section
+from archivemap.archive.sections import Section
+from archivemap.errors import ArchivemapError, DefinitionError, SchemaMismatchWarning
+from archivemap.metainfo.definitions import Environment, SectionDef, load_environment
+from archivemap.metainfo.fields import FieldMeta, field_meta, quantity, section_fields, sub_section
 from archivemap.naming import class_name, python_name
-from archivemap.sections import Section, section_fields
 
-__all__ = ["ROOT_SECTION", "Schema", "as_schema", "find_classes", "register_classes"]
+__all__ = [
+    "ROOT_SECTION",
+    "DefinitionResolver",
+    "Schema",
+    "SchemaSource",
+    "as_schema",
+    "find_classes",
+    "register_classes",
+]
+
+#: Anything a :class:`Schema` can be made from: an Environment, a parsed export, a path or
+#: URL of an export, or its bytes.
+SchemaSource = Union[Environment, Mapping[str, Any], str, Path, bytes]
 
 #: The qualified name of the archive root section.
 ROOT_SECTION = "nomad.datamodel.datamodel.EntryArchive"
+
+
+class DefinitionResolver(Protocol):
+    """Resolves an ``m_def`` string, including definitions an archive carries itself."""
+
+    def resolve_definition(self, m_def: str) -> SectionDef:
+        """The section definition ``m_def`` names.
+
+        Raises:
+            DefinitionError: it names no section definition.
+            ReferenceResolutionError: it lives in an archive that cannot be reached.
+        """
+        ...
 
 
 class Schema:
@@ -117,6 +143,50 @@ class Schema:
         if fm.section is None:
             raise DefinitionError(f"sub-section {fm.name!r} has no section type")
         return self.class_for(self.environment.section(fm.section))
+
+    def class_for_item(
+        self,
+        declared: type[Section],
+        item: dict[str, Any],
+        resolver: DefinitionResolver | None = None,
+        path: object = None,
+    ) -> type[Section]:
+        """The class of one raw sub-section item: the one ``m_def`` resolver of the library.
+
+        NOMAD writes ``m_def`` (a qualified name, a definition id, a fragment into the
+        archive's own ``definitions`` or into another archive) where an item's class differs
+        from the declared one; 2.0 may write only ``m_def_id``. The loader, remote patching
+        and the reference graph all choose classes here.
+
+        Args:
+            declared: the sub-section's declared class, used when there is no ``m_def`` or it
+                cannot be resolved.
+            item: the raw item dict.
+            resolver: resolves ``m_def`` strings with the archive's own definitions (an
+                archive context); without one, ``declared`` is used.
+            path: where the item sits; when given, an unresolvable ``m_def`` is reported with
+                a :class:`SchemaMismatchWarning` naming it.
+        """
+        m_def = item.get("m_def")
+        if not isinstance(m_def, str):
+            m_def = item.get("m_def_id")  # 2.0 may write only the definition id
+        if not isinstance(m_def, str) or resolver is None:
+            return declared
+        try:
+            return self.class_for(resolver.resolve_definition(m_def))
+        except (ArchivemapError, KeyError, LookupError, ValueError) as exc:
+            if m_def.rpartition(".")[2] == declared.m_qualified_name.rpartition(".")[2]:
+                # NOMAD resolves m_def by Python import, and modules re-export sections under
+                # other module paths (nomad.datamodel.metainfo.system.Atoms is runschema's).
+                return declared
+            if path is not None:
+                warnings.warn(
+                    f"{path}: m_def {m_def!r} cannot be resolved ({exc}); read as "
+                    f"{declared.m_qualified_name}; kept as it was",
+                    SchemaMismatchWarning,
+                    stacklevel=6,
+                )
+            return declared
 
     # -- generated classes ------------------------------------------------------------------
     def _generated_class(self, sdef: SectionDef) -> type[Section] | None:
@@ -224,7 +294,7 @@ _cache: dict[Any, Schema] = {}
 _cache_lock = threading.Lock()
 
 
-def as_schema(schema: Schema | Environment | Mapping[str, Any] | str | Path | bytes) -> Schema:
+def as_schema(schema: Schema | SchemaSource) -> Schema:
     """A :class:`Schema` for any accepted metainfo source; file paths are loaded once."""
     if isinstance(schema, Schema):
         return schema

@@ -11,9 +11,9 @@ from typing import Any
 
 import attrs
 
-from archivemap.definitions import QuantityDef, SubSectionDef
+from archivemap.metainfo.definitions import QuantityDef, SubSectionDef
 
-__all__ = ["FieldMeta", "META_KEY", "field_meta", "quantity", "sub_section"]
+__all__ = ["FieldMeta", "META_KEY", "field_meta", "fields_by_name", "quantity", "section_fields", "sub_section"]
 
 #: The key under which attrs field metadata holds the :class:`FieldMeta`.
 META_KEY = "nomad"
@@ -134,3 +134,31 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_freeze(v) for v in value)
     return value
+
+
+def section_fields(cls: type) -> dict[str, FieldMeta]:
+    """The :class:`FieldMeta` of every field of a section class, by attribute name.
+
+    Cached on the class itself (a plain class attribute, set once): this is the hot path of
+    every attribute read, and a dict lookup on the class beats walking ``attrs.fields``.
+    """
+    cached = cls.__dict__.get("_m_fields_by_attr")
+    if cached is None:
+        cached = {}
+        if attrs.has(cls):
+            for f in attrs.fields(cls):
+                fm = f.metadata.get(META_KEY)
+                if fm is not None:
+                    cached[f.name] = fm
+        type.__setattr__(cls, "_m_fields_by_attr", cached)
+        type.__setattr__(cls, "_m_fields_by_name", {fm.name: fm for fm in cached.values()})
+    return cached  # type: ignore[no-any-return]
+
+
+def fields_by_name(cls: type) -> dict[str, FieldMeta]:
+    """The :class:`FieldMeta` of every field of a section class, by NOMAD name."""
+    by_name = cls.__dict__.get("_m_fields_by_name")
+    if by_name is None:
+        section_fields(cls)
+        by_name = cls.__dict__["_m_fields_by_name"]
+    return by_name  # type: ignore[no-any-return]

@@ -1,37 +1,42 @@
-"""Per-archive context shared by all sections of one loaded archive.
+"""Per-archive context shared by all sections of one loaded archive, and its seams.
 
-It knows the schema, the entry's identity, where other archives come from (a source), and,
-for archives from a client, what was downloaded and how to fetch the rest.
+An :class:`ArchiveContext` knows the schema, the entry's identity, where other archives come
+from (an :class:`ArchiveSource`), and, for archives from a client, how to fetch the rest (a
+:class:`~archivemap.archive.sections.Fetcher`). It implements the
+:class:`~archivemap.archive.sections.SectionContext` protocol that sections are written
+against, so sections never see a schema, a source or a client directly.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from archivemap.definitions import Definition, Environment, SectionDef
+from archivemap.archive.references import ParsedReference, parse_reference
+from archivemap.archive.schema import Schema
+from archivemap.archive.sections import Fetcher, Section
 from archivemap.errors import DefinitionError, UnknownDefinitionError
+from archivemap.metainfo.definitions import Definition, Environment, SectionDef
+from archivemap.metainfo.fields import FieldMeta
 
-if TYPE_CHECKING:
-    from archivemap.references import ParsedReference
-    from archivemap.schema import Schema
-    from archivemap.sections import Section
+__all__ = ["ArchiveContext", "ArchiveSource", "Fetcher", "new_archive"]
 
 
 class ArchiveSource(Protocol):
     """Where archives other than the current one come from (a folder, a zip, a client)."""
 
     def archive_for(self, ref: ParsedReference, context: ArchiveContext) -> Section:
-        """The root section of the archive a cross-entry reference points into."""
+        """The root section of the archive a cross-entry reference points into.
+
+        Raises:
+            DanglingReferenceError: the source holds no such archive.
+            UnsupportedReferenceError: the source cannot reach that kind of target.
+        """
         ...
 
-
-class Fetcher(Protocol):
-    """Fetches parts of a partially downloaded archive (implemented by the client)."""
-
-    def is_downloaded(self, path: tuple[Any, ...]) -> bool: ...
-
-    def fetch(self, root: Section, path: tuple[Any, ...]) -> None: ...
+    def register(self, root: Section) -> None:
+        """Remember an archive loaded with this source, so references back to it reuse it."""
+        ...
 
 
 class ArchiveContext:
@@ -43,6 +48,7 @@ class ArchiveContext:
         source: resolves references into other archives, or ``None``.
         fetcher: fetches what was not downloaded, or ``None`` (everything is here).
         root: the root section.
+        lock: serialises merges of downloaded data into this archive.
     """
 
     def __init__(
@@ -63,22 +69,41 @@ class ArchiveContext:
         self.source = source
         self.fetcher = fetcher
         self.root: Section | None = None
+        self.lock = threading.RLock()
         self._raw_root = raw_root
         self._custom_env: Environment | None = None
-        self._custom_lock = threading.Lock()
 
+    # -- the SectionContext protocol ----------------------------------------------------------
+    def sub_section_class(self, owner: type[Section], fm: FieldMeta) -> type[Section]:
+        """The declared class of sub-section ``fm`` of ``owner``."""
+        return self.schema.sub_section_class(owner, fm)
+
+    def class_for_item(self, declared: type[Section], item: dict[str, Any], path: object = None) -> type[Section]:
+        """The class of one raw item: its ``m_def`` resolved here (custom schemas included)."""
+        return self.schema.class_for_item(declared, item, self, path)
+
+    def definition_of(self, cls: type) -> SectionDef:
+        """The definition a section class was made for."""
+        return self.schema.definition_of(cls)
+
+    def archive_for(self, ref: ParsedReference) -> Section | None:
+        """The root of the archive ``ref`` points into, or ``None`` without a source."""
+        if self.source is None:
+            return None
+        return self.source.archive_for(ref, self)
+
+    # -- custom schemas -------------------------------------------------------------------------
     @property
     def custom_environment(self) -> Environment | None:
         """The environment of the archive's own ``definitions`` (custom schema), if any."""
         if self._custom_env is None:
             if "definitions" not in self._raw_root and self.fetcher is not None and self.root is not None:
                 # a partial archive from a client: its custom schema may not be downloaded yet
-                if not self.fetcher.is_downloaded(("definitions",)):
-                    self.fetcher.fetch(self.root, ("definitions",))
+                self.root.prefetch(["definitions"])
             definitions = self._raw_root.get("definitions")
             if not isinstance(definitions, dict) or "section_definitions" not in definitions:
                 return None
-            with self._custom_lock:
+            with self.lock:
                 if self._custom_env is None:
                     self._custom_env = Environment.for_archive(
                         definitions, self.entry_id, self.schema.environment, self._external
@@ -87,8 +112,6 @@ class ArchiveContext:
 
     def _external(self, ref: str) -> Definition:
         """Resolve a definition that lives in another archive's ``definitions``."""
-        from archivemap.references import parse_reference
-
         if self.source is None:
             raise UnknownDefinitionError(
                 f"definition {ref!r} lives in another archive; load with a source "
@@ -98,17 +121,14 @@ class ArchiveContext:
             entry_id, _, name = ref[len("entry_id:") :].partition(".")
             by_entry = parse_reference(f"../entries/{entry_id}/archive#/definitions")
             assert by_entry is not None  # a well-formed URL by construction
-            other = self.source.archive_for(by_entry, self)
-            other_env = other._m_ctx.custom_environment if other._m_ctx is not None else None
+            other_env = _custom_environment_of(self.source.archive_for(by_entry, self))
             if other_env is None:
                 raise UnknownDefinitionError(f"archive of {ref!r} carries no definitions")
             return other_env.section(ref.partition("@")[0])
         parsed = parse_reference(ref)
         if parsed is None:
             raise UnknownDefinitionError(f"definition reference {ref!r} is not an archive URL")
-        other = self.source.archive_for(parsed, self)
-        other_ctx = other._m_ctx
-        env = other_ctx.custom_environment if other_ctx is not None else None
+        env = _custom_environment_of(self.source.archive_for(parsed, self))
         if env is None:
             raise UnknownDefinitionError(f"archive of {ref!r} carries no definitions")
         return env.resolve("#/" + "/".join(parsed.fragment), context=env.packages[0], origin=ref)
@@ -127,6 +147,33 @@ class ArchiveContext:
         if not isinstance(target, SectionDef):
             raise DefinitionError(f"m_def {m_def!r} is not a section definition")
         return target
+
+
+def _custom_environment_of(root: Section) -> Environment | None:
+    ctx = root.m_context
+    return ctx.custom_environment if ctx is not None else None
+
+
+def new_archive(
+    raw: dict[str, Any],
+    schema: Schema,
+    *,
+    source: ArchiveSource | None = None,
+    fetcher: Fetcher | None = None,
+    entry_id: str | None = None,
+    upload_id: str | None = None,
+) -> Section:
+    """The lazy root section of one parsed archive dict (nothing below it is converted).
+
+    The one place where an archive gets its context: :func:`archivemap.load`, the sources
+    and the client all come through here.
+    """
+    ctx = ArchiveContext(schema, raw, source=source, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)
+    root = schema.root_class().m_load(raw, None, None, ctx)
+    ctx.root = root
+    if source is not None:
+        source.register(root)
+    return root
 
 
 def _str(value: Any) -> str | None:

@@ -13,15 +13,14 @@ import os
 import threading
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from archivemap._json import parse_json, read_json
+from archivemap.archive.context import ArchiveContext, new_archive
+from archivemap.archive.references import ParsedReference, entry_id_from_mainfile
+from archivemap.archive.schema import Schema
+from archivemap.archive.sections import Section
 from archivemap.errors import DanglingReferenceError, UnsafePathError, UnsupportedReferenceError
-from archivemap.references import ParsedReference, entry_id_from_mainfile
-
-if TYPE_CHECKING:
-    from archivemap._context import ArchiveContext
-    from archivemap.schema import Schema
-    from archivemap.sections import Section
 
 __all__ = ["DirectorySource", "ZipSource"]
 
@@ -57,20 +56,17 @@ class _IndexedSource:
 
     def register(self, root: Section) -> None:
         """Remember an already loaded root so references back to it reuse it."""
-        ctx = root._m_ctx
-        if ctx is not None and ctx.entry_id:
-            self._roots.setdefault(ctx.entry_id, root)
+        if root.m_entry_id:
+            self._roots.setdefault(root.m_entry_id, root)
 
     def archive(self, entry_id: str) -> Section:
         """The root section of an entry, loaded once and cached."""
-        from archivemap.loading import load
-
         with self._lock:
             root = self._roots.get(entry_id)
             if root is None:
                 if entry_id not in self._raw:
                     raise DanglingReferenceError(f"no entry {entry_id!r} in this source", entry_id=entry_id)
-                root = load(self._read(self._raw[entry_id]), self.schema, archives=self, entry_id=entry_id)
+                root = new_archive(self._read(self._raw[entry_id]), self.schema, source=self, entry_id=entry_id)
                 self._roots[entry_id] = root
             return root
 
@@ -114,8 +110,6 @@ class DirectorySource(_IndexedSource):
     def __init__(self, directory: str | os.PathLike[str], schema: Schema) -> None:
         super().__init__(schema)
         self.directory = Path(directory).resolve()
-        from archivemap.loading import read_json
-
         for path in sorted(self.directory.rglob("*.json")):
             if self.directory not in path.resolve().parents:
                 continue  # a symlink that points out of the folder is not part of it
@@ -129,8 +123,6 @@ class DirectorySource(_IndexedSource):
             self._add(path, meta, path.name.split(".")[0])
 
     def _by_relative_file(self, relative: str) -> Section | None:
-        from archivemap.loading import load, read_json
-
         target = self.path(relative)  # refuses ../ and absolute paths
         if target.suffix != ".json" or not target.is_file():
             return None
@@ -142,7 +134,7 @@ class DirectorySource(_IndexedSource):
         with self._lock:
             root = self._roots.get(str(target))
             if root is None:
-                root = self._roots[str(target)] = load(data, self.schema, archives=self)
+                root = self._roots[str(target)] = new_archive(data, self.schema, source=self)
             return root
 
     def path(self, relative: str) -> Path:
@@ -153,8 +145,6 @@ class DirectorySource(_IndexedSource):
         return target
 
     def _read(self, key: Any) -> dict[str, Any]:
-        from archivemap.loading import read_json
-
         data = read_json(key)
         return data  # type: ignore[no-any-return]
 
@@ -165,8 +155,6 @@ class ZipSource(_IndexedSource):
     def __init__(self, path: str | os.PathLike[str], schema: Schema) -> None:
         super().__init__(schema)
         self.zip = zipfile.ZipFile(path)
-        from archivemap.loading import parse_json
-
         for name in sorted(self.zip.namelist()):
             if not name.endswith(".json"):
                 continue
@@ -179,6 +167,4 @@ class ZipSource(_IndexedSource):
                 self._add(name, meta, Path(name).name.split(".")[0])
 
     def _read(self, key: Any) -> dict[str, Any]:
-        from archivemap.loading import parse_json
-
         return parse_json(self.zip.read(key), key)  # type: ignore[no-any-return]

@@ -1,0 +1,148 @@
+"""Reference strings: parse them, take them apart, and compute the entry ids they imply.
+
+NOMAD writes references in a dozen spellings (spec §3.2): ``#/run/0/system/0``, the legacy
+``/run/0/system/0``, fragments without a slash (``#data``), other entries by id, by mainfile
+or by raw file, other uploads, other installations. :func:`parse_reference` turns each into
+one :class:`ParsedReference`. String work only: following a reference through an archive is
+:func:`archivemap.archive.sections.resolve_reference`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "ParsedReference",
+    "entry_id_from_mainfile",
+    "parse_reference",
+]
+
+_DEF_ID = re.compile(r"@[0-9a-fA-F]{40}$")
+# [installation]/upload[s]/[upload_id]/(archive|raw)/<id or mainfile/path or raw path>
+_UPLOAD_URL = re.compile(
+    r"^(?P<inst>[^?#]*?)/uploads?(?:/(?P<upload>[\w=\-]*))?/(?P<kind>archive|raw)/(?P<rest>[^?#]+)$"
+)
+# [..]/entries/<entry_id>/(archive|raw)
+_ENTRY_URL = re.compile(r"^(?P<inst>[^?#]*?)/entries/(?P<entry>[^/?#]+)/(?P<kind>archive|raw)$")
+
+
+@attrs.frozen(slots=True)
+class ParsedReference:
+    """A reference string taken apart (spec §3.6).
+
+    Attributes:
+        raw: the original string, kept for display and re-serialisation.
+        fragment: the path segments inside the target archive.
+        installation: the API base of another installation, or ``None`` for this one.
+        upload_id: the target upload, ``None`` for the current one (or unknown).
+        entry_id: the target entry, ``None`` when it is the current archive or a mainfile.
+        mainfile: the target's mainfile (``mainfile/<path>`` and ``raw/<path>`` forms).
+        definition_id: a stripped ``@<definition_id>`` suffix.
+    """
+
+    raw: str
+    fragment: tuple[str, ...]
+    installation: str | None = None
+    upload_id: str | None = None
+    entry_id: str | None = None
+    mainfile: str | None = None
+    definition_id: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the reference points into the archive that holds it."""
+        return (
+            self.installation is None
+            and self.upload_id is None
+            and self.entry_id is None
+            and self.mainfile is None
+        )
+
+    def target_entry_id(self, current_upload_id: str | None) -> str | None:
+        """The target entry id, computing it from the mainfile when needed (spec §3.4)."""
+        if self.entry_id is not None:
+            return self.entry_id
+        if self.mainfile is not None:
+            upload = self.upload_id or current_upload_id
+            if upload is not None:
+                return entry_id_from_mainfile(upload, self.mainfile)
+        return None
+
+    def canonical(self, current_upload_id: str | None = None, current_entry_id: str | None = None) -> tuple[Any, ...]:
+        """``(installation, upload_id, entry_id, fragment)`` with relative parts filled in."""
+        if self.is_local:
+            return (None, current_upload_id, current_entry_id, self.fragment)
+        return (
+            self.installation,
+            self.upload_id or current_upload_id,
+            self.target_entry_id(current_upload_id),
+            self.fragment,
+        )
+
+
+def entry_id_from_mainfile(upload_id: str, mainfile: str, mainfile_key: str | None = None) -> str:
+    """NOMAD's entry id for a mainfile: url-safe base64 of sha512(upload + mainfile [+ key])."""
+    text = upload_id + mainfile + (mainfile_key or "")
+    digest = hashlib.sha512(text.encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")[:28]
+
+
+def _segments(fragment: str) -> tuple[str, ...]:
+    return tuple(s for s in fragment.split("/") if s)
+
+
+def parse_reference(ref: str) -> ParsedReference | None:
+    """Parse a reference string, or return ``None`` when it is not one (e.g. a dataset id).
+
+    Args:
+        ref: any reference form of spec §3.2.
+
+    Returns:
+        The parsed reference, or ``None`` for strings that are not archive references.
+    """
+    if not isinstance(ref, str) or not ref:
+        return None
+    text = ref
+    definition_id = None
+    m = _DEF_ID.search(text)
+    if m:
+        definition_id = text[m.start() + 1 :]
+        text = text[: m.start()]
+    url, hash_, fragment = text.partition("#")
+    if not hash_:
+        if text.startswith("/") and not text.startswith(("/entries/", "/uploads/", "/upload/")):
+            return ParsedReference(ref, _segments(text), definition_id=definition_id)
+        return None
+    if "?" in fragment:
+        return None
+    if not url:
+        return ParsedReference(ref, _segments(fragment), definition_id=definition_id)
+    m_up = _UPLOAD_URL.match(url)
+    if m_up:
+        inst = _installation(m_up.group("inst"))
+        upload = m_up.group("upload") or None
+        kind, rest = m_up.group("kind"), m_up.group("rest")
+        if kind == "raw":
+            return ParsedReference(ref, _segments(fragment), inst, upload, None, rest, definition_id)
+        if rest.startswith("mainfile/"):
+            return ParsedReference(
+                ref, _segments(fragment), inst, upload, None, rest[len("mainfile/") :], definition_id
+            )
+        return ParsedReference(ref, _segments(fragment), inst, upload, rest.strip("/"), None, definition_id)
+    m_en = _ENTRY_URL.match(url)
+    if m_en:
+        inst = _installation(m_en.group("inst"))
+        return ParsedReference(ref, _segments(fragment), inst, None, m_en.group("entry"), None, definition_id)
+    return None
+
+
+def _installation(prefix: str) -> str | None:
+    prefix = prefix.rstrip("/")
+    if prefix in ("", ".."):
+        return None
+    return prefix

@@ -1,0 +1,1281 @@
+"""The Section: lazy storage, and everything that reads or writes it.
+
+Every archive section is an attrs class with ``slots=True`` deriving from :class:`Section`.
+A loaded section keeps its raw JSON dict and leaves its field slots empty; reading an empty
+slot falls through to ``__getattr__``, which converts that one property, stores it in the slot
+and returns it. So reading ``archive.run[0].calculation[-1].energy.total.value`` from a
+100 MB archive builds five sections and one quantity, not the tree.
+
+``to_dict`` writes back the raw JSON of everything that was not assigned since loading, so
+that ``to_dict(load(d)) == d`` holds exactly, unknown keys and mistyped values included.
+
+This module is the only one that touches a section's private slots. It holds, besides the
+class:
+
+* loading one field and dumping a section back to JSON;
+* adoption (a child knows its parent and its place);
+* the one walker: :func:`get_path` (dotted paths), :func:`resolve_reference` /
+  :func:`resolve_fragment` (reference fragments), :func:`select_item` (an item of a repeating
+  sub-section by index, negative index or key), and the planning of a path for one remote
+  request;
+* merging downloaded data into a partial archive (:class:`PartialList` and the fetch seam).
+
+Its collaborators are typed protocols, declared here because this is where they are used:
+:class:`SectionContext` (what every section of one archive shares: implemented by
+:class:`archivemap.archive.context.ArchiveContext`) and :class:`Fetcher` (downloads what a
+partial archive lacks, speaking JSON only: implemented by
+:class:`archivemap.remote.fetch.RemoteFetcher`). Other modules read sections through the
+public functions at the bottom (:func:`raw_data`, :func:`built_value`, :func:`assigned`).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from types import ModuleType
+from typing import Any, ClassVar, Final, Protocol
+
+from archivemap._json import merge_partial
+from archivemap.archive.converter import converter, dump_value, load_value
+from archivemap.archive.references import ParsedReference, parse_reference
+from archivemap.errors import (
+    AbsentError,
+    ArchiveDataError,
+    DanglingReferenceError,
+    DefinitionError,
+    NotDownloadedError,
+    NotInSchemaError,
+    SchemaMismatchWarning,
+    UnsupportedReferenceError,
+)
+from archivemap.metainfo.definitions import Environment, SectionDef
+from archivemap.metainfo.fields import FieldMeta, fields_by_name, section_fields
+from archivemap.paths import Key, Segment, format_path, parse_path
+
+__all__ = [
+    "EMPTY",
+    "Fetcher",
+    "PartialList",
+    "Section",
+    "SectionContext",
+    "assigned",
+    "built_value",
+    "dump_field",
+    "get_path",
+    "path_segments",
+    "raw_data",
+    "resolve_fragment",
+    "resolve_reference",
+    "select_item",
+]
+
+#: An archive path as a tuple of NOMAD names and absolute indices: ``("run", 0, "system")``.
+Path = tuple[Any, ...]
+
+_FIRST_READ = threading.Lock()
+
+#: What :func:`built_value` returns for a slot that was never filled.
+EMPTY: Final = object()
+
+
+class Fetcher(Protocol):
+    """Downloads what a partially downloaded archive lacks; speaks JSON, never sections.
+
+    Paths are tuples of NOMAD names and absolute (non-negative) indices. The archive layer
+    merges what a fetcher returns into its raw data and patches built sections; the fetcher
+    only decides what to ask for, asks, and remembers what it has asked.
+    """
+
+    @property
+    def fetches(self) -> int:
+        """How many requests this fetcher has sent."""
+        ...
+
+    def is_downloaded(self, path: Path) -> bool:
+        """Whether ``path`` was covered by a download (present or proven absent)."""
+        ...
+
+    def is_complete_list(self, path: Path) -> bool:
+        """Whether the repeating sub-section at ``path`` is known at its full length."""
+        ...
+
+    def mark_complete_list(self, path: Path) -> None:
+        """Remember that the list at ``path`` was padded to its full length."""
+        ...
+
+    def download(self, paths: Sequence[Path]) -> dict[str, Any] | None:
+        """Download ``paths`` in one request and return the answer as a partial archive.
+
+        Items sit at their original indices, lists are padded with ``None`` (not loaded).
+        Returns ``None`` when every path was already downloaded.
+
+        Raises:
+            NotDownloadedError: fetching is off for this archive.
+        """
+        ...
+
+    def probe(self, path: Path, repeats: bool, keys: Sequence[str]) -> list[Any] | dict[str, Any] | None:
+        """Learn a sub-section without downloading its subtree.
+
+        Returns the items (dicts with ``m_def`` and ``keys`` only; a repeating list at its
+        full length) or the single section's such dict; ``None`` when it is absent on the
+        server (remembered as downloaded-and-absent).
+        """
+        ...
+
+    def list_items(self, path: Path, keys: Sequence[str]) -> list[Any]:
+        """Every item of the repeating sub-section at ``path``, with only ``keys`` of each."""
+        ...
+
+
+class SectionContext(Protocol):
+    """What every section of one loaded archive shares (see ``ArchiveContext``).
+
+    Attributes:
+        entry_id, upload_id: the entry's identity, when known.
+        fetcher: downloads what is missing, or ``None`` when everything is here.
+        lock: serialises merges of downloaded data into this archive.
+    """
+
+    entry_id: str | None
+    upload_id: str | None
+    fetcher: Fetcher | None
+    lock: threading.RLock
+
+    def sub_section_class(self, owner: type[Section], fm: FieldMeta) -> type[Section]:
+        """The declared class of sub-section ``fm`` of ``owner``."""
+        ...
+
+    def class_for_item(self, declared: type[Section], item: dict[str, Any], path: object = None) -> type[Section]:
+        """The class of one raw sub-section item (its ``m_def``, else ``declared``)."""
+        ...
+
+    def definition_of(self, cls: type) -> SectionDef:
+        """The definition a section class was made for."""
+        ...
+
+    def archive_for(self, ref: ParsedReference) -> Section | None:
+        """The root of another archive a reference points into; ``None`` without a source."""
+        ...
+
+    @property
+    def custom_environment(self) -> Environment | None:
+        """The definitions the archive carries itself (a custom schema), if any."""
+        ...
+
+
+class Section:
+    """Base class of all section classes, generated or built at run time.
+
+    Sections made by loading are lazy (see the module docstring); sections made by calling
+    the class (``Energy(total=EnergyEntry(value=...))``) are ordinary attrs instances.
+    """
+
+    __slots__ = ("_m_data", "_m_parent", "_m_ctx", "_m_dirty", "_m_key")
+
+    m_qualified_name: ClassVar[str] = "archivemap.archive.sections.Section"
+    m_definition_id: ClassVar[str | None] = None
+
+    # -- construction ---------------------------------------------------------------------
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_m_data", None)
+        object.__setattr__(self, "_m_parent", None)
+        object.__setattr__(self, "_m_ctx", None)
+        object.__setattr__(self, "_m_dirty", None)
+        object.__setattr__(self, "_m_key", None)
+        for fm in section_fields(type(self)).values():
+            value = object.__getattribute__(self, fm.attribute)
+            if fm.kind == "sub_section":
+                _adopt_value(self, fm, value)
+
+    @classmethod
+    def m_load(
+        cls,
+        data: dict[str, Any],
+        parent: Section | None = None,
+        key: tuple[str, int | None] | None = None,
+        ctx: SectionContext | None = None,
+    ) -> Section:
+        """Wrap a raw JSON dict without converting anything (used by the loader)."""
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "_m_data", data)
+        object.__setattr__(obj, "_m_parent", parent)
+        object.__setattr__(obj, "_m_ctx", ctx if ctx is not None else (parent._m_ctx if parent else None))
+        object.__setattr__(obj, "_m_dirty", None)
+        object.__setattr__(obj, "_m_key", key)
+        return obj
+
+    # -- lazy loading ---------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup failed: an empty slot or an unknown name.
+        if name.startswith(("_m_", "__")):  # private state (empty slot) and dunders
+            raise AttributeError(name)
+        fm = section_fields(type(self)).get(name)
+        if fm is None:
+            raise NotInSchemaError(
+                f"{type(self).m_qualified_name} has no property {name!r}",
+                path=self.m_path(),
+                entry_id=self.m_entry_id,
+            )
+        value = _load_field(self, fm)
+        with _FIRST_READ:  # two threads reading at once must end up with the same object
+            try:
+                return object.__getattribute__(self, name)
+            except AttributeError:
+                object.__setattr__(self, name, value)
+                return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name.startswith("_"):
+            return
+        try:
+            dirty = object.__getattribute__(self, "_m_dirty")
+        except AttributeError:  # during attrs __init__, before post-init
+            return
+        fm = section_fields(type(self)).get(name)
+        if fm is None:
+            return
+        if dirty is None:
+            dirty = set()
+            object.__setattr__(self, "_m_dirty", dirty)
+        dirty.add(name)
+        if fm.kind == "sub_section":
+            _adopt_value(self, fm, value)
+
+    # -- identity and navigation ----------------------------------------------------------
+    @property
+    def m_parent(self) -> Section | None:
+        """The section that contains this one (``None`` at the root)."""
+        return self._m_parent  # type: ignore[no-any-return]
+
+    @property
+    def m_root(self) -> Section:
+        """The archive root (EntryArchive) this section belongs to."""
+        node: Section = self
+        while node._m_parent is not None:
+            node = node._m_parent
+        return node
+
+    @property
+    def m_context(self) -> SectionContext | None:
+        """What the sections of this archive share (schema, identity, source, fetcher)."""
+        return self._m_ctx  # type: ignore[no-any-return]
+
+    @property
+    def m_parent_sub_section(self) -> str | None:
+        """The NOMAD name of the sub-section this section sits in."""
+        return self._m_key[0] if self._m_key else None
+
+    @property
+    def m_parent_index(self) -> int | None:
+        """The index in a repeating sub-section, ``None`` for single sub-sections."""
+        return self._m_key[1] if self._m_key else None
+
+    def m_path(self) -> str:
+        """The NOMAD archive path of this section, e.g. ``/run/0/calculation/3``."""
+        parts = path_segments(self)
+        return "/" + "/".join(map(str, parts)) if parts else "/"
+
+    @property
+    def m_entry_id(self) -> str | None:
+        """The entry id of the archive this section belongs to, when known."""
+        ctx = self._m_ctx
+        return ctx.entry_id if ctx is not None else None
+
+    @property
+    def m_def(self) -> SectionDef:
+        """The section definition (from the metainfo the archive was loaded with)."""
+        ctx = self._m_ctx
+        if ctx is None:
+            raise DefinitionError(f"{type(self).__name__} was not loaded with a schema")
+        return ctx.definition_of(type(self))
+
+    @property
+    def m_extras(self) -> dict[str, Any]:
+        """Keys of the raw data that are not properties of the definition, kept as they were."""
+        data = self._m_data
+        if not data:
+            return {}
+        by_name = fields_by_name(type(self))
+        return {k: v for k, v in data.items() if k not in by_name and k not in ("m_def", "m_def_id")}
+
+    def m_is_set(self, name: str) -> bool:
+        """Whether property ``name`` (NOMAD or attribute name) has a value in this section."""
+        fm = section_fields(type(self)).get(name) or fields_by_name(type(self)).get(name)
+        if fm is None:
+            return False
+        try:
+            object.__getattribute__(self, fm.attribute)
+        except AttributeError:
+            data = self._m_data
+            return data is not None and data.get(fm.name) is not None
+        value = object.__getattribute__(self, fm.attribute)
+        return value is not None and value != [] if not hasattr(value, "shape") else True
+
+    def m_set_fields(self) -> list[FieldMeta]:
+        """The fields that hold a value: read from the raw keys, not by probing every slot."""
+        fields = section_fields(type(self))
+        data = self._m_data
+        if data is None:
+            out = []
+            for fm in fields.values():
+                value = object.__getattribute__(self, fm.attribute)
+                if value is not None and not (isinstance(value, list) and not value):
+                    out.append(fm)
+            return out
+        by_name = fields_by_name(type(self))
+        out = [by_name[k] for k, v in data.items() if v is not None and k in by_name]
+        dirty = self._m_dirty
+        if dirty:
+            present = {fm.attribute for fm in out}
+            out.extend(fields[a] for a in sorted(dirty) if a not in present and a in fields)
+        return out
+
+    def m_quantities(self) -> Iterator[tuple[str, Any]]:
+        """(attribute name, value) of every quantity that is set."""
+        for fm in self.m_set_fields():
+            if fm.kind == "quantity" and not fm.virtual:
+                yield fm.attribute, getattr(self, fm.attribute)
+
+    def m_sub_sections(self) -> Iterator[tuple[str, Section]]:
+        """(attribute name, child) of every sub-section that is set, items of lists one by one."""
+        for fm in self.m_set_fields():
+            if fm.kind != "sub_section":
+                continue
+            value = getattr(self, fm.attribute)
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, Section):
+                        yield fm.attribute, item
+            elif isinstance(value, Section):
+                yield fm.attribute, value
+
+    def m_contents(self) -> Iterator[Section]:
+        """Every section below this one, depth first (iterative: deep trees are fine)."""
+        stack: list[Section] = [self]
+        while stack:
+            node = stack.pop()
+            if node is not self:
+                yield node
+            children = [child for _, child in node.m_sub_sections()]
+            stack.extend(reversed(children))
+
+    def m_reference(self, name: str) -> Any:
+        """The raw reference string(s) of quantity ``name``, without resolving them."""
+        fm = section_fields(type(self)).get(name) or fields_by_name(type(self)).get(name)
+        if fm is None:
+            raise NotInSchemaError(
+                f"{type(self).m_qualified_name} has no property {name!r}", path=self.m_path()
+            )
+        data = self._m_data
+        if data is not None and fm.name in data and not (self._m_dirty and fm.attribute in self._m_dirty):
+            return data[fm.name]
+        return dump_field(self, fm, getattr(self, fm.attribute))
+
+    def m_resolve(self, reference: str) -> Any:
+        """Resolve a reference string (any form of spec §3) as if this section held it."""
+        return resolve_reference(self, reference, source_path=self.m_path())
+
+    def m_get(self, path: str) -> Any:
+        """Read a dotted path such as ``"run[0].calculation[-1].energy.total.value"``.
+
+        Raises:
+            NotInSchemaError: a segment names no property of its section.
+            AbsentError: a property or index along the path is not set.
+            NotDownloadedError: the data is on the server but was not downloaded.
+        """
+        segments = parse_path(path)
+        if _fetcher_of(self) is not None:
+            _fetch_planned(self, segments)  # one request for the whole path, not one per level
+        return _get_segments(self, segments)
+
+    def prefetch(self, paths: Iterable[str]) -> int:
+        """Fetch several not-yet-downloaded paths below this section in one request.
+
+        Paths are dotted (``"calculation[3].energy"``) or slash paths relative to this
+        section. Only archives from a client fetch anything; for others this is a no-op.
+
+        Returns:
+            The number of requests sent (0 or 1, plus one per list whose length had to be
+            learned for a negative index or key).
+
+        Raises:
+            NotInSchemaError: a path leaves what the schema describes.
+        """
+        fetcher = _fetcher_of(self)
+        if fetcher is None:
+            return 0
+        root = self.m_root
+        base = tuple(str(s) for s in path_segments(self))
+        before = fetcher.fetches
+        planned = []
+        for path in paths:
+            segments = base + tuple(str(s) for s in parse_path(path))
+            plan = _plan_path(root, segments)
+            if plan is None:
+                raise NotInSchemaError(f"cannot plan path {path!r}", path=self.m_path(), entry_id=self.m_entry_id)
+            planned.append(plan)
+        _download(root, planned)
+        return int(fetcher.fetches - before)
+
+    # -- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The archive JSON of this section: the loaded data, with assignments applied."""
+        return section_to_dict(self)
+
+    # -- display --------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        path = self.m_path() if self._m_key is not None else ""
+        return f"{type(self).__name__}({path})" if path else f"{type(self).__name__}()"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(_display().pretty(self))
+
+    def _repr_html_(self) -> str:
+        return _display().html(self)  # type: ignore[no-any-return]
+
+
+def _display() -> ModuleType:
+    # The library's one deferred import, sanctioned by the import contract: IPython calls
+    # these hooks on any section, and the views sit above the archive layer (they consume
+    # sections), so the archive layer cannot import them at module level.
+    import archivemap.views.display as display
+
+    return display
+
+
+# Sections are written back through the converter like any other value (a cattrs hook, not
+# a special case in the converter): a section assigned to a quantity of type JSON stays JSON.
+converter.register_unstructure_hook(Section, lambda section: section.to_dict())
+
+
+# ============================================================ reading storage (public, read-only)
+def raw_data(section: Section) -> dict[str, Any] | None:
+    """The raw JSON dict a loaded section wraps (``None`` for sections built in Python).
+
+    Read-only by contract: the walkers of other layers (the reference graph) read it to avoid
+    converting values they never show.
+    """
+    return section._m_data  # type: ignore[no-any-return]
+
+
+def assigned(section: Section) -> frozenset[str]:
+    """The attribute names assigned since loading (their raw JSON is stale)."""
+    dirty = section._m_dirty
+    return frozenset(dirty) if dirty else frozenset()
+
+
+def built_value(section: Section, fm: FieldMeta) -> Any:
+    """The converted value in ``fm``'s slot, or :data:`EMPTY` when it was never read."""
+    try:
+        return object.__getattribute__(section, fm.attribute)
+    except AttributeError:
+        return EMPTY
+
+
+def path_segments(section: Section) -> Path:
+    """The archive path of a section as names and indices: ``("run", 0, "system", 2)``."""
+    parts: list[Any] = []
+    node: Section | None = section
+    while node is not None and node._m_key is not None:
+        name, index = node._m_key
+        if index is not None:
+            parts.append(index)
+        parts.append(name)
+        node = node._m_parent
+    return tuple(reversed(parts))
+
+
+def _fetcher_of(section: Section) -> Fetcher | None:
+    ctx = section._m_ctx
+    return ctx.fetcher if ctx is not None else None
+
+
+# ============================================================ loading one field
+class _LazyPath:
+    """An archive path computed only when a message needs it (paths cost O(depth))."""
+
+    __slots__ = ("section", "name", "index")
+
+    def __init__(self, section: Section, name: str, index: int | None = None) -> None:
+        self.section, self.name, self.index = section, name, index
+
+    def __str__(self) -> str:
+        text = f"{self.section.m_path().rstrip('/')}/{self.name}"
+        return text if self.index is None else f"{text}/{self.index}"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def _warn(path: object, message: str) -> None:
+    warnings.warn(f"{path}: {message}; kept as it was", SchemaMismatchWarning, stacklevel=5)
+
+
+def _load_field(section: Section, fm: FieldMeta) -> Any:
+    """Convert property ``fm`` of a loaded section from its raw JSON (first access)."""
+    data = section._m_data
+    if data is None:  # constructed, not loaded: attrs __init__ filled every slot
+        return None if not (fm.kind == "sub_section" and fm.repeats) else []
+    ctx: SectionContext | None = section._m_ctx
+    if fm.name not in data and ctx is not None and ctx.fetcher is not None:
+        _fetch_missing(section, fm, ctx, ctx.fetcher)
+        data = section._m_data
+    value = data.get(fm.name)
+    if value is None:
+        if fm.kind == "sub_section":
+            return [] if fm.repeats else None
+        if fm.default is not None and not fm.is_reference:
+            default = list(fm.default) if isinstance(fm.default, tuple) else fm.default
+            return load_value(default, fm, _LazyPath(section, fm.name))
+        return None
+    if fm.kind == "sub_section":
+        return _load_sub_section(section, fm, value)
+    if fm.is_reference:
+        return _load_reference(section, fm, value)
+    return load_value(value, fm, _LazyPath(section, fm.name))
+
+
+def _load_sub_section(section: Section, fm: FieldMeta, value: Any) -> Any:
+    ctx = section._m_ctx
+    path = _LazyPath(section, fm.name)
+    if ctx is None:
+        raise DefinitionError(f"{path}: section was loaded without a schema")
+    declared = ctx.sub_section_class(type(section), fm)
+    if fm.repeats:
+        items: list[Any]
+        if isinstance(value, dict):  # keyed form: {key: {..., m_parent_index}} (spec §2.1)
+            if not all(isinstance(v, dict) for v in value.values()):
+                _warn(path, "repeating sub-section is neither a list nor a dict of sections")
+                return value
+            items = sorted(value.values(), key=lambda v: v.get("m_parent_index", 0))
+        elif isinstance(value, list):
+            items = value
+        else:
+            _warn(path, f"repeating sub-section holds a {type(value).__name__}")
+            return value
+        out: list[Any] = []
+        for i, item in enumerate(items):
+            if item is None:
+                out.append(None)
+            elif isinstance(item, dict):
+                cls = ctx.class_for_item(declared, item, _LazyPath(section, fm.name, i))
+                out.append(cls.m_load(item, section, (fm.name, i), ctx))
+            else:
+                _warn(f"{path}/{i}", f"sub-section item is a {type(item).__name__}")
+                out.append(item)
+        if ctx.fetcher is not None:
+            return PartialList(out, section, fm.name)
+        return out
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        value_dict = value[0]
+        _warn(path, "single sub-section stored as a one-item list")
+        return ctx.class_for_item(declared, value_dict, path).m_load(value_dict, section, (fm.name, None), ctx)
+    if not isinstance(value, dict):
+        _warn(path, f"sub-section holds a {type(value).__name__}")
+        return value
+    cls = ctx.class_for_item(declared, value, path)
+    return cls.m_load(value, section, (fm.name, None), ctx)
+
+
+def _load_reference(section: Section, fm: FieldMeta, value: Any) -> Any:
+    path = _LazyPath(section, fm.name)
+    if isinstance(value, list):
+        return [
+            v if not isinstance(v, str) or parse_reference(v) is None
+            else resolve_reference(section, v, source_path=f"{path}/{i}")
+            for i, v in enumerate(value)
+        ]
+    if isinstance(value, str):
+        if parse_reference(value) is None:  # e.g. dataset ids in metadata.datasets
+            return value
+        return resolve_reference(section, value, source_path=str(path))
+    if isinstance(value, dict):  # resolve-inplace answers put the target itself here
+        return value
+    _warn(path, f"reference holds a {type(value).__name__}")
+    return value
+
+
+# ============================================================ adoption
+def _adopt(child: Section, parent: Section, name: str, index: int | None) -> None:
+    object.__setattr__(child, "_m_parent", parent)
+    object.__setattr__(child, "_m_key", (name, index))
+    if child._m_ctx is None:
+        object.__setattr__(child, "_m_ctx", parent._m_ctx)
+
+
+def _adopt_value(parent: Section, fm: FieldMeta, value: Any) -> None:
+    """Give a section (or the sections of a list) assigned to ``fm`` its parent and place."""
+    if isinstance(value, Section):
+        _adopt(value, parent, fm.name, None)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, Section):
+                _adopt(item, parent, fm.name, i)
+
+
+def _adopt_built(root: Section) -> None:
+    """Give every built sub-section its parent and position (iterative, built slots only)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for fm in section_fields(type(node)).values():
+            if fm.kind != "sub_section":
+                continue
+            try:
+                value = object.__getattribute__(node, fm.attribute)
+            except AttributeError:
+                continue
+            if isinstance(value, Section):
+                if value._m_parent is not node:
+                    _adopt(value, node, fm.name, None)
+                stack.append(value)
+            elif isinstance(value, list):
+                for i, item in enumerate(list.__iter__(value)):
+                    if isinstance(item, Section):
+                        if item._m_key != (fm.name, i) or item._m_parent is not node:
+                            _adopt(item, node, fm.name, i)
+                        stack.append(item)
+
+
+# ============================================================ dumping
+def dump_field(section: Section, fm: FieldMeta, value: Any) -> Any:
+    """The JSON of a field's current Python value."""
+    if value is None:
+        return None
+    if fm.kind == "sub_section":
+        if isinstance(value, list):
+            return [v.to_dict() if isinstance(v, Section) else v for v in value]
+        return value.to_dict() if isinstance(value, Section) else value
+    if fm.is_reference:
+        def ref(v: Any) -> Any:
+            if isinstance(v, Section):
+                if v.m_root is section.m_root and (v._m_key is not None or v is section.m_root):
+                    return "#" + v.m_path()
+                entry = v.m_entry_id
+                upload = v._m_ctx.upload_id if v._m_ctx else None
+                if v._m_key is None and v._m_parent is None and not entry:
+                    raise ArchiveDataError(
+                        f"{fm.name!r} refers to a {type(v).__name__} that is not part of an archive "
+                        "yet; assign it to a sub-section first"
+                    )
+                if entry is None or upload is None:
+                    raise ArchiveDataError(
+                        f"{fm.name!r} refers to a section of another archive whose entry or "
+                        "upload id is unknown; load that archive with its metadata"
+                    )
+                return f"../uploads/{upload}/archive/{entry}#{v.m_path()}"
+            return v
+        return [ref(v) for v in value] if isinstance(value, list) else ref(value)
+    return dump_value(value, fm)
+
+
+def section_to_dict(section: Section) -> dict[str, Any]:
+    """The section's JSON: raw data for untouched properties, dumped values for the rest.
+
+    Sub-sections that were read are written from their objects (so edits deeper down show);
+    the rest is the raw JSON, copied. Key order follows the raw data, new keys come last.
+    Iterative: a child section is written into a placeholder dict taken from a work list.
+    """
+    _adopt_built(section.m_root)  # sections appended to lists since loading get their place
+    root_out: dict[str, Any] = {}
+    work: list[tuple[Section, dict[str, Any]]] = [(section, root_out)]
+    while work:
+        current, out = work.pop()
+        _fill_dict(current, out, work)
+    return root_out
+
+
+def _child_out(
+    value: Any, work: list[tuple[Section, dict[str, Any]]], parent: Section | None = None, name: str | None = None
+) -> Any:
+    if isinstance(value, Section):
+        if parent is not None and value._m_parent is None and name is not None:
+            _adopt(value, parent, name, None)  # e.g. appended to a list after loading
+        placeholder: dict[str, Any] = {}
+        work.append((value, placeholder))
+        return placeholder
+    if isinstance(value, list):
+        out = []
+        for i, v in enumerate(list.__iter__(value)):
+            if isinstance(v, Section) and parent is not None and name is not None and v._m_key != (name, i):
+                _adopt(v, parent, name, i)
+            out.append(_child_out(v, work))
+        return out
+    return value
+
+
+def _fill_dict(section: Section, out: dict[str, Any], work: list[tuple[Section, dict[str, Any]]]) -> None:
+    fields = section_fields(type(section))
+    data = section._m_data
+    dirty = section._m_dirty or set()
+    by_name = fields_by_name(type(section))
+    if data is not None:
+        for key, raw_value in data.items():
+            fm = by_name.get(key)
+            if fm is None or (fm.kind == "quantity" and fm.attribute not in dirty):
+                out[key] = _copy_json(raw_value)
+                continue
+            try:
+                current = object.__getattribute__(section, fm.attribute)
+            except AttributeError:  # never read: raw is current
+                out[key] = _copy_json(raw_value)
+                continue
+            if fm.kind == "sub_section":
+                out[key] = (
+                    _sub_sections_like(raw_value, current, work, section, fm.name)
+                    if fm.attribute not in dirty
+                    else _child_out(current, work, section, fm.name)
+                )
+            else:
+                dumped = dump_field(section, fm, current)
+                if dumped is not None:
+                    out[key] = dumped
+    for attr, fm in fields.items():
+        if fm.name in out or (data is not None and attr not in dirty):
+            continue
+        try:
+            current = object.__getattribute__(section, attr)
+        except AttributeError:
+            continue
+        if current is None or (fm.kind == "sub_section" and isinstance(current, list) and not current):
+            continue
+        out[fm.name] = _child_out(current, work, section, fm.name) if fm.kind == "sub_section" else dump_field(section, fm, current)
+
+
+def _sub_sections_like(
+    raw: Any, current: Any, work: list[tuple[Section, dict[str, Any]]], parent: Section, name: str
+) -> Any:
+    """Write read sub-sections back in the form the raw data used (list or keyed dict)."""
+    if isinstance(raw, dict) and isinstance(current, list) and all(isinstance(v, dict) for v in raw.values()):
+        keys = sorted(raw, key=lambda k: raw[k].get("m_parent_index", 0))
+        items = list(list.__iter__(current))
+        if len(keys) == len(items):
+            return {k: _child_out(v, work) if isinstance(v, Section) else _copy_json(raw[k]) for k, v in zip(keys, items)}
+    if isinstance(current, Section) and isinstance(raw, list):  # single stored as [one]
+        return [_child_out(current, work, parent, name)]
+    if isinstance(current, (list, Section)):
+        return _child_out(current, work, parent, name)
+    return _copy_json(raw)
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON data, iterative so that deep nesting cannot overflow the stack."""
+    if not isinstance(value, (dict, list)):
+        return value
+    root: Any = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, Any]] = [(value, root)]
+    while stack:
+        src, dst = stack.pop()
+        if isinstance(src, dict):
+            for k, v in src.items():
+                if isinstance(v, (dict, list)):
+                    new: Any = {} if isinstance(v, dict) else []
+                    dst[k] = new
+                    stack.append((v, new))
+                else:
+                    dst[k] = v
+        else:
+            for v in src:
+                if isinstance(v, (dict, list)):
+                    new = {} if isinstance(v, dict) else []
+                    dst.append(new)
+                    stack.append((v, new))
+                else:
+                    dst.append(v)
+    return root
+
+
+# ============================================================ the walker
+def _item_key_values(item: Any, names: Sequence[str]) -> Iterator[Any]:
+    """The values of the key quantities of one item (a section, a raw dict or ``None``)."""
+    if isinstance(item, dict):
+        data: Any = item
+    elif isinstance(item, Section):
+        data = item._m_data
+        if data is None:  # built by the user: read the attributes
+            by_name = fields_by_name(type(item))
+            for name in names:
+                fm = by_name.get(name)
+                yield getattr(item, fm.attribute) if fm is not None else None
+            return
+    else:
+        return
+    for name in names:
+        yield data.get(name)
+
+
+def select_item(items: Any, selector: int | str, key_quantity: str | None) -> tuple[int, Any] | None:
+    """The item of a repeating sub-section that ``selector`` names, with its position.
+
+    The one rule for every walk (paths, reference fragments, the graph, remote planning): an
+    ``int`` (or a string of digits, as in fragments) is an index, negative from the end; any
+    other string is a key, matched against the sub-section's ``key_quantity`` (or the
+    section's ``label_quantity``, both in ``FieldMeta.key_quantity``) and then ``name``
+    (spec §3.1). Items may be sections, raw dicts or ``None`` (not downloaded).
+
+    Returns:
+        ``(position, item)``, or ``None`` when no item matches.
+    """
+    if isinstance(selector, str) and not isinstance(selector, Key) and _is_int(selector):
+        selector = int(selector)
+    if isinstance(selector, int):
+        try:
+            item = items[selector]  # no len() first: a partial list learns its length lazily
+        except IndexError:
+            return None
+        return (selector if selector >= 0 else len(items) + selector), item
+    names = [k for k in (key_quantity, "name") if k]
+    for position, item in enumerate(items):
+        if any(value == selector for value in _item_key_values(item, names)):
+            return position, item
+    return None
+
+
+def _is_int(text: str) -> bool:
+    body = text[1:] if text.startswith("-") else text
+    return body.isdigit()
+
+
+def get_path(section: Section, path: str) -> Any:
+    """Read ``path`` below ``section`` (see :meth:`Section.m_get`), without fetching ahead.
+
+    Raises:
+        NotInSchemaError: a name that is no property of its section.
+        AbsentError: an unset property or an index out of range.
+        NotDownloadedError: data that exists on the server but was not downloaded.
+    """
+    return _get_segments(section, parse_path(path))
+
+
+def _get_segments(section: Section, segments: tuple[Segment, ...]) -> Any:
+    node: Any = section
+    done: list[Segment] = []
+    key_quantity: str | None = None  # of the repeating sub-section last read
+    for seg in segments:
+        if isinstance(seg, int) or (isinstance(seg, str) and not isinstance(node, Section)):
+            where = format_path(tuple(done)) or "<root>"
+            if isinstance(node, Section):
+                raise AbsentError(f"cannot index a section with [{seg}]", path=where, entry_id=section.m_entry_id)
+            found: Any = None
+            if isinstance(node, list) and isinstance(seg, (int, Key)):
+                found = select_item(node, seg, key_quantity)
+            else:
+                try:
+                    found = (seg, node[seg])
+                except (IndexError, KeyError, TypeError):
+                    found = None
+            if found is None:
+                try:
+                    size: Any = len(node)
+                except TypeError:  # a scalar (number, Quantity) cannot be indexed
+                    size = "a scalar, no"
+                raise AbsentError(f"no item [{seg}] ({size} items)", path=where, entry_id=section.m_entry_id)
+            node = found[1]
+            if node is None:
+                if _fetcher_of(section) is not None:
+                    raise NotDownloadedError(f"item [{seg}] was not downloaded", path=where, entry_id=section.m_entry_id)
+                raise AbsentError(f"item [{seg}] is empty", path=where, entry_id=section.m_entry_id)
+        else:
+            cls = type(node)
+            fm = section_fields(cls).get(seg) or fields_by_name(cls).get(seg)
+            if fm is None:
+                extras = node.m_extras
+                if seg in extras:
+                    node = extras[seg]
+                    done.append(seg)
+                    continue
+                where = format_path(tuple(done)) or "<root>"
+                raise NotInSchemaError(
+                    f"{cls.m_qualified_name} has no property {seg!r}", path=where, entry_id=section.m_entry_id
+                )
+            value = getattr(node, fm.attribute)
+            if value is None:
+                raise AbsentError(f"{seg!r} is not set", path=format_path((*done, seg)), entry_id=section.m_entry_id)
+            key_quantity = fm.key_quantity
+            node = value
+        done.append(seg)
+    return node
+
+
+def resolve_reference(holder: Section, ref: str, source_path: str | None = None) -> Any:
+    """Follow ``ref`` as written in section ``holder``; return the target section or value.
+
+    Raises:
+        DanglingReferenceError: the target does not exist (names the failing segment).
+        UnsupportedReferenceError: the target is in another archive and the archive was
+            loaded without a source that can provide it.
+    """
+    parsed = parse_reference(ref)
+    if parsed is None:
+        raise DanglingReferenceError(
+            "not a reference", reference=ref, source_path=source_path, entry_id=holder.m_entry_id
+        )
+    ctx = holder._m_ctx
+    root = holder.m_root
+    if not parsed.is_local:
+        target_id = parsed.target_entry_id(ctx.upload_id if ctx else None)
+        same = ctx is not None and target_id is not None and target_id == ctx.entry_id
+        if not same or parsed.installation is not None:
+            other = ctx.archive_for(parsed) if ctx is not None else None
+            if other is None:
+                raise UnsupportedReferenceError(
+                    "reference into another archive; load with a source (a folder of archives "
+                    "or archivemap.Client) to follow it",
+                    reference=ref,
+                    source_path=source_path,
+                    entry_id=ctx.entry_id if ctx else None,
+                )
+            root = other
+    segments: tuple[str, ...] = parsed.fragment
+    if _fetcher_of(root) is not None:
+        # a partial archive: fetch exactly the target path, with absolute indices
+        try:
+            planned = _plan_path(root, segments)
+        except AbsentError:
+            planned = None  # the walk below reports it as a dangling reference
+        if planned is not None:
+            _download_unless_present(root, planned)
+            # one planned element per fragment segment; what is left indexes into a value
+            segments = tuple(str(s) for s in planned) + segments[len(planned):]
+    return resolve_fragment(root, segments, reference=ref, source_path=source_path)
+
+
+def resolve_fragment(
+    root: Section, segments: Sequence[str], reference: str | None = None, source_path: str | None = None
+) -> Any:
+    """Walk ``segments`` from ``root``: sub-sections, item indices or keys, quantity indices.
+
+    Iterative, so deep paths cannot exhaust the stack.
+
+    Raises:
+        DanglingReferenceError: a segment leads nowhere (it is named in the error).
+    """
+
+    def dangling(segment: str, why: str) -> DanglingReferenceError:
+        return DanglingReferenceError(
+            why, reference=reference, source_path=source_path, segment=segment, entry_id=root.m_entry_id
+        )
+
+    node: Any = root
+    i = 0
+    n = len(segments)
+    while i < n:
+        seg = segments[i]
+        if isinstance(node, Section):
+            fm = fields_by_name(type(node)).get(seg)
+            if fm is None:
+                extras = node.m_extras
+                if seg not in extras:
+                    raise dangling(seg, f"{type(node).m_qualified_name} has no property {seg!r}")
+                node = extras[seg]
+                i += 1
+                continue
+            value = getattr(node, fm.attribute)
+            if fm.kind == "sub_section" and fm.repeats:
+                if i + 1 >= n:
+                    return value
+                selector = segments[i + 1]
+                found = select_item(value, selector, fm.key_quantity) if isinstance(value, list) else None
+                if found is None:
+                    if _is_int(selector):
+                        size = len(value) if isinstance(value, list) else 0
+                        raise dangling(selector, f"index {int(selector)} out of range ({size} items)")
+                    keys = "/".join(k for k in (fm.key_quantity, "name") if k)
+                    raise dangling(selector, f"no item with {keys} {selector!r}")
+                if found[1] is None:
+                    raise dangling(selector, f"item {int(selector)} is empty")
+                node = found[1]
+                i += 2
+                continue
+            if value is None:
+                raise dangling(seg, f"{seg!r} is not set")
+            node = value
+            i += 1
+            continue
+        # inside a quantity value (array, list) or raw JSON: index or key
+        try:
+            if isinstance(node, dict):
+                node = node[seg]
+            elif _is_int(seg):
+                node = node[int(seg)]
+            else:
+                raise KeyError(seg)
+        except (KeyError, IndexError, TypeError):
+            raise dangling(seg, f"cannot index into the value with {seg!r}") from None
+        i += 1
+    return node
+
+
+# ============================================================ partial archives (the fetch seam)
+def _present(raw: Any, path: Path) -> bool:
+    """Whether the raw data holds something (not ``None``: "not loaded") at ``path``."""
+    node = raw
+    for seg in path:
+        if isinstance(seg, int):
+            if not isinstance(node, list) or not -len(node) <= seg < len(node):
+                return False
+            node = node[seg]
+        else:
+            if not isinstance(node, dict):
+                return False
+            node = node.get(seg)
+        if node is None:
+            return False
+    return True
+
+
+def _download(root: Section, paths: Sequence[Path]) -> None:
+    """Fetch ``paths`` of a partial archive in one request and merge the answer in."""
+    ctx = root._m_ctx
+    fetcher = ctx.fetcher if ctx is not None else None
+    if fetcher is None:
+        return
+    with ctx.lock:
+        wanted = [tuple(p) for p in paths if not fetcher.is_downloaded(tuple(p))]
+        if not wanted:
+            return
+        partial = fetcher.download(wanted)
+        if partial is not None:
+            merge_partial(root._m_data, partial)
+        for path in wanted:
+            _patch_built_sections(root, path)
+
+
+def _download_unless_present(root: Section, path: Path) -> None:
+    # A target the server already placed (e.g. from m_ref_archives) is used as it is; its
+    # missing properties are fetched one by one when read.
+    fetcher = _fetcher_of(root)
+    if fetcher is not None and not fetcher.is_downloaded(path) and not _present(root._m_data, path):
+        _download(root, [path])
+
+
+def _fetch_missing(section: Section, fm: FieldMeta, ctx: SectionContext, fetcher: Fetcher) -> None:
+    """A property absent from a partial archive's raw data: learn or fetch it."""
+    path = path_segments(section) + (fm.name,)
+    if fetcher.is_downloaded(path):
+        return
+    if fm.kind != "sub_section":
+        _download(section.m_root, [path])
+        return
+    # a section is learned, not downloaded whole: its properties come when read
+    with ctx.lock:
+        data = section._m_data
+        if data is None or fm.name in data or fetcher.is_downloaded(path):
+            return
+        node = fetcher.probe(path, fm.repeats, [fm.key_quantity or "", "name"])
+        if node is not None:
+            data[fm.name] = node
+
+
+def _list_items(root: Section, list_path: Path, keys: Sequence[str]) -> list[Any]:
+    """The items of a remote repeating sub-section (keys only); pads the raw list to length."""
+    ctx = root._m_ctx
+    fetcher = ctx.fetcher if ctx is not None else None
+    if fetcher is None:
+        return []
+    with ctx.lock:
+        items = fetcher.list_items(list_path, keys)
+        _pad_raw_list(root, list_path, len(items))
+        return items
+
+
+def _pad_raw_list(root: Section, list_path: Path, length: int) -> None:
+    """Make the raw list at ``list_path`` at least ``length`` long (``None``: not loaded).
+
+    Only where its parent is already in the raw data: parents are never invented (a dict where
+    a list belongs would read as "empty" later).
+    """
+    node: Any = root._m_data
+    for seg in list_path[:-1]:
+        if isinstance(seg, int):
+            node = node[seg] if isinstance(node, list) and seg < len(node) else None
+        else:
+            node = node.get(seg) if isinstance(node, dict) else None
+        if node is None:
+            return
+    name = list_path[-1]
+    if not isinstance(node, dict):
+        return
+    items = node.get(name)
+    if items is None:
+        items = node[name] = []
+    if not isinstance(items, list):
+        return
+    if len(items) < length:
+        items.extend([None] * (length - len(items)))
+    _patch_built_sections(root, list_path)
+
+
+def _patch_built_sections(root: Section, path: Path) -> None:
+    """After a merge: give already-built lists and empty single slots their new items."""
+    node: Section = root
+    i = 0
+    while i < len(path):
+        seg = path[i]
+        fm = fields_by_name(type(node)).get(seg) if isinstance(seg, str) else None
+        if fm is None or fm.kind != "sub_section":
+            return
+        raw = node._m_data.get(fm.name) if node._m_data is not None else None
+        try:
+            built = object.__getattribute__(node, fm.attribute)
+        except AttributeError:
+            return  # not built yet: it will be built from the merged raw data
+        ctx = node._m_ctx
+        if fm.repeats:
+            if not isinstance(built, list) or not isinstance(raw, list):
+                if isinstance(raw, list):
+                    object.__delattr__(node, fm.attribute)
+                return
+            size = list.__len__(built)
+            if size < len(raw):
+                list.extend(built, [None] * (len(raw) - size))
+            declared = ctx.sub_section_class(type(node), fm) if ctx is not None else None
+            for j, item in enumerate(raw):
+                if list.__getitem__(built, j) is None and isinstance(item, dict) and declared is not None:
+                    cls = ctx.class_for_item(declared, item, f"{node.m_path()}/{fm.name}/{j}")  # type: ignore[union-attr]
+                    list.__setitem__(built, j, cls.m_load(item, node, (fm.name, j), ctx))
+            if i + 1 >= len(path) or not isinstance(path[i + 1], int):
+                return
+            nxt = list.__getitem__(built, path[i + 1]) if path[i + 1] < list.__len__(built) else None
+            if not isinstance(nxt, Section):
+                return
+            node = nxt
+            i += 2
+        else:
+            if built is None and isinstance(raw, dict):
+                object.__delattr__(node, fm.attribute)
+                return
+            if not isinstance(built, Section):
+                return
+            node = built
+            i += 1
+
+
+def _plan_path(root: Section, segments: Sequence[str]) -> Path | None:
+    """Plan a fragment as a path of names and absolute indices, for one fetch.
+
+    Walks the *classes* (not the data) to know which names are repeating sub-sections; a
+    negative index or a key segment is turned into an absolute index with one listing
+    request. Returns ``None`` when the fragment leaves what the classes describe (then the
+    caller walks step by step).
+
+    Raises:
+        AbsentError: a negative index or key that selects no item.
+    """
+    ctx = root._m_ctx
+    fetcher = ctx.fetcher if ctx is not None else None
+    if ctx is None or fetcher is None:
+        return None
+    cls: type[Section] = type(root)
+    out: list[Any] = []
+    i = 0
+    while i < len(segments):
+        seg = segments[i]
+        fm = fields_by_name(cls).get(seg)
+        if fm is None:
+            return None
+        out.append(fm.name)
+        if fm.kind == "quantity":
+            return tuple(out)  # further segments index into the value
+        if fm.repeats:
+            if i + 1 >= len(segments):
+                return tuple(out)
+            selector = segments[i + 1]
+            if selector.isdigit():
+                out.append(int(selector))
+            else:
+                keys = [k for k in (fm.key_quantity, "name") if k]
+                by_index = _is_int(selector)
+                items = _list_items(root, tuple(out), [] if by_index else keys)
+                if by_index:
+                    fetcher.mark_complete_list(tuple(out))
+                found = select_item(items, selector, fm.key_quantity)
+                if found is None:
+                    raise AbsentError(
+                        f"no item [{selector}] in {len(items)} items", path="/" + "/".join(map(str, out)),
+                        entry_id=ctx.entry_id,
+                    )
+                out.append(found[0])
+            i += 2
+        else:
+            i += 1
+        cls = ctx.sub_section_class(cls, fm)
+    return tuple(out)
+
+
+def _fetch_planned(section: Section, segments: tuple[Segment, ...]) -> None:
+    """Fetch a whole path below ``section`` in one request before walking it."""
+    root = section.m_root
+    full = tuple(str(s) for s in path_segments(section)) + tuple(str(s) for s in segments)
+    try:
+        planned = _plan_path(root, full)
+    except AbsentError:
+        return  # the walk reports it
+    if planned:
+        _download_unless_present(root, planned)
+
+
+class PartialList(list):  # type: ignore[type-arg]
+    """The items of a repeating sub-section of a partially downloaded archive.
+
+    ``None`` items were not downloaded; reading one fetches it. ``len()``, negative indices
+    and iteration first learn the real length (one small request) when the list itself was
+    never downloaded whole.
+    """
+
+    __slots__ = ("_owner", "_name")
+
+    def __init__(self, items: Iterable[Any], owner: Section, name: str) -> None:
+        super().__init__(items)
+        self._owner = owner
+        self._name = name
+
+    def __reduce__(self) -> Any:
+        # pickled as the plain list it holds: the owner section rebuilds it when read again
+        return (list, (list(list.__iter__(self)),))
+
+    def _path(self) -> Path:
+        return path_segments(self._owner) + (self._name,)
+
+    def _ensure_complete(self) -> None:
+        fetcher = _fetcher_of(self._owner)
+        if fetcher is None:
+            return
+        path = self._path()
+        if fetcher.is_downloaded(path) or fetcher.is_complete_list(path):
+            return
+        _list_items(self._owner.m_root, path, [])
+        fetcher.mark_complete_list(path)
+
+    def __len__(self) -> int:
+        self._ensure_complete()
+        return super().__len__()
+
+    def __iter__(self) -> Iterator[Any]:
+        self._ensure_complete()
+        missing = [i for i in range(list.__len__(self)) if list.__getitem__(self, i) is None]
+        if missing:  # one request for every item not loaded yet
+            base = self._path()
+            _download(self._owner.m_root, [base + (i,) for i in missing])
+        for i in range(super().__len__()):
+            yield super().__getitem__(i)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            self._ensure_complete()
+            wanted = range(*index.indices(super().__len__()))
+            missing = [i for i in wanted if list.__getitem__(self, i) is None]
+            if missing:
+                _download(self._owner.m_root, [self._path() + (i,) for i in missing])
+            return [list.__getitem__(self, i) for i in wanted]
+        if index < 0 or index >= super().__len__():
+            self._ensure_complete()
+        item = super().__getitem__(index)
+        if item is None and _fetcher_of(self._owner) is not None:
+            absolute = index if index >= 0 else super().__len__() + index
+            _download(self._owner.m_root, [self._path() + (absolute,)])
+            item = super().__getitem__(index)
+        return item

@@ -1,0 +1,121 @@
+"""Questions asked of a reference graph: plain functions over a ``networkx.MultiDiGraph``."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import networkx as nx
+
+from archivemap.archive.sections import Section
+from archivemap.graph.build import node_id
+
+__all__ = ["dangling_references", "reference_cycles", "referrers", "subgraph_of"]
+
+
+def _node_of(g: nx.MultiDiGraph, section_or_node: Section | str) -> str:
+    node = node_id(section_or_node) if isinstance(section_or_node, Section) else section_or_node
+    if node not in g:
+        raise KeyError(f"{node!r} is not a node of this graph")
+    return node
+
+
+def dangling_references(g: nx.MultiDiGraph) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every reference edge whose target does not exist.
+
+    Returns:
+        ``(source node, target node, edge attributes)`` tuples; the target node's ``error``
+        attribute says which segment failed.
+    """
+    return [
+        (u, v, data)
+        for u, v, data in g.edges(data=True)
+        if data.get("kind") != "contains" and g.nodes[v].get("dangling")
+    ]
+
+
+def _nearest_container(g: nx.MultiDiGraph, node: str) -> str | None:
+    entry, _, path = node.rpartition("#")
+    segments = [s for s in path.split("/") if s]
+    while segments:
+        segments.pop()
+        candidate = f"{entry}#/" + "/".join(segments)
+        if candidate in g:
+            return candidate
+    return None
+
+
+def reference_cycles(g: nx.MultiDiGraph, through_containment: bool = False) -> list[list[str]]:
+    """Cycles made by reference edges (``contains`` edges are ignored).
+
+    Args:
+        g: a reference graph.
+        through_containment: also count a reference into one of the referencing section's
+            own ancestors as a cycle (``/workflow/0/task/0`` → ``#/workflow/0``): following it
+            and then the section's sub-sections leads back to the start, which is what makes
+            NOMAD's ``include-resolved`` recurse forever (spec §3.5).
+
+    Returns:
+        Each cycle as a list of nodes, in edge order.
+    """
+    dg = nx.DiGraph()
+    dg.add_edges_from((u, v) for u, v, kind in g.edges(data="kind") if kind != "contains")
+    if through_containment:
+        for node in list(dg.nodes):
+            parent = _nearest_container(g, node)
+            while parent is not None:
+                if parent in dg:
+                    dg.add_edge(parent, node)
+                    break
+                parent = _nearest_container(g, parent)
+    cycles = [list(c) for c in nx.simple_cycles(dg)]
+    if not through_containment:
+        return cycles
+    # A cycle must use at least one reference edge; containment alone is a tree.
+    ref_edges = {(u, v) for u, v, kind in g.edges(data="kind") if kind != "contains"}
+    return [c for c in cycles if any((c[k], c[(k + 1) % len(c)]) in ref_edges for k in range(len(c)))]
+
+
+def referrers(g: nx.MultiDiGraph, section_or_node: Section | str) -> list[str]:
+    """The nodes whose references point at a section (sorted, without ``contains`` parents).
+
+    Raises:
+        KeyError: the section is not a node of the graph.
+    """
+    node = _node_of(g, section_or_node)
+    return sorted({u for u, _, kind in g.in_edges(node, data="kind") if kind != "contains"})
+
+
+def subgraph_of(g: nx.MultiDiGraph, section_or_node: Section | str, depth: int = 1, direction: str = "both") -> nx.MultiDiGraph:
+    """The neighbourhood of a node: everything within ``depth`` edges of it (a copy).
+
+    Args:
+        g: a reference graph.
+        section_or_node: a loaded section or a node id.
+        depth: how many edges away to go (0 gives the node alone).
+        direction: ``"out"`` follows edges forward (what it references), ``"in"`` backward
+            (what references it), ``"both"`` either way.
+
+    Raises:
+        KeyError: the section is not a node of the graph.
+        ValueError: ``direction`` is not one of the three.
+    """
+    if direction not in ("out", "in", "both"):
+        raise ValueError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
+    start = _node_of(g, section_or_node)
+    seen = {start}
+    frontier = deque([(start, 0)])
+    while frontier:
+        node, dist = frontier.popleft()
+        if dist >= depth:
+            continue
+        nbrs: list[str] = []
+        if direction in ("out", "both"):
+            nbrs.extend(g.successors(node))
+        if direction in ("in", "both"):
+            nbrs.extend(g.predecessors(node))
+        for nbr in nbrs:
+            if nbr not in seen:
+                seen.add(nbr)
+                frontier.append((nbr, dist + 1))
+    return g.subgraph(seen).copy()  # type: ignore[no-any-return]

@@ -1,0 +1,29 @@
+"""The metainfo layer: NOMAD's definition model and the field metadata of section classes.
+
+Above the leaves, below everything that maps archives. The code generator shares exactly this
+layer with the library.
+"""
+
+from archivemap.metainfo.definitions import (
+    Environment,
+    PackageDef,
+    QuantityDef,
+    SectionDef,
+    SubSectionDef,
+    load_environment,
+)
+from archivemap.metainfo.fields import META_KEY, FieldMeta, field_meta, fields_by_name, section_fields
+
+__all__ = [
+    "META_KEY",
+    "Environment",
+    "FieldMeta",
+    "PackageDef",
+    "QuantityDef",
+    "SectionDef",
+    "SubSectionDef",
+    "field_meta",
+    "fields_by_name",
+    "load_environment",
+    "section_fields",
+]

@@ -1,0 +1,279 @@
+"""Lazy remote archives: fetch exactly what is navigated to.
+
+An archive from :meth:`Client.archive` remembers every ``required`` spec it was downloaded
+with. Reading something those specs did not cover sends one ``POST entries/{id}/archive/query``
+whose ``required`` selects exactly that path (spec §4.4). The answer is re-anchored here (the
+server compacts ``[i]`` selections to position 0 and pads placed reference targets with
+``None``) and handed to the archive layer as a partial archive, which merges it into the tree
+and patches already-built sections so that objects the user holds stay the same objects.
+
+This module speaks JSON only: :class:`RemoteFetcher` implements the archive layer's
+:class:`~archivemap.archive.sections.Fetcher` protocol and :class:`ClientSource` its
+:class:`~archivemap.archive.context.ArchiveSource` protocol. What they need of the HTTP
+client is the :class:`ArchiveAPI` protocol, so the client sits above them and nothing here
+imports it.
+
+Negative indices and key-name segments are resolved by the archive layer, not on the server
+(spec §7): one small request lists the items (their key quantities only), the index is
+computed, and the path is fetched with absolute indices.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from archivemap.archive.context import ArchiveContext, new_archive
+from archivemap.archive.references import ParsedReference
+from archivemap.archive.schema import Schema, SchemaSource, as_schema
+from archivemap.archive.sections import Section
+from archivemap.errors import DanglingReferenceError, NotDownloadedError
+from archivemap.paths import format_path
+from archivemap.remote.required import Required, covers, graft, merge_required, required_for_path
+
+__all__ = ["ArchiveAPI", "ClientSource", "RemoteFetcher", "anchored", "open_archive", "open_archive_from"]
+
+Path = tuple[Any, ...]
+
+
+class ArchiveAPI(Protocol):
+    """What lazy remote archives need of an HTTP client (implemented by ``Client``)."""
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, e.g. ``https://nomad-lab.eu/prod/v1/api/v1``."""
+        ...
+
+    def archive_raw(self, entry_id: str, required: Required = "*") -> dict[str, Any]:
+        """The archive dict of ``POST entries/{id}/archive/query``."""
+        ...
+
+    def archive_answer_raw(self, entry_id: str, required: Required = "*") -> dict[str, Any]:
+        """The ``data`` part of that answer (``entry_id``, ``upload_id``, ``archive``)."""
+        ...
+
+    def for_host(self, url: str) -> ArchiveAPI:
+        """A client for another installation, without this one's credentials."""
+        ...
+
+
+class RemoteFetcher:
+    """Fetches what one entry's partial archive lacks (the archive layer's ``Fetcher``).
+
+    Attributes:
+        downloaded: every ``required`` spec this archive's data came from.
+        fetches: how many requests this fetcher sent (for tests and benchmarks).
+    """
+
+    def __init__(
+        self,
+        client: ArchiveAPI,
+        entry_id: str,
+        required: Required,
+        auto: bool = True,
+        source: ClientSource | None = None,
+    ) -> None:
+        self.client = client
+        self.entry_id = entry_id
+        self.auto = auto
+        self.source = source
+        self.downloaded: list[Required] = [required]
+        self.fetches = 0
+        self._complete_lists: set[Path] = set()
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"RemoteFetcher(entry_id={self.entry_id!r}, fetches={self.fetches})"
+
+    def _allowed(self, path: Path) -> None:
+        """Raise when fetching is off (``Client.archive(..., fetch=False)``)."""
+        if not self.auto:
+            raise NotDownloadedError(
+                f"{format_path(tuple(path))!r} was not downloaded and fetching is off; request it in "
+                "'required', call archive.prefetch([...]) with fetching on, or open the archive "
+                "with fetch=True",
+                path="/" + "/".join(map(str, path)),
+                entry_id=self.entry_id,
+            )
+
+    def _ask(self, spec: Required) -> dict[str, Any]:
+        answer = self.client.archive_raw(self.entry_id, required=spec)
+        self.fetches += 1
+        refs = answer.pop("m_ref_archives", None)
+        if isinstance(refs, dict) and refs and self.source is not None:
+            self.source.remember_ref_archives(refs)
+        return answer
+
+    # -- the Fetcher protocol -------------------------------------------------------------------
+    def is_downloaded(self, path: Path) -> bool:
+        """Whether ``path`` (names and absolute indices) is covered by what was downloaded."""
+        return any(covers(spec, list(path)) for spec in self.downloaded)
+
+    def is_complete_list(self, path: Path) -> bool:
+        """Whether the list at ``path`` was padded to its full length."""
+        return tuple(path) in self._complete_lists
+
+    def mark_complete_list(self, path: Path) -> None:
+        """Remember that the list at ``path`` is known at its full length."""
+        self._complete_lists.add(tuple(path))
+
+    def download(self, paths: Sequence[Path]) -> dict[str, Any] | None:
+        """Fetch several paths of this entry in one request; the answer, re-anchored."""
+        with self._lock:
+            wanted = [tuple(p) for p in paths if not self.is_downloaded(tuple(p))]
+            if not wanted:
+                return None
+            self._allowed(wanted[0])
+            spec = merge_required([required_for_path(list(p)) for p in wanted])
+            answer = self._ask(spec)
+            partial = graft({}, answer, spec)
+            self.downloaded.append(spec)
+            return partial
+
+    def probe(self, path: Path, repeats: bool, keys: Sequence[str]) -> list[Any] | dict[str, Any] | None:
+        """Learn whether a sub-section exists (and its items, with ``m_def`` and ``keys`` only).
+
+        Touching a sub-section that was not downloaded must not download the subtree: the
+        answer's items become placeholders in the raw data (their other properties are fetched
+        exactly when read), a repeating list gets its full length, and an absent sub-section is
+        remembered as downloaded-and-absent.
+        """
+        with self._lock:
+            self._allowed(path)
+            leaf: dict[str, Any] = {"m_def": "*", **{k: "*" for k in keys if k}}
+            node = _compacted(self._ask(required_for_path(list(path), leaf=leaf)), path)
+            if repeats and isinstance(node, list):
+                self._complete_lists.add(tuple(path))
+                return [dict(item) if isinstance(item, dict) else None for item in node]
+            if not repeats and isinstance(node, dict):
+                return dict(node)
+            self.downloaded.append(required_for_path(list(path)))  # absent on the server
+            return None
+
+    def list_items(self, path: Path, keys: Sequence[str]) -> list[Any]:
+        """The items of a repeating sub-section, with only ``keys`` of each (one request)."""
+        with self._lock:
+            self._allowed(path)
+            leaf: dict[str, Any] = {k: "*" for k in keys} or {"m_def": "*"}
+            node = _compacted(self._ask(required_for_path(list(path), leaf=leaf)), path)
+            return node if isinstance(node, list) else []
+
+
+def _compacted(answer: Any, path: Path) -> Any:
+    """The value at ``path`` in an answer where every ``[i]`` selection sits at position 0."""
+    node = answer
+    for seg in path:
+        if isinstance(seg, int):
+            node = node[0] if isinstance(node, list) and node else None
+        else:
+            node = node.get(seg) if isinstance(node, dict) else None
+        if node is None:
+            return None
+    return node
+
+
+class ClientSource:
+    """Other entries of the same installation, fetched lazily through a client.
+
+    References into other installations get a client for that host without credentials
+    (``Client.for_host``), so a token never leaves the host it was given for.
+    """
+
+    def __init__(self, client: ArchiveAPI, schema: Schema) -> None:
+        self.client = client
+        self.schema = schema
+        self._roots: dict[tuple[str, str], Section] = {}
+        self._ref_archives: dict[str, dict[str, Any]] = {}
+        self._lock = threading.RLock()
+
+    def remember_ref_archives(self, refs: dict[str, Any]) -> None:
+        """Keep the other-entry subsets a server placed in ``m_ref_archives`` (spec §4.5)."""
+        for url, data in refs.items():
+            entry_id = url.rstrip("/").rsplit("/", 1)[-1]
+            if isinstance(data, dict):
+                self._ref_archives[entry_id] = data
+
+    def register(self, root: Section) -> None:
+        """Remember a root of this installation, so references back to it reuse it."""
+        if root.m_entry_id:
+            self._roots.setdefault((self.client.base_url, root.m_entry_id), root)
+
+    def archive_for(self, ref: ParsedReference, context: ArchiveContext) -> Section:
+        """A lazy root for the referenced entry; nothing is downloaded until it is read."""
+        client = self.client if ref.installation is None else self.client.for_host(ref.installation)
+        entry_id = ref.target_entry_id(context.upload_id)
+        if entry_id is None:
+            raise DanglingReferenceError("cannot tell which entry this reference points to", reference=ref.raw)
+        key = (client.base_url, entry_id)
+        with self._lock:
+            root = self._roots.get(key)
+            if root is None:
+                seed = self._ref_archives.pop(entry_id, None) if client is self.client else None
+                # ../upload/... targets share the referrer's upload; ../uploads/<u>/... name it
+                upload_id = ref.upload_id or (context.upload_id if ref.entry_id is None or "/upload/" in ref.raw else None)
+                root = open_archive(
+                    client, entry_id, required=None, schema=self.schema, source=self, seed=seed, upload_id=upload_id
+                )
+                self._roots[key] = root
+            return root
+
+
+def anchored(answer: dict[str, Any], required: Required, source: ClientSource | None) -> dict[str, Any]:
+    """The archive dict of an answer with ``[i]`` selections put back at index ``i``.
+
+    The server compacts index selections to position 0 (spec §4.3); a mapped archive must
+    have every item where the archive has it, so the first answer is grafted like later ones.
+
+    Raises:
+        ValueError: ``required`` uses negative indices or ``resolve-inplace`` (the positions
+            cannot be recovered from such answers; ``Client.archive_raw`` returns them raw).
+    """
+    refs = answer.pop("m_ref_archives", None)
+    if isinstance(refs, dict) and refs and source is not None:
+        source.remember_ref_archives(refs)
+    try:
+        return graft({}, answer, required)
+    except ValueError as exc:
+        raise ValueError(
+            f"cannot map an archive downloaded with this 'required' ({exc}); use non-negative "
+            "indices without resolve-inplace, or Client.archive_raw for the raw answer"
+        ) from None
+
+
+def open_archive(
+    client: ArchiveAPI,
+    entry_id: str,
+    required: Required | None = "*",
+    *,
+    schema: Schema | SchemaSource,
+    source: ClientSource | None = None,
+    seed: dict[str, Any] | None = None,
+    upload_id: str | None = None,
+    fetch: bool = True,
+) -> Section:
+    """Download ``required`` of one entry and return its lazy root section.
+
+    ``required=None`` downloads nothing now (the root starts empty, or from ``seed``).
+    """
+    schema = as_schema(schema)
+    src = source or ClientSource(client, schema)
+    if required is None:
+        raw: dict[str, Any] = dict(seed or {})
+        raw.pop("m_def", None)
+        fetcher = RemoteFetcher(client, entry_id, {}, source=src)
+    else:
+        data = client.archive_answer_raw(entry_id, required)
+        raw = anchored(data["archive"], required, src)
+        fetcher = RemoteFetcher(client, entry_id, required, auto=fetch, source=src)
+        upload_id = data.get("upload_id") or upload_id
+    return new_archive(raw, schema, source=src, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)
+
+
+def open_archive_from(
+    client: ArchiveAPI, entry_id: str, answer: dict[str, Any], required: Required, schema: Schema, source: ClientSource
+) -> Section:
+    """The lazy root of an archive already downloaded in bulk with ``required``."""
+    raw = anchored(answer, required, source)
+    fetcher = RemoteFetcher(client, entry_id, required, source=source)
+    return new_archive(raw, schema, source=source, fetcher=fetcher, entry_id=entry_id)
