@@ -7,6 +7,7 @@ traceback), 2 a usage error. Commands that a script would read print JSON with `
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -14,8 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pint
+
 import archivemap
 from archivemap import graph
+from archivemap.archive.sections import Section
 from archivemap.archive.schema import as_schema
 from archivemap.server import LocalServer
 from archivemap.views.display import pretty
@@ -34,13 +39,13 @@ def _samples_dir(value: str | None) -> Path:
 
 
 def _json_default(value: Any) -> Any:
-    if hasattr(value, "magnitude") and hasattr(value, "units"):
+    if isinstance(value, pint.Quantity):
         return {"magnitude": _json_default(value.magnitude), "unit": str(value.units)}
-    if hasattr(value, "tolist"):
+    if isinstance(value, (np.ndarray, np.generic)):
         return value.tolist()
-    if hasattr(value, "isoformat"):
+    if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
-    if hasattr(value, "to_dict"):
+    if isinstance(value, Section):
         return value.to_dict()
     return str(value)
 
@@ -122,10 +127,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         if args.unit:
             value = value.to(args.unit)
         if args.json:
-            _print_json(value.to_dict() if hasattr(value, "to_dict") else value)
-        elif hasattr(value, "m_path"):
+            _print_json(value.to_dict() if isinstance(value, Section) else value)
+        elif isinstance(value, Section):
             print(pretty(value))
-        elif isinstance(value, list) and value and hasattr(value[0], "m_path"):
+        elif isinstance(value, list) and value and isinstance(value[0], Section):
             for item in value:
                 print(pretty(item, max_depth=1))
         else:

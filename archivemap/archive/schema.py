@@ -22,7 +22,7 @@ import attrs
 
 from archivemap.archive.sections import Section
 from archivemap.errors import ArchivemapError, DefinitionError, SchemaMismatchWarning
-from archivemap.metainfo.definitions import Environment, SectionDef, load_environment
+from archivemap.metainfo.definitions import Environment, SectionDef, SubSectionDef, load_environment
 from archivemap.metainfo.fields import FieldMeta, field_meta, quantity, section_fields, sub_section
 from archivemap.naming import class_name, python_name
 
@@ -138,8 +138,8 @@ class Schema:
         sdef = self._def_by_class.get(owner)
         if sdef is not None:
             prop = sdef.all_properties.get(fm.name)
-            if prop is not None and hasattr(prop, "sub_section"):
-                return self.class_for(prop.sub_section)  # type: ignore[union-attr]
+            if isinstance(prop, SubSectionDef):
+                return self.class_for(prop.sub_section)
         if fm.section is None:
             raise DefinitionError(f"sub-section {fm.name!r} has no section type")
         return self.class_for(self.environment.section(fm.section))

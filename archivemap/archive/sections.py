@@ -851,52 +851,73 @@ def get_path(section: Section, path: str) -> Any:
 
 
 def _get_segments(section: Section, segments: tuple[Segment, ...]) -> Any:
-    node: Any = section
-    done: list[Segment] = []
-    key_quantity: str | None = None  # of the repeating sub-section last read
-    for seg in segments:
-        if isinstance(seg, int) or (isinstance(seg, str) and not isinstance(node, Section)):
-            where = format_path(tuple(done)) or "<root>"
-            if isinstance(node, Section):
-                raise AbsentError(f"cannot index a section with [{seg}]", path=where, entry_id=section.m_entry_id)
-            found: Any = None
-            if isinstance(node, list) and isinstance(seg, (int, Key)):
-                found = select_item(node, seg, key_quantity)
-            else:
-                try:
-                    found = (seg, node[seg])
-                except (IndexError, KeyError, TypeError):
-                    found = None
+    def fail(kind: str, segment: Segment, done: Sequence[Segment], why: str) -> Exception:
+        where = format_path(tuple(done)) or "<root>"
+        error = {_NOT_IN_SCHEMA: NotInSchemaError, _NOT_DOWNLOADED: NotDownloadedError}.get(kind, AbsentError)
+        return error(why, path=where, entry_id=section.m_entry_id)
+
+    return _walk(section, segments, fail)
+
+
+# The kinds of missing the walker tells apart; each caller maps them to its own errors.
+_NOT_IN_SCHEMA: Final = "not in schema"
+_ABSENT: Final = "absent"
+_NOT_DOWNLOADED: Final = "not downloaded"
+
+
+def _walk(start: Section, segments: Sequence[Segment], fail: Any) -> Any:
+    """The one walker: names through sections, selectors through repeating sub-sections,
+    indices and keys into values.
+
+    Segments are names (NOMAD or attribute names), ``int`` indices, :class:`Key` item keys,
+    or, as in reference fragments, strings of digits (indices) and other strings after a
+    repeating sub-section (keys). Iterative, so deep paths cannot exhaust the stack; path
+    strings are only built when ``fail(kind, segment, done, why)`` makes an error.
+    """
+    node: Any = start
+    items_of: FieldMeta | None = None  # set while node is the item list of a repeating field
+    for i, seg in enumerate(segments):
+        if items_of is not None:
+            found = select_item(node, seg, items_of.key_quantity) if isinstance(node, list) else None
             if found is None:
-                try:
-                    size: Any = len(node)
-                except TypeError:  # a scalar (number, Quantity) cannot be indexed
-                    size = "a scalar, no"
-                raise AbsentError(f"no item [{seg}] ({size} items)", path=where, entry_id=section.m_entry_id)
-            node = found[1]
-            if node is None:
-                if _fetcher_of(section) is not None:
-                    raise NotDownloadedError(f"item [{seg}] was not downloaded", path=where, entry_id=section.m_entry_id)
-                raise AbsentError(f"item [{seg}] is empty", path=where, entry_id=section.m_entry_id)
-        else:
+                if isinstance(seg, int) or (not isinstance(seg, Key) and _is_int(seg)):
+                    size = len(node) if isinstance(node, list) else 0
+                    raise fail(_ABSENT, seg, segments[:i], f"index {int(seg)} out of range ({size} items)")
+                keys = "/".join(k for k in (items_of.key_quantity, "name") if k)
+                raise fail(_ABSENT, seg, segments[:i], f"no item with {keys} {seg!r}")
+            if found[1] is None:
+                if _fetcher_of(start) is not None:
+                    raise fail(_NOT_DOWNLOADED, seg, segments[:i], f"item [{seg}] was not downloaded")
+                raise fail(_ABSENT, seg, segments[:i], f"item [{seg}] is empty")
+            node, items_of = found[1], None
+            continue
+        if isinstance(node, Section):
+            if not isinstance(seg, str) or isinstance(seg, Key):
+                raise fail(_ABSENT, seg, segments[:i], f"cannot index a section with [{seg}]")
             cls = type(node)
-            fm = section_fields(cls).get(seg) or fields_by_name(cls).get(seg)
+            fm = fields_by_name(cls).get(seg) or section_fields(cls).get(seg)
             if fm is None:
                 extras = node.m_extras
-                if seg in extras:
-                    node = extras[seg]
-                    done.append(seg)
-                    continue
-                where = format_path(tuple(done)) or "<root>"
-                raise NotInSchemaError(
-                    f"{cls.m_qualified_name} has no property {seg!r}", path=where, entry_id=section.m_entry_id
-                )
+                if seg not in extras:
+                    raise fail(_NOT_IN_SCHEMA, seg, segments[:i], f"{cls.m_qualified_name} has no property {seg!r}")
+                node = extras[seg]
+                continue
             value = getattr(node, fm.attribute)
             if value is None:
-                raise AbsentError(f"{seg!r} is not set", path=format_path((*done, seg)), entry_id=section.m_entry_id)
-            key_quantity = fm.key_quantity
+                raise fail(_ABSENT, seg, segments[: i + 1], f"{seg!r} is not set")
             node = value
-        done.append(seg)
+            items_of = fm if fm.kind == "sub_section" and fm.repeats and isinstance(value, list) else None
+            continue
+        # inside a quantity value (array, list) or raw JSON: an index or a key
+        try:
+            if isinstance(node, dict):
+                node = node[seg]
+            elif isinstance(seg, int) or (isinstance(seg, str) and not isinstance(seg, Key) and _is_int(seg)):
+                node = node[int(seg)]
+            else:
+                raise KeyError(seg)
+        except (KeyError, IndexError, TypeError):
+            raise fail(_ABSENT, seg, segments[:i], f"cannot index into the value with [{seg}]") from None
     return node
 
 
@@ -946,67 +967,18 @@ def resolve_reference(holder: Section, ref: str, source_path: str | None = None)
 def resolve_fragment(
     root: Section, segments: Sequence[str], reference: str | None = None, source_path: str | None = None
 ) -> Any:
-    """Walk ``segments`` from ``root``: sub-sections, item indices or keys, quantity indices.
-
-    Iterative, so deep paths cannot exhaust the stack.
+    """Walk reference ``segments`` from ``root`` (the same walk as :func:`get_path`).
 
     Raises:
         DanglingReferenceError: a segment leads nowhere (it is named in the error).
     """
 
-    def dangling(segment: str, why: str) -> DanglingReferenceError:
+    def fail(kind: str, segment: Segment, done: Sequence[Segment], why: str) -> Exception:
         return DanglingReferenceError(
-            why, reference=reference, source_path=source_path, segment=segment, entry_id=root.m_entry_id
+            why, reference=reference, source_path=source_path, segment=str(segment), entry_id=root.m_entry_id
         )
 
-    node: Any = root
-    i = 0
-    n = len(segments)
-    while i < n:
-        seg = segments[i]
-        if isinstance(node, Section):
-            fm = fields_by_name(type(node)).get(seg)
-            if fm is None:
-                extras = node.m_extras
-                if seg not in extras:
-                    raise dangling(seg, f"{type(node).m_qualified_name} has no property {seg!r}")
-                node = extras[seg]
-                i += 1
-                continue
-            value = getattr(node, fm.attribute)
-            if fm.kind == "sub_section" and fm.repeats:
-                if i + 1 >= n:
-                    return value
-                selector = segments[i + 1]
-                found = select_item(value, selector, fm.key_quantity) if isinstance(value, list) else None
-                if found is None:
-                    if _is_int(selector):
-                        size = len(value) if isinstance(value, list) else 0
-                        raise dangling(selector, f"index {int(selector)} out of range ({size} items)")
-                    keys = "/".join(k for k in (fm.key_quantity, "name") if k)
-                    raise dangling(selector, f"no item with {keys} {selector!r}")
-                if found[1] is None:
-                    raise dangling(selector, f"item {int(selector)} is empty")
-                node = found[1]
-                i += 2
-                continue
-            if value is None:
-                raise dangling(seg, f"{seg!r} is not set")
-            node = value
-            i += 1
-            continue
-        # inside a quantity value (array, list) or raw JSON: index or key
-        try:
-            if isinstance(node, dict):
-                node = node[seg]
-            elif _is_int(seg):
-                node = node[int(seg)]
-            else:
-                raise KeyError(seg)
-        except (KeyError, IndexError, TypeError):
-            raise dangling(seg, f"cannot index into the value with {seg!r}") from None
-        i += 1
-    return node
+    return _walk(root, tuple(segments), fail)
 
 
 # ============================================================ partial archives (the fetch seam)
