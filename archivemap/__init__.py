@@ -33,6 +33,7 @@ __all__ = [
     "ArchiveSource",
     "ArchiveStream",
     "ArchivemapError",
+    "AssignmentError",
     "AuthenticationError",
     "BadRequestError",
     "Client",
@@ -52,19 +53,25 @@ __all__ = [
     "NotFoundError",
     "NotInSchemaError",
     "ParsedReference",
+    "Q",
+    "Query",
+    "QueryError",
     "ReferenceCycleError",
     "ReferenceResolutionError",
     "Schema",
     "SchemaMismatchWarning",
+    "SchemaSourceChangedError",
     "Section",
     "ServerError",
     "TransportError",
     "UnknownDefinitionError",
+    "UnknownSchemaError",
     "UnsafePathError",
     "UnsupportedReferenceError",
     "ValidationError",
     "ZipSource",
     "dangling_references",
+    "display_units",
     "entry_id_from_mainfile",
     "html",
     "load",
@@ -79,6 +86,8 @@ __all__ = [
     "subgraph_of",
     "to_atoms",
     "to_dataframe",
+    "to_trajectory",
+    "write_extxyz",
 ]
 
 #: Where each public name lives (imported from there on first use).
@@ -88,6 +97,7 @@ _EXPORTS: dict[str, str] = {
     "ArchiveSource": "archivemap.archive.context",
     "ArchiveStream": "archivemap.remote.client",
     "ArchivemapError": "archivemap.errors",
+    "AssignmentError": "archivemap.errors",
     "AuthenticationError": "archivemap.errors",
     "BadRequestError": "archivemap.errors",
     "Client": "archivemap.remote.client",
@@ -107,19 +117,25 @@ _EXPORTS: dict[str, str] = {
     "NotFoundError": "archivemap.errors",
     "NotInSchemaError": "archivemap.errors",
     "ParsedReference": "archivemap.archive.references",
+    "Q": "archivemap.remote.query",
+    "Query": "archivemap.remote.query",
+    "QueryError": "archivemap.errors",
     "ReferenceCycleError": "archivemap.errors",
     "ReferenceResolutionError": "archivemap.errors",
     "Schema": "archivemap.archive.schema",
     "SchemaMismatchWarning": "archivemap.errors",
+    "SchemaSourceChangedError": "archivemap.errors",
     "Section": "archivemap.archive.sections",
     "ServerError": "archivemap.errors",
     "TransportError": "archivemap.errors",
     "UnknownDefinitionError": "archivemap.errors",
+    "UnknownSchemaError": "archivemap.errors",
     "UnsafePathError": "archivemap.errors",
     "UnsupportedReferenceError": "archivemap.errors",
     "ValidationError": "archivemap.errors",
     "ZipSource": "archivemap.archive.sources",
     "dangling_references": "archivemap.graph",
+    "display_units": "archivemap.views.units",
     "entry_id_from_mainfile": "archivemap.archive.references",
     "html": "archivemap.views.display",
     "load": "archivemap.archive.load",
@@ -134,6 +150,8 @@ _EXPORTS: dict[str, str] = {
     "subgraph_of": "archivemap.graph",
     "to_atoms": "archivemap.views.ase",
     "to_dataframe": "archivemap.views.dataframe",
+    "to_trajectory": "archivemap.views.ase",
+    "write_extxyz": "archivemap.views.ase",
 }
 
 if TYPE_CHECKING:
@@ -148,6 +166,7 @@ if TYPE_CHECKING:
         AbsentError,
         ArchiveDataError,
         ArchivemapError,
+        AssignmentError,
         AuthenticationError,
         BadRequestError,
         ClientError,
@@ -161,12 +180,15 @@ if TYPE_CHECKING:
         NotDownloadedError,
         NotFoundError,
         NotInSchemaError,
+        QueryError,
         ReferenceCycleError,
         ReferenceResolutionError,
         SchemaMismatchWarning,
+        SchemaSourceChangedError,
         ServerError,
         TransportError,
         UnknownDefinitionError,
+        UnknownSchemaError,
         UnsafePathError,
         UnsupportedReferenceError,
         ValidationError,
@@ -180,10 +202,12 @@ if TYPE_CHECKING:
     )
     from archivemap.metainfo.definitions import Environment, load_environment
     from archivemap.remote.client import ArchiveStream, Client
+    from archivemap.remote.query import Q, Query
     from archivemap.server import LocalServer
-    from archivemap.views.ase import to_atoms
+    from archivemap.views.ase import to_atoms, to_trajectory, write_extxyz
     from archivemap.views.dataframe import to_dataframe
     from archivemap.views.display import html, pretty
+    from archivemap.views.units import display_units
 
 
 def __getattr__(name: str) -> Any:

@@ -21,17 +21,49 @@ __all__ = ["MISSING", "merge_partial", "merged", "parse_json", "read_json"]
 MISSING: Final = object()
 
 
+# Bytes that can be part of a JSON number literal's digits; everything else becomes a space.
+_DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+# orjson reads integers beyond 64 bits as floats (1180591620717411303424 → 1.18e21). An integer
+# that long has at least 19 digits in a row; floats as NOMAD writes them have at most 17.
+_LONG_RUN = b"0" * 19
+_CHUNK = 1 << 22
+
+
+def _has_long_digit_run(data: bytes) -> bool:
+    """Whether ``data`` holds 19 or more digits in a row (a possible big integer).
+
+    ``bytes.translate`` and ``find`` run at memory speed (~0.15 s per 100 MB here, against
+    ~0.8 s for a regular expression); chunks overlap so a run across a boundary is seen.
+    """
+    for start in range(0, len(data), _CHUNK):
+        chunk = data[start : start + _CHUNK + len(_LONG_RUN)]
+        if chunk.translate(_DIGITS).find(_LONG_RUN) >= 0:
+            return True
+    return False
+
+
 def parse_json(data: bytes | str, label: str | None = None) -> Any:
-    """Parse JSON text; NOMAD's Python-dumped ``NaN``/``Infinity`` are accepted (spec §2.2)."""
+    """Parse JSON text exactly: integers of any size stay ``int``, NaN/Infinity are accepted.
+
+    orjson does the work (3-5x faster than the stdlib); the standard library takes over for the
+    two things orjson cannot do exactly: integers beyond 64 bits and NOMAD's Python-dumped
+    ``NaN``/``Infinity`` literals (spec §2.2).
+
+    Raises:
+        ArchiveDataError: not valid JSON (or nested too deeply to parse).
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    if not _has_long_digit_run(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if b"NaN" not in raw and b"Infinity" not in raw:
+                raise ArchiveDataError(f"not valid JSON: {exc}", label) from None
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        if "NaN" in text or "Infinity" in text:
-            try:
-                return json.loads(text)
-            except (ValueError, RecursionError):
-                pass
+        return json.loads(raw.decode("utf-8", "replace"))
+    except RecursionError:
+        raise ArchiveDataError("not valid JSON: nested too deeply", label) from None
+    except ValueError as exc:
         raise ArchiveDataError(f"not valid JSON: {exc}", label) from None
 
 

@@ -11,6 +11,7 @@ ArchivemapError
 │   └── CyclicDefinitionError               base sections that inherit from themselves
 ├── CodegenError (ValueError)               definitions that cannot become safe Python
 ├── ArchiveDataError (ValueError)           archive JSON that cannot be read at all
+├── AssignmentError (TypeError)             a value assigned to a quantity that does not fit it
 ├── MissingError                            the three kinds of "not there":
 │   ├── NotDownloadedError (AttributeError) in the archive, but not fetched (yet)
 │   ├── AbsentError (KeyError)              not set in this archive
@@ -28,7 +29,10 @@ ArchivemapError
 │       ├── NotFoundError (KeyError)              404
 │       ├── ValidationError (ValueError)          422
 │       └── ServerError                           5xx after all retries
-└── UnsafePathError (ValueError)            a file path that escapes its source directory
+├── QueryError (ValueError)                 a search query that NOMAD would refuse or misread
+├── UnsafePathError (ValueError)            a file path that escapes its source directory
+├── UnknownSchemaError (LookupError)        unpickling a run-time class whose schema is unknown
+└── SchemaSourceChangedError (UnpicklingError)  a pickled schema's file is gone or changed
 ```
 
 Warnings (not errors): ``SchemaMismatchWarning`` for a value that does not fit its declared
@@ -37,6 +41,7 @@ type; the value is kept as it was.
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 
@@ -79,6 +84,20 @@ class ArchiveDataError(ArchivemapError, ValueError):
     def __init__(self, message: str, source: str | None = None) -> None:
         self.source = source
         super().__init__(f"{message} (in {source})" if source else message)
+
+
+class AssignmentError(ArchivemapError, TypeError):
+    """A value assigned to a quantity does not fit its definition (unit, type or shape).
+
+    Attributes:
+        path: the archive path of the quantity.
+        name: the quantity's NOMAD name.
+    """
+
+    def __init__(self, message: str, path: str | None = None, name: str | None = None) -> None:
+        self.path = path
+        self.name = name
+        super().__init__(f"{message} (at {path})" if path else message)
 
 
 class MissingError(ArchivemapError):
@@ -224,9 +243,48 @@ class ServerError(HTTPStatusError):
     """5xx that persisted through every retry."""
 
 
+class QueryError(ArchivemapError, ValueError):
+    """A search query that does not fit the deployment's search quantities.
+
+    Raised before any request: a misspelt key would otherwise cost a round trip (422) or,
+    on servers that ignore unknown keys, silently match every entry.
+
+    Attributes:
+        key: the search key (with any ``:op`` suffix) the problem is about, if one.
+        location: where in the query, as keys and list indices from its root
+            (``("and", 1, "results.material.elements")``).
+        suggestions: the nearest valid keys (or values), best first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        key: str | None = None,
+        location: tuple[str | int, ...] = (),
+        suggestions: tuple[str, ...] = (),
+    ) -> None:
+        self.key = key
+        self.location = tuple(location)
+        self.suggestions = tuple(suggestions)
+        where = " → ".join(str(part) for part in self.location)
+        super().__init__(f"{message} (at {where})" if where else message)
+
+
 class UnsafePathError(ArchivemapError, ValueError):
     """A path that would escape its source directory or archive."""
 
 
 class SchemaMismatchWarning(UserWarning):
     """A value that does not fit its declared type; it is kept as it was."""
+
+
+class UnknownSchemaError(ArchivemapError, LookupError):
+    """A run-time class name whose schema is not known in this process.
+
+    Not an ``AttributeError`` on purpose: ``pickle`` would replace its message by
+    "Can't get attribute", and the message says what to do.
+    """
+
+
+class SchemaSourceChangedError(ArchivemapError, pickle.UnpicklingError):
+    """A pickled schema's metainfo file is gone or no longer has the sha256 it was pickled with."""

@@ -6,11 +6,13 @@ characters Python does not allow, or be absurdly long. The rules, applied in thi
 
 1. A valid ASCII identifier that is neither a keyword nor reserved stays as it is.
 2. A keyword, soft keyword or reserved name gets one trailing underscore: ``class`` → ``class_``.
-   (A NOMAD name that already ends in ``_`` cannot clash with it in practice; if it does,
-   rule 3's hash makes both unique.)
-3. Anything else (non-ASCII, punctuation, a leading digit, empty, longer than 64 characters)
-   becomes ``<ascii-safe prefix>_<8 hex of sha256(name)>``, e.g. ``x):\\n import os`` →
-   ``x_import_os_3b5c9e2a``, so different names never meet.
+3. Anything else becomes ``<ascii-safe prefix>_<8 hex of sha256(name)>``, e.g.
+   ``x):\\n import os`` → ``x_import_os_3b5c9e2a``: non-ASCII, punctuation, a leading digit,
+   empty, longer than 64 characters, a trailing newline; a leading underscore (``_m_data``
+   would be a section's private slot, and attrs strips leading underscores from ``__init__``
+   arguments); and a name that rule 2 would produce for another name (``match_``, taken by
+   ``match``). So two different NOMAD names never get one attribute; a class whose names are
+   crafted to meet anyway is refused with a ``DefinitionError`` when it is built.
 
 The original NOMAD name is always kept in the field's metadata and used for serialisation.
 """
@@ -24,7 +26,7 @@ import re
 __all__ = ["MAX_NAME", "RESERVED", "class_name", "module_name", "python_name", "safe_name"]
 
 MAX_NAME = 64
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")  # \Z, not $: "name\n" is no identifier
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 
 #: Names a field must not take: the section API (sections.Section) and Python internals.
@@ -74,15 +76,20 @@ def _digest(name: str) -> str:
     return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
+def _renamed(name: str, reserved: frozenset[str]) -> bool:
+    return keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in reserved
+
+
 def safe_name(name: str, reserved: frozenset[str] = RESERVED) -> str:
     """An identifier for ``name`` by the rules in this module's docstring."""
-    if _IDENT.match(name) and len(name) <= MAX_NAME and not name.startswith("__"):
-        if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in reserved:
+    if _IDENT.match(name) and len(name) <= MAX_NAME:
+        if _renamed(name, reserved):
             return name + "_"
-        return name
+        if not (name.endswith("_") and _renamed(name[:-1], reserved)):
+            return name
     prefix = _UNSAFE.sub("_", name).strip("_")[:40] or "x"
     if prefix[0].isdigit():
-        prefix = "_" + prefix
+        prefix = "x" + prefix
     return f"{prefix}_{_digest(name)}"
 
 

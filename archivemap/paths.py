@@ -125,17 +125,38 @@ def _parse_dotted(text: str) -> tuple[Segment, ...]:
     return tuple(segments)
 
 
+_DOTTED_NAME: Final = re.compile(r"[^.\[\]\s#/](?:[^.\[\]/]*[^.\[\]\s/])?\Z")
+
+
 def format_archive_path(path: str | Sequence[Segment]) -> str:
     """Write a path in the dotted form used in messages: ``run[0].calculation[3].energy``.
+
+    Names the dotted form cannot hold (a leading ``#``, a ``.`` or bracket, surrounding white
+    space) are written in the slash form instead (``/#weird/0``), so that
+    ``parse_archive_path(format_archive_path(p)) == p`` for every path either form can hold.
 
     Args:
         path: a path in any form :func:`parse_archive_path` accepts.
 
     Returns:
-        The dotted path; ``""`` for the root.
+        The dotted (or slash) path; ``""`` for the root.
+
+    Raises:
+        ValueError: a path that neither spelling can hold (a key and such a name together, or
+            a name with a ``/``, surrounding white space or only digits that the dotted form
+            cannot hold either).
     """
+    segments = parse_archive_path(path)
+    names = [s for s in segments if isinstance(s, str) and not isinstance(s, Key)]
+    if not all(_DOTTED_NAME.match(name) for name in names):
+        slash_safe = all(
+            name and name == name.strip() and "/" not in name and not INT_RE.match(name) for name in names
+        )
+        if not slash_safe or any(isinstance(s, Key) for s in segments):
+            raise ValueError(f"path {segments!r} cannot be written as an archive path")
+        return "/" + "/".join(str(s) for s in segments)
     out: list[str] = []
-    for segment in parse_archive_path(path):
+    for segment in segments:
         if isinstance(segment, Key):
             out.append(f"[{segment!s}]" if re.fullmatch(r"[\w\- ]+", segment) else f"[{str(segment)!r}]")
         elif isinstance(segment, int):

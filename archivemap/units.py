@@ -20,12 +20,15 @@ changing a user's registry would be worse than a documented nanoscale difference
 from __future__ import annotations
 
 import functools
+import re
 import threading
-from typing import Any
+from typing import Any, Final
 
 import pint
 
-__all__ = ["Quantity", "registry", "to_quantity", "unit"]
+from archivemap.errors import ArchiveDataError
+
+__all__ = ["Quantity", "check_unit_text", "registry", "to_quantity", "unit"]
 
 # NOMAD's names that pint's defaults lack, as "name = definition" lines (spec §6.1).
 _EXTRA_DEFINITIONS = (
@@ -70,8 +73,86 @@ def _unit_cached(text: str, registry_id: int) -> Any:
     return registry().Unit(text)
 
 
+# A unit expression, as NOMAD writes them ("joule", "1 / meter", "meter ** 2", "kJ/mol"):
+# names, numbers, * / ( ) and ** or ^ with a small number. pint parses unit strings by
+# evaluating an expression tree, so "10**10**10" in archive data would compute a number with
+# ten billion digits: strings are checked against this grammar before pint sees them.
+_UNIT_TOKEN: Final = re.compile(
+    r"\s*(?:(?P<name>[^\W\d]\w*|%)|(?P<num>[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|(?P<op>\*\*|\^|[*/()]))\s*"
+)
+_EXPONENT: Final = re.compile(r"[+-]?\d{1,3}(?:\.\d{1,3})?\Z")
+_MAX_UNIT_TEXT: Final = 256
+_MAX_DEPTH: Final = 8
+_POWER: Final = ("**", "^")
+
+
+def check_unit_text(text: str) -> str:
+    """Return ``text`` if it is a plain unit expression pint can parse in bounded time.
+
+    Accepted: unit names, numeric factors, ``*``, ``/``, parentheses (8 deep), and ``**``
+    or ``^`` after a name or a parenthesis, followed by a number of at most three digits
+    (signed or decimal, at most 100) that is not itself raised to a power. Linear in the
+    length of ``text``.
+
+    Raises:
+        ArchiveDataError: anything else (the message quotes the start of the text).
+    """
+
+    def bad(why: str) -> ArchiveDataError:
+        return ArchiveDataError(f"unit {str(text)[:60]!r} is not a unit expression: {why}")
+
+    if not isinstance(text, str) or len(text) > _MAX_UNIT_TEXT:
+        raise bad(f"a string of at most {_MAX_UNIT_TEXT} characters")
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        match = _UNIT_TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            raise bad(f"unexpected character at position {position}")
+        if match.group("name") is not None:
+            tokens.append(("name", match.group("name")))
+        elif match.group("num") is not None:
+            tokens.append(("num", match.group("num")))
+        else:
+            tokens.append((match.group("op"), match.group("op")))
+        position = match.end()
+    depth = 0
+    for i, (kind, value) in enumerate(tokens):
+        before = tokens[i - 1][0] if i else ""
+        after = tokens[i + 1][0] if i + 1 < len(tokens) else ""
+        if kind in _POWER:
+            if before not in ("name", ")"):
+                raise bad("only a unit name or a parenthesis can be raised to a power")
+            if after != "num":
+                raise bad("an exponent must be a number")
+        elif kind == "num" and before in _POWER:
+            if not _EXPONENT.match(value) or abs(float(value)) > 100:
+                raise bad("an exponent must be a number of at most 100")
+            if i + 2 < len(tokens) and tokens[i + 2][0] in _POWER:
+                raise bad("a power cannot be raised to a power")
+        elif kind == "num" and value[0] in "+-":
+            raise bad("a sign belongs to an exponent only")
+        elif kind == "(":
+            depth += 1
+            if depth > _MAX_DEPTH:
+                raise bad("parentheses nested too deeply")
+        elif kind == ")":
+            depth -= 1
+            if depth < 0:
+                raise bad("unbalanced parentheses")
+    if depth:
+        raise bad("unbalanced parentheses")
+    return text
+
+
 def unit(text: str) -> Any:
-    """The pint unit for a definition's unit string, parsed once per registry."""
+    """The pint unit for a unit string, parsed once per registry.
+
+    Raises:
+        ArchiveDataError: the string is not a plain unit expression (see
+            :func:`check_unit_text`); pint's own errors for unknown names.
+    """
+    check_unit_text(text)
     ureg = registry()
     return _unit_cached(text, id(ureg.get()) if hasattr(ureg, "get") else id(ureg))
 

@@ -71,7 +71,19 @@ def generate_files(metainfo: Any) -> dict[str, str]:
     """
     loadable, source = _source(metainfo)
     env = load_environment(loadable)
-    return render(plan(env), source)
+    if not any(True for _ in env.all_sections()):
+        raw = env.raw if isinstance(env.raw, Mapping) else {}
+        looks = sorted(set(raw) & {"run", "metadata", "results", "workflow2", "data", "definitions"})
+        what = f"an archive? it has {', '.join(looks)}" if looks else "no 'packages' with section definitions"
+        raise CodegenError(f"{source.label} is not a metainfo export: it defines no sections ({what})")
+    files = render(plan(env), source)
+    for name, text in files.items():
+        if name.endswith(".py"):
+            try:  # never write a module that cannot even be compiled
+                compile(text, name, "exec", dont_inherit=True)
+            except (SyntaxError, ValueError) as exc:
+                raise CodegenError(f"generated module {name} does not compile: {exc}") from None
+    return files
 
 
 def generate(

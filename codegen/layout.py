@@ -49,7 +49,7 @@ from .hints import Names, annotation
 
 __all__ = ["ClassPlan", "FieldPlan", "ModulePlan", "Plan", "plan"]
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # \Z, not $: "name\n" is no identifier
 
 #: Names the generated modules import or use at module level; no class may take them.
 MODULE_NAMES = frozenset(

@@ -25,7 +25,21 @@ def test_demo_json(capsys) -> None:
 def test_show_a_value_with_unit(capsys) -> None:
     path = sorted((SAMPLES / "archives").glob("*.archive.json"))[0]
     assert main(["show", str(path), "run[0].calculation[-1].energy.total.value", "--unit", "eV"]) == 0
-    assert "electron_volt" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.strip().endswith(" eV")
+    assert main(["show", str(path), "run[0].calculation[-1].energy.total.value", "--unit", "kJ/mol"]) == 0
+    molar = capsys.readouterr().out.split()
+    assert molar[1] == "kJ/mol" and float(molar[0]) == __import__("pytest").approx(float(out.split()[0]) * 96.48533212, rel=1e-9)
+
+
+def test_show_uses_display_units_unless_asked(capsys) -> None:
+    path = SAMPLES / "archives" / "si2-single-point.archive.json"
+    assert main(["show", str(path), "run[0].system[0].atoms.lattice_vectors"]) == 0
+    assert capsys.readouterr().out.strip().endswith("Å")
+    assert main(["show", str(path), "run[0].system[0].atoms.lattice_vectors", "--units", "si"]) == 0
+    assert capsys.readouterr().out.strip().endswith(" m")
+    assert main(["show", str(path), "run[0].calculation[0]"]) == 0
+    assert " eV" in capsys.readouterr().out
 
 
 def test_errors_are_one_line_with_exit_1(capsys) -> None:
@@ -49,7 +63,7 @@ def test_query_fetch_and_show_against_the_local_server(tmp_path, capsys) -> None
         capsys.readouterr()
         assert main(["show", entry_id, "workflow[0].calculation_result_ref.energy.total.value", "--url", srv.url,
                      "--metainfo", str(SAMPLES / "metainfo.json"), "--required", '{"workflow": "*"}', "--unit", "eV"]) == 0
-        assert "electron_volt" in capsys.readouterr().out
+        assert capsys.readouterr().out.strip().endswith(" eV")
         assert main(["fetch", "no-such-entry", "--url", srv.url]) == 1
         assert "NotFoundError" in capsys.readouterr().err
 

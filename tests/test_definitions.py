@@ -7,7 +7,7 @@ import pytest
 from archivemap.metainfo.definitions import load_environment
 from archivemap.errors import CyclicDefinitionError, DefinitionError, UnknownDefinitionError
 
-from .conftest import SAMPLES, SHARED, needs_shared
+from .conftest import SAMPLES, SHARED
 
 
 def _env(sections):
@@ -76,7 +76,7 @@ def test_gui_artifacts_js_form(tmp_path) -> None:
     assert load_environment(js).section("p.S").name == "S"
 
 
-@needs_shared
+@pytest.mark.shared
 @pytest.mark.parametrize("name", ["nomad-2.0.0-metainfo.json", "nomad-gui-artifacts-metainfo.json"])
 def test_real_exports_resolve_every_reference(name: str) -> None:
     env = load_environment(SHARED / "metainfo" / name)

@@ -1,21 +1,105 @@
-"""The public API is what archivemap/__init__.py exports, and importing it stays cheap."""
+"""The public API is what archivemap/__init__.py exports, and importing it stays cheap.
+
+The expected names are spelled out here (as httpx does): adding, renaming or dropping a
+public name is a deliberate change to this list, not a side effect.
+"""
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
 import archivemap
+import archivemap.errors
+
+EXPECTED_PUBLIC_NAMES = [
+    "AbsentError",
+    "ArchiveDataError",
+    "ArchiveSource",
+    "ArchiveStream",
+    "ArchivemapError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ClientError",
+    "CodegenError",
+    "CyclicDefinitionError",
+    "DanglingReferenceError",
+    "DefinitionError",
+    "DirectorySource",
+    "Environment",
+    "Fetcher",
+    "ForbiddenError",
+    "HTTPStatusError",
+    "LocalServer",
+    "MissingError",
+    "NotDownloadedError",
+    "NotFoundError",
+    "NotInSchemaError",
+    "ParsedReference",
+    "ReferenceCycleError",
+    "ReferenceResolutionError",
+    "Schema",
+    "SchemaMismatchWarning",
+    "Section",
+    "ServerError",
+    "TransportError",
+    "UnknownDefinitionError",
+    "UnsafePathError",
+    "UnsupportedReferenceError",
+    "ValidationError",
+    "ZipSource",
+    "dangling_references",
+    "entry_id_from_mainfile",
+    "html",
+    "load",
+    "load_environment",
+    "parse_reference",
+    "pretty",
+    "read_json",
+    "reference_cycles",
+    "reference_graph",
+    "referrers",
+    "set_default_schema",
+    "subgraph_of",
+    "to_atoms",
+    "to_dataframe",
+]
+
+# Optional or heavy dependencies that only the functions needing them may import.
+NOT_IMPORTED_BY_IMPORT_ARCHIVEMAP = [
+    "pandas", "ase", "matplotlib", "dask", "tqdm", "numpy", "pint", "networkx", "requests",
+]
 
 
-def test_all_is_sorted_and_importable() -> None:
-    assert archivemap.__all__ == sorted(archivemap.__all__)
-    for name in archivemap.__all__:
+def test_all_is_the_expected_public_api() -> None:
+    assert archivemap.__all__ == EXPECTED_PUBLIC_NAMES
+
+
+def test_every_public_name_resolves() -> None:
+    for name in EXPECTED_PUBLIC_NAMES:
         assert getattr(archivemap, name) is not None, name
 
 
+def test_every_error_and_warning_is_exported() -> None:
+    classes = [
+        cls
+        for _, cls in inspect.getmembers(archivemap.errors, inspect.isclass)
+        if cls.__module__ == archivemap.errors.__name__
+        and issubclass(cls, (archivemap.errors.ArchivemapError, Warning))
+    ]
+    assert archivemap.errors.ArchivemapError in classes
+    for cls in classes:
+        assert cls.__name__ in archivemap.__all__, cls
+        assert getattr(archivemap, cls.__name__) is cls
+
+
 def test_import_does_not_load_heavy_dependencies() -> None:
-    code = "import sys, archivemap; print(','.join(m for m in ('numpy','pint','networkx','requests') if m in sys.modules))"
+    code = (
+        "import sys, archivemap\n"
+        f"print(','.join(m for m in {NOT_IMPORTED_BY_IMPORT_ARCHIVEMAP!r} if m in sys.modules))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 

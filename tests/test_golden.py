@@ -16,9 +16,9 @@ from archivemap.archive.load import load
 from archivemap.archive.sections import Section
 from archivemap.archive.sources import DirectorySource
 
-from .conftest import SHARED, needs_shared, shared_archives
+from .conftest import SHARED, shared_archives
 
-pytestmark = needs_shared
+pytestmark = pytest.mark.shared
 
 ARCHIVES = shared_archives()
 

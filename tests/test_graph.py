@@ -23,7 +23,7 @@ from archivemap.graph import (
     to_text,
 )
 from archivemap.archive.load import load
-from tests.conftest import SHARED, needs_shared, shared_archives
+from tests.conftest import SHARED, shared_archives
 
 GOLDEN = SHARED / "golden"
 
@@ -63,7 +63,7 @@ def _graph_edges(g: nx.MultiDiGraph, entry: str | None = None) -> set[tuple[str,
     }
 
 
-@needs_shared
+@pytest.mark.shared
 @pytest.mark.parametrize("golden_path", sorted(GOLDEN.glob("*.json")) if GOLDEN.is_dir() else [], ids=lambda p: p.stem)
 def test_edges_equal_golden_references(all_graph: nx.MultiDiGraph, golden_path: Path) -> None:
     golden = json.loads(golden_path.read_text())
@@ -75,7 +75,7 @@ def test_edges_equal_golden_references(all_graph: nx.MultiDiGraph, golden_path: 
     assert n_edges == n_rows
 
 
-@needs_shared
+@pytest.mark.shared
 def test_target_sections_match_golden(all_graph: nx.MultiDiGraph) -> None:
     for golden_path in GOLDEN.glob("*.json"):
         golden = json.loads(golden_path.read_text())
@@ -92,7 +92,7 @@ def test_target_sections_match_golden(all_graph: nx.MultiDiGraph) -> None:
                 assert node["section"] == ref["resolved_section"]
 
 
-@needs_shared
+@pytest.mark.shared
 def test_cross_entry_edges(all_graph: nx.MultiDiGraph) -> None:
     cross = {(u.partition("#")[0], v.partition("#")[0]) for u, v, _ in all_graph.edges(data=True) if u.partition("#")[0] != v.partition("#")[0]}
     assert cross == {
@@ -102,7 +102,7 @@ def test_cross_entry_edges(all_graph: nx.MultiDiGraph) -> None:
     assert not dangling_references(all_graph)
 
 
-@needs_shared
+@pytest.mark.shared
 def test_single_archive_marks_other_entries_remote(schema_2_0: Any) -> None:
     # The folder is needed anyway: data.test_1 is a reference only by the other entry's schema.
     path = SHARED / "archives" / "eln-refs-powder-mixture.recorded.archive.json"
@@ -116,7 +116,7 @@ def test_single_archive_marks_other_entries_remote(schema_2_0: Any) -> None:
     assert g2.nodes[target]["section"] == "entry_id:-ld_4ohLePE2oOcfX_CYa9oiu_1l.SubstanceExtended"
 
 
-@needs_shared
+@pytest.mark.shared
 def test_graph_of_a_source_and_laziness(schema_2_0: Any) -> None:
     path = SHARED / "archives" / "vasp-si16-singlepoint.recorded.archive.json"
     archive = load(path, schema_2_0)
@@ -140,7 +140,7 @@ def test_graph_of_a_source_and_laziness(schema_2_0: Any) -> None:
     ]
 
 
-@needs_shared
+@pytest.mark.shared
 def test_assignments_after_loading_are_seen(schema_2_0: Any) -> None:
     archive = load(SHARED / "archives" / "vasp-si16-singlepoint.recorded.archive.json", schema_2_0)
     calc = archive.run[0].calculation[0]
@@ -151,7 +151,7 @@ def test_assignments_after_loading_are_seen(schema_2_0: Any) -> None:
     assert out == {"system_ref"}
 
 
-@needs_shared
+@pytest.mark.shared
 def test_containment_and_subgraph(schema_2_0: Any) -> None:
     archive = load(SHARED / "archives" / "fhiaims-alas-geometry-optimization.parsed.archive.json", schema_2_0)
     g = reference_graph(archive, containment=True)
@@ -351,7 +351,7 @@ def test_not_a_section() -> None:
         reference_graph([object()])
 
 
-@needs_shared
+@pytest.mark.shared
 def test_every_archive_alone_builds(schema_2_0: Any) -> None:
     for path in shared_archives():
         g = reference_graph(load(path, schema_2_0), containment=True)

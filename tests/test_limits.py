@@ -12,18 +12,42 @@ import pytest
 from archivemap.remote._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, TokenBucket, parse_retry_after
 
 
-def test_token_bucket_spaces_requests_at_the_rate() -> None:
+class VirtualClock:
+    """``time.monotonic``/``time.sleep`` for the limiter: sleeping advances the clock at once,
+    so the bucket's timing is checked exactly, without measuring (or waiting for) real time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += max(seconds, 1e-6)  # a real sleep always takes some time
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    fake = VirtualClock()
+    monkeypatch.setattr("archivemap.remote._limits.time", fake)
+    return fake
+
+
+def test_token_bucket_spaces_requests_at_the_rate(clock: VirtualClock) -> None:
     bucket = TokenBucket(rate=50.0)
-    started = time.monotonic()
+    started = clock.monotonic()
     for _ in range(11):
         bucket.acquire()
-    elapsed = time.monotonic() - started
+    elapsed = clock.monotonic() - started
     assert 0.18 <= elapsed < 0.6  # 10 waits of 20 ms after the first token
 
 
-def test_token_bucket_is_shared_by_threads() -> None:
+def test_token_bucket_is_shared_by_threads(clock: VirtualClock) -> None:
     bucket = TokenBucket(rate=100.0)
-    started = time.monotonic()
+    started = clock.monotonic()
     def take_five() -> None:
         for _ in range(5):
             bucket.acquire()
@@ -33,19 +57,19 @@ def test_token_bucket_is_shared_by_threads() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert time.monotonic() - started >= 0.18  # 20 tokens at 100/s, whatever the thread count
+    assert clock.monotonic() - started >= 0.18  # 20 tokens at 100/s, whatever the thread count
 
 
-def test_unlimited_bucket_and_pause() -> None:
+def test_unlimited_bucket_and_pause(clock: VirtualClock) -> None:
     bucket = TokenBucket(rate=0)
     assert bucket.unlimited
-    started = time.monotonic()
+    started = clock.monotonic()
     for _ in range(1000):
         bucket.acquire()
-    assert time.monotonic() - started < 0.5
-    bucket.pause_until(time.monotonic() + 0.1)
+    assert clock.monotonic() - started < 0.5
+    bucket.pause_until(clock.monotonic() + 0.1)
     bucket.acquire()
-    assert time.monotonic() - started >= 0.1
+    assert clock.monotonic() - started >= 0.1
 
 
 @pytest.mark.parametrize(("rate", "burst"), [(-1, 1), (1, 0.5)])

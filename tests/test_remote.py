@@ -147,7 +147,7 @@ def test_first_answer_with_index_selection_is_re_anchored(server, schema, raw_ar
         assert root.run[0].calculation[2].m_reference("system_ref") == truth["system_ref"]
 
 
-@pytest.mark.skipif(not (SAMPLES.parent.parent / "shared" / "nomad-data").is_dir(), reason="needs ../shared")
+@pytest.mark.shared
 def test_custom_schema_of_another_entry_is_fetched_through_the_client():
     from .conftest import SHARED
 

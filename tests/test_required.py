@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from archivemap.remote.required import (
@@ -300,7 +300,6 @@ def test_graft_refuses_unanchorable_answers() -> None:
         graft({}, {"run": [{}]}, {"run": "*", "resolve-inplace": True})
 
 
-@settings(max_examples=120, deadline=None)
 @given(archive_and_paths())
 def test_graft_round_trip_single_path(case: tuple[dict[str, Any], list[tuple[Any, ...]]]) -> None:
     archive, (path,) = case
@@ -311,7 +310,6 @@ def test_graft_round_trip_single_path(case: tuple[dict[str, Any], list[tuple[Any
     assert covers(spec, path)
 
 
-@settings(max_examples=120, deadline=None)
 @given(archive_and_paths(max_paths=4))
 def test_graft_round_trip_merged_paths(case: tuple[dict[str, Any], list[tuple[Any, ...]]]) -> None:
     archive, paths = case
@@ -323,7 +321,6 @@ def test_graft_round_trip_merged_paths(case: tuple[dict[str, Any], list[tuple[An
         assert covers(spec, path)
 
 
-@settings(max_examples=100, deadline=None)
 @given(archive_and_paths(max_paths=4))
 def test_graft_in_any_order_gives_the_same_result(case: tuple[dict[str, Any], list[tuple[Any, ...]]]) -> None:
     archive, paths = case
@@ -340,7 +337,6 @@ def test_graft_in_any_order_gives_the_same_result(case: tuple[dict[str, Any], li
         assert read(forward, path) == read(archive, path)
 
 
-@settings(max_examples=100, deadline=None)
 @given(archive_and_paths())
 def test_full_archive_graft_is_identity(case: tuple[dict[str, Any], list[tuple[Any, ...]]]) -> None:
     archive, _ = case

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import warnings
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import archivemap
@@ -51,7 +51,7 @@ run = st.fixed_dictionaries(
 archives = st.fixed_dictionaries({}, optional={"run": st.lists(run, max_size=2), "extra_root_key": json_values})
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200)
 @given(archives)
 def test_round_trip_of_arbitrary_data(data: dict) -> None:
     original = copy.deepcopy(data)

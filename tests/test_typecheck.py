@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from .conftest import REPO
 
 
-def test_mypy_is_clean_on_the_library(tmp_path) -> None:
+def test_mypy_is_clean_on_the_library(mypy_cache: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "archivemap", "--ignore-missing-imports", "--cache-dir", str(tmp_path)],
+        [sys.executable, "-m", "mypy", "archivemap", "--ignore-missing-imports", "--cache-dir", str(mypy_cache)],
         cwd=REPO, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

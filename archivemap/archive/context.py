@@ -73,6 +73,16 @@ class ArchiveContext:
         self._raw_root = raw_root
         self._custom_env: Environment | None = None
 
+    # -- pickling (see archivemap.archive.runtime) -------------------------------------------
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the whole archive as JSON with every assignment applied; loaded again on unpickling
+        with self.lock:
+            raw = self.root.to_dict() if self.root is not None else self._raw_root
+        return (
+            _rebuild_context,
+            (self.schema, raw, self.source, self.fetcher, self.entry_id, self.upload_id),
+        )
+
     # -- the SectionContext protocol ----------------------------------------------------------
     def sub_section_class(self, owner: type[Section], fm: FieldMeta) -> type[Section]:
         """The declared class of sub-section ``fm`` of ``owner``."""
@@ -174,6 +184,21 @@ def new_archive(
     if source is not None:
         source.register(root)
     return root
+
+
+def _rebuild_context(
+    schema: Schema,
+    raw: dict[str, Any],
+    source: ArchiveSource | None,
+    fetcher: Fetcher | None,
+    entry_id: str | None,
+    upload_id: str | None,
+) -> ArchiveContext:
+    """Unpickle an archive context: load its archive again (the root is ``context.root``)."""
+    root = new_archive(raw, schema, source=source, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)
+    ctx = root.m_context
+    assert isinstance(ctx, ArchiveContext)
+    return ctx
 
 
 def _str(value: Any) -> str | None:

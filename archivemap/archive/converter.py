@@ -21,12 +21,14 @@ from typing import Any
 
 import cattrs
 import numpy as np
+import pint
 
-from archivemap.errors import SchemaMismatchWarning
+from archivemap._warnings import warn_at_caller
+from archivemap.errors import ArchiveDataError, SchemaMismatchWarning
 from archivemap.metainfo.fields import FieldMeta
-from archivemap.units import registry, unit
+from archivemap.units import check_unit_text, registry, unit
 
-__all__ = ["Mismatch", "converter", "load_value", "dump_value"]
+__all__ = ["Mismatch", "assignment_problem", "converter", "dump_value", "load_value"]
 
 #: The converter archivemap uses for leaf values; register hooks on it to change them.
 converter = cattrs.Converter()
@@ -101,8 +103,11 @@ def _python_hook(value: Any, fm: FieldMeta) -> Any:
 
 def _complex(value: Any, rank: int) -> Any:
     if isinstance(value, dict) and "re" in value and "im" in value:
-        re = np.asarray(value["re"], dtype=np.float64)
-        im = np.asarray(value["im"], dtype=np.float64)
+        try:
+            re = np.asarray(value["re"], dtype=np.float64)
+            im = np.asarray(value["im"], dtype=np.float64)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise Mismatch(f"complex parts are not numbers: {exc}") from None
         if re.shape != im.shape:
             raise Mismatch("complex value with 're' and 'im' of different shapes")
         out = re + 1j * im
@@ -134,20 +139,34 @@ def _numpy_hook(value: Any, fm: FieldMeta) -> Any:
             return None
         if isinstance(value, str) and np_type is not np.str_:
             raise Mismatch(f"expected {dtype_name}, got a string")
+        if _is_integer_type(np_type) and not _is_json_int(value):
+            raise Mismatch(f"expected {dtype_name}, got {value!r}")  # 1.5 must not read as 1
         try:
             return np_type(value)
         except (TypeError, ValueError, OverflowError) as exc:
             raise Mismatch(str(exc)) from None
     try:
         # None inside numeric arrays is NaN: the API (orjson) writes NaN as null (spec §2.2).
-        array: Any = np.asarray(value, dtype=np.float64 if np_type in (np.float64, np.float32) else np_type)
+        # Integer arrays are read without a dtype first, so that 1.5 or true cannot be cast.
+        wanted = np.float64 if np_type in (np.float64, np.float32) else None if _is_integer_type(np_type) else np_type
+        array: Any = np.asarray(value, dtype=wanted)
     except (TypeError, ValueError, OverflowError) as exc:
         raise Mismatch(f"cannot read as {dtype_name} array: {exc}") from None
+    if _is_integer_type(np_type) and array.dtype.kind not in "iu" and array.size:
+        raise Mismatch(f"expected {dtype_name} values, got {array.dtype.name} ones")
     if array.dtype != np_type and np_type is not np.str_:
         array = array.astype(np_type)
     if array.ndim != rank and not (array.size == 0 and array.ndim == 1):
         raise Mismatch(f"expected rank {rank} (shape {list(fm.shape)}), got rank {array.ndim}", array)
     return array
+
+
+def _is_integer_type(np_type: Any) -> bool:
+    return isinstance(np_type, type) and issubclass(np_type, np.integer)
+
+
+def _is_json_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _enum_hook(value: Any, fm: FieldMeta) -> Any:
@@ -170,7 +189,10 @@ def _enum_hook(value: Any, fm: FieldMeta) -> Any:
 
 def _parse_datetime(v: Any) -> _dt.datetime:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return _dt.datetime.fromtimestamp(v, tz=_dt.timezone.utc)
+        try:
+            return _dt.datetime.fromtimestamp(v, tz=_dt.timezone.utc)
+        except (OverflowError, ValueError, OSError) as exc:
+            raise Mismatch(f"{v!r} is not a timestamp ({exc})") from None
     if not isinstance(v, str):
         raise Mismatch(f"expected an ISO 8601 string, got {type(v).__name__}")
     text = v.strip()
@@ -244,20 +266,30 @@ def load_value(value: Any, fm: FieldMeta, path: Any) -> Any:
         A value that does not fit is returned unchanged, with a :class:`SchemaMismatchWarning`.
     """
     unit_text = fm.unit
+    written = value
     if isinstance(value, dict) and fm.type_kind not in ("custom", "User", "Author") or (
         isinstance(value, dict) and "m_value" in value
     ):
         value, stored_unit = _unwrap_full_storage(value, fm)
+        if stored_unit is not None:
+            try:  # a unit written in the data is untrusted: never hand pint an expression
+                check_unit_text(stored_unit)
+            except ArchiveDataError as exc:
+                warn_at_caller(f"{path}: {exc}; kept as it was", SchemaMismatchWarning)
+                return written
         unit_text = stored_unit or unit_text
     hook = HOOKS.get(fm.type_kind or "python", _identity)
     try:
-        out = hook(value, fm)
+        try:
+            out = hook(value, fm)
+        except (TypeError, ValueError, OverflowError, ArithmeticError, OSError) as exc:
+            # a JSON value no hook foresaw: it does not fit, it must not crash the reader
+            raise Mismatch(f"{type(exc).__name__}: {exc}") from None
     except Mismatch as exc:
         kept = "read as an array" if exc.salvaged is not None else "kept as it was"
-        warnings.warn(
+        warn_at_caller(
             f"{path}: value does not fit its definition ({exc}); {kept}",
             SchemaMismatchWarning,
-            stacklevel=4,
         )
         if exc.salvaged is None:
             return value
@@ -268,11 +300,10 @@ def load_value(value: Any, fm: FieldMeta, path: Any) -> Any:
         try:
             return registry().Quantity(out, unit(unit_text))
         except Exception as exc:  # an unknown unit in a definition must not lose the value
-            warnings.warn(
+            warn_at_caller(
                 f"{path}: unit {unit_text!r} is unknown to the registry ({exc}); "
                 "value returned without unit",
                 SchemaMismatchWarning,
-                stacklevel=4,
             )
     return out
 
@@ -331,3 +362,86 @@ converter.register_unstructure_hook(np.ndarray, _unstructure_array)
 converter.register_unstructure_hook_func(lambda cls: isinstance(cls, type) and issubclass(cls, np.generic), _unstructure_scalar)
 converter.register_unstructure_hook_func(_is_quantity, lambda q: converter.unstructure(q.magnitude))
 converter.register_unstructure_hook(list, lambda items: [converter.unstructure(v) for v in items])
+
+
+# -- assignments -------------------------------------------------------------------------------
+_KINDS_FOR: dict[str, str] = {"f": "fiu", "i": "iu", "u": "iu", "b": "b", "c": "fiuc", "U": "U"}
+
+
+def assignment_problem(value: Any, fm: FieldMeta) -> str | None:
+    """Why ``value`` cannot be assigned to quantity ``fm``, or ``None`` when it fits.
+
+    What loading tolerates (old data is kept as written), assignment refuses: a value a user
+    assigns is new, and storing ``-1.0`` where joules are meant, or ``"hot"`` in a
+    temperature, would be written back wrong without a word.
+    """
+    if value is None or fm.kind != "quantity" or fm.is_reference:  # references: the section's job
+        return None
+    magnitude = value
+    if fm.unit and fm.type_kind in ("numpy", "python"):
+        if not isinstance(value, pint.Quantity):
+            dimensionless = registry().Quantity(1, unit(fm.unit)).dimensionless
+            if not dimensionless:
+                return f"needs a quantity with a unit of {unit(fm.unit).dimensionality}, e.g. Quantity(1.0, {fm.unit!r})"
+        else:
+            try:
+                value.to(unit(fm.unit))
+            except pint.errors.DimensionalityError:
+                return f"needs a unit of {unit(fm.unit).dimensionality}, not {value.units}"
+            magnitude = value.magnitude
+    elif isinstance(value, pint.Quantity) and fm.type_kind in ("numpy", "python"):
+        if not value.dimensionless:
+            return f"takes no unit, got {value.units}"
+        magnitude = value.magnitude
+    if fm.type_kind == "python":
+        return _python_problem(magnitude, fm)
+    if fm.type_kind == "numpy":
+        return _numpy_problem(magnitude, fm)
+    if fm.type_kind == "enum":
+        allowed = fm.dtype or ()
+        items = magnitude if _rank(fm) and isinstance(magnitude, list) else [magnitude]
+        bad = [v for v in items if not isinstance(v, str) or (allowed and v not in allowed)]
+        return f"{bad[0]!r} is not one of {list(allowed)[:8]}" if bad else None
+    return None
+
+
+def _python_problem(value: Any, fm: FieldMeta) -> str | None:
+    typ = _PYTHON_TYPES.get(str(fm.dtype))
+    if typ is None:
+        return None
+    items = value if _rank(fm) else [value]
+    if _rank(fm) and not isinstance(items, (list, tuple, np.ndarray)):
+        return f"needs a list of {typ.__name__}"
+    for item in items:
+        if item is None:
+            continue
+        if typ is float and isinstance(item, (int, float, np.integer, np.floating)) and not isinstance(item, bool):
+            continue
+        if typ is int and isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            continue
+        if typ is bool and isinstance(item, (bool, np.bool_)):
+            continue
+        if typ is str and isinstance(item, str):
+            continue
+        return f"needs {typ.__name__} values, got {type(item).__name__}"
+    return None
+
+
+def _numpy_problem(value: Any, fm: FieldMeta) -> str | None:
+    np_type = _NUMPY_DTYPES.get(str(fm.dtype))
+    if np_type is None:
+        return None
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        return f"is not an array of {fm.dtype}: {exc}"
+    allowed = _KINDS_FOR.get(np.dtype(np_type).kind, "")
+    if array.size and array.dtype.kind not in allowed:
+        return f"needs {fm.dtype} values, got {array.dtype.name}"
+    rank = _rank(fm)
+    if array.ndim != rank:
+        return f"needs rank {rank} (shape {list(fm.shape)}), got shape {list(array.shape)}"
+    for want, got in zip(fm.shape, array.shape):
+        if isinstance(want, int) and not isinstance(want, bool) and want != got:
+            return f"needs shape {list(fm.shape)}, got {list(array.shape)}"
+    return None

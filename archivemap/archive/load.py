@@ -33,11 +33,30 @@ def _raw_archive(source: Any) -> tuple[dict[str, Any], str]:
         raise ArchiveDataError(f"cannot load an archive from a {type(source).__name__}")
     if not isinstance(data, dict):
         raise ArchiveDataError(f"archive root must be a JSON object, got {type(data).__name__}", label)
-    # An API answer ({"data": {"archive": {...}}}) is unwrapped to the archive.
-    inner = data.get("data")
-    if isinstance(inner, dict) and isinstance(inner.get("archive"), dict) and "entry_id" in data:
-        data = inner["archive"]
+    if _is_api_answer(data):
+        data = data["data"]["archive"]
     return data, label  # type: ignore[return-value]
+
+
+# The envelope of NOMAD's archive answers (GET entries/{id}/archive, POST .../archive/query).
+_ANSWER_KEYS = frozenset({"entry_id", "required", "data"})
+_ANSWER_DATA_KEYS = frozenset({"entry_id", "upload_id", "parser_name", "archive"})
+
+
+def _is_api_answer(data: Mapping[str, Any]) -> bool:
+    """Whether a dict is an API answer around an archive, not an archive.
+
+    An archive may hold ``entry_id`` and a ``data`` section too, so only an exact envelope
+    counts: top-level keys among ``entry_id, required, data``, ``data`` keys among
+    ``entry_id, upload_id, parser_name, archive``, ``archive`` a dict, and the entry ids,
+    where both are given, equal. Anything else is loaded as the archive it is.
+    """
+    inner = data.get("data")
+    if not (isinstance(inner, dict) and "entry_id" in data and set(data) <= _ANSWER_KEYS):
+        return False
+    if not (isinstance(inner.get("archive"), dict) and set(inner) <= _ANSWER_DATA_KEYS):
+        return False
+    return "entry_id" not in inner or inner["entry_id"] == data["entry_id"]
 
 
 _default_schema: Schema | None = None

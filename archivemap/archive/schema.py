@@ -4,35 +4,58 @@ Codegen is optional. When a generated package for the same metainfo is given (or
 registered), its classes are used; every other section class is built at run time with
 ``attrs.make_class`` from the same :class:`~archivemap.metainfo.fields.FieldMeta` the generator
 writes, one section type at a time, the first time data of that type is read.
+
+Schemas pickle by their source (see :mod:`archivemap.archive.runtime` for the whole design):
+a file as its path and sha256, a URL as the URL, anything else as its compressed JSON. Run-time
+classes are named so that :mod:`archivemap.archive.runtime` can find them again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import itertools
+import json
 import os
+import pickle
+import re
+import secrets
 import threading
 import warnings
+import weakref
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol, Union
+from typing import Any, Final, Protocol, Union
 
 import attrs
+import orjson
 
 from archivemap.archive.sections import Section
-from archivemap.errors import ArchivemapError, DefinitionError, SchemaMismatchWarning
+from archivemap.errors import (
+    ArchivemapError,
+    CyclicDefinitionError,
+    DefinitionError,
+    SchemaMismatchWarning,
+    SchemaSourceChangedError,
+)
 from archivemap.metainfo.definitions import Environment, SectionDef, SubSectionDef, load_environment
 from archivemap.metainfo.fields import FieldMeta, field_meta, quantity, section_fields, sub_section
 from archivemap.naming import class_name, python_name
 
 __all__ = [
     "ROOT_SECTION",
+    "RUNTIME_MODULE",
     "DefinitionResolver",
+    "RuntimeName",
     "Schema",
     "SchemaSource",
+    "SchemaSourceChangedError",
     "as_schema",
     "find_classes",
+    "find_schema",
+    "parse_runtime_name",
     "register_classes",
 ]
 
@@ -42,6 +65,9 @@ SchemaSource = Union[Environment, Mapping[str, Any], str, Path, bytes]
 
 #: The qualified name of the archive root section.
 ROOT_SECTION = "nomad.datamodel.datamodel.EntryArchive"
+
+#: The module run-time classes claim to live in; its ``__getattr__`` finds them by name.
+RUNTIME_MODULE: Final = "archivemap.archive.runtime"
 
 
 class DefinitionResolver(Protocol):
@@ -83,10 +109,89 @@ class Schema:
         self._lock = threading.RLock()
         self._root: type[Section] | None = None
         self._sub_classes: dict[tuple[type, str], type[Section]] = {}
+        # -- pickling: where the metainfo came from, and who this schema is in this process
+        self._origin = _origin_of(environment, self.source_sha256)
+        self._identity: str | None = None
+        self._packed: bytes | None = None
+        self._serial = next(_serials)
+        _live[self._serial] = self
+        if self._origin[0] != "json":
+            _ = self.identity  # known without work (the file's sha256, or the URL): registers it
 
     def __repr__(self) -> str:
         gen = f", classes={self.generated.__name__!r}" if self.generated else ""
         return f"Schema({self.environment.source!r}{gen})"
+
+    # -- pickling ---------------------------------------------------------------------------
+    @property
+    def identity(self) -> str:
+        """A sha256 naming this schema's metainfo across processes.
+
+        The file's sha256 for a file; for a URL, that of the URL; otherwise that of the
+        environment's JSON (computed once, on first use).
+        """
+        if self._identity is None:
+            kind, value = self._origin
+            if kind == "path":
+                self._identity = self.source_sha256
+            elif kind == "url":
+                self._identity = hashlib.sha256(b"url:" + str(value).encode()).hexdigest()
+            else:
+                self._identity = hashlib.sha256(self._environment_json()).hexdigest()
+            assert self._identity is not None
+            with _registry_lock:
+                _by_identity.setdefault((self._identity, _generated_name(self)), self)
+        return self._identity
+
+    def _environment_json(self) -> bytes:
+        env = self.environment
+        if env.parent is not None or env.external is not None:
+            raise pickle.PicklingError(
+                f"{self!r} is built on another environment (an archive's own definitions) and "
+                "cannot be pickled; pickle the schema of the deployment instead"
+            )
+        try:
+            return orjson.dumps(env.raw, default=_json_default)
+        except TypeError:  # e.g. lone surrogates, which the stdlib escapes and reads back
+            try:
+                return json.dumps(env.raw, default=_json_default, separators=(",", ":")).encode()
+            except (RecursionError, ValueError) as exc:  # nested deeper than any JSON writer goes
+                raise pickle.PicklingError(f"{self!r} cannot be written as JSON: {exc}") from None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kind, value = self._origin
+        payload: Any
+        if kind == "path":
+            payload = (value, self.source_sha256)
+        elif kind == "url":
+            payload = value
+        else:
+            if self._packed is None:
+                self._packed = zlib.compress(self._environment_json(), 6)
+            payload = self._packed
+        generated = self.generated.__name__ if self.generated is not None else None
+        return (_rebuild_schema, (_PROCESS, self._serial, self.identity, kind, payload, generated))
+
+    def _runtime_name(self, sdef: SectionDef, name: str) -> str:
+        """The ``__qualname__`` of a run-time class: findable in :data:`RUNTIME_MODULE`.
+
+        ``<Class>__<serial>_<identity[:16]>_<definition path>``, the path written compactly
+        (``/packages/3/section_definitions/12/inner_section_definitions/0`` → ``p3s12i0``).
+        Definitions that the schema's environment cannot find again by their path (an
+        archive's own definitions) keep their plain name: their classes do not pickle alone
+        (their sections do, with their archive).
+        """
+        code = _path_code(sdef.path)
+        if code is None or sdef.package.environment is not self.environment:
+            return name
+        try:
+            found = self.environment.resolve(sdef.path)
+            identity = self.identity
+        except (ArchivemapError, pickle.PicklingError):
+            return name
+        if found is not sdef:
+            return name
+        return f"{name}__{self._serial}_{identity[:16]}_{code}"
 
     # -- lookups ----------------------------------------------------------------------------
     def section_def(self, name: str) -> SectionDef:
@@ -119,12 +224,29 @@ class Schema:
         if cls is not None:
             return cls
         with self._lock:
-            cls = self._by_def.get(id(sdef))
-            if cls is None:
-                cls = self._generated_class(sdef) or self._build(sdef)
-                self._by_def[id(sdef)] = cls
-                self._def_by_class.setdefault(cls, sdef)
-            return cls
+            # The chain of Python bases that have no class yet, built from the top down:
+            # iterative, so a chain of thousands of bases cannot exhaust the stack, and a
+            # cycle is an error instead of endless recursion.
+            chain: list[SectionDef] = []
+            seen: set[int] = set()
+            node: SectionDef | None = sdef
+            while node is not None and id(node) not in self._by_def:
+                if id(node) in seen:
+                    raise CyclicDefinitionError(f"base sections of {sdef.qualified_name} form a cycle", sdef.path)
+                seen.add(id(node))
+                generated = self._generated_class(node)
+                if generated is not None:
+                    self._remember(node, generated)
+                    break
+                chain.append(node)
+                node = _python_base(node)
+            for node in reversed(chain):
+                self._remember(node, self._build(node))
+            return self._by_def[id(sdef)]
+
+    def _remember(self, sdef: SectionDef, cls: type[Section]) -> None:
+        self._by_def[id(sdef)] = cls
+        self._def_by_class.setdefault(cls, sdef)
 
     def sub_section_class(self, owner: type[Section], fm: FieldMeta) -> type[Section]:
         """The declared class of sub-section ``fm`` of class ``owner`` (cached: a hot path)."""
@@ -244,8 +366,18 @@ class Schema:
         cls.m_qualified_name = sdef.qualified_name
         cls.m_definition_id = sdef.definition_id
         cls.__doc__ = sdef.description or f"NOMAD section {sdef.qualified_name}."
-        cls.__module__ = "archivemap.runtime"
+        cls.__module__ = RUNTIME_MODULE
+        cls.__qualname__ = self._runtime_name(sdef, cls.__name__)
+        cls._m_schema = self  # a class held alone keeps its schema findable by its name
         return cls
+
+
+def _python_base(sdef: SectionDef) -> SectionDef | None:
+    """The definition whose class is the Python base of ``sdef``'s class (see ``_build``)."""
+    if sdef.extends_base_section and sdef.base_sections:
+        return sdef.base_sections[0]
+    bases = [b for b in sdef.base_sections if not b.extends_base_section]
+    return bases[0] if bases else None
 
 
 _registered: dict[str, ModuleType] = {}
@@ -312,3 +444,142 @@ def as_schema(schema: Schema | SchemaSource) -> Schema:
                 found = _cache[id(schema)] = Schema(schema)
             return found
     return Schema(schema)
+
+
+# ============================================================ pickling
+#: Tells this process from others: a schema pickled and unpickled here is the same object.
+_PROCESS: Final = secrets.token_hex(8)
+_serials = itertools.count(1)
+#: Every schema alive in this process, by serial number.
+_live: weakref.WeakValueDictionary[int, Schema] = weakref.WeakValueDictionary()
+#: Schemas by (identity, generated package name); the first alive one of each wins.
+_by_identity: weakref.WeakValueDictionary[tuple[str, str | None], Schema] = weakref.WeakValueDictionary()
+#: Schemas rebuilt by unpickling, kept alive (like ``as_schema``'s cache) so that many
+#: sections unpickled one after another share one schema and its classes.
+_unpickled: dict[tuple[str, str | None], Schema] = {}
+_registry_lock = threading.RLock()
+
+_PATH_CODES: Final = {"packages": "p", "section_definitions": "s", "inner_section_definitions": "i"}
+_PATH_NAMES: Final = {v: k for k, v in _PATH_CODES.items()}
+_RUNTIME_NAME = re.compile(r"^(?P<name>\w+?)__(?P<serial>\d+)_(?P<identity>[0-9a-f]{16})_(?P<code>(?:[psi]\d+)+)$")
+_CODE_PART = re.compile(r"([psi])(\d+)")
+
+
+@attrs.frozen
+class RuntimeName:
+    """The parts of a run-time class's ``__qualname__`` (see :meth:`Schema._runtime_name`)."""
+
+    name: str
+    serial: int
+    identity_prefix: str
+    definition_path: str
+
+
+def parse_runtime_name(qualname: str) -> RuntimeName | None:
+    """The parts of a run-time class name, or ``None`` when ``qualname`` is not one."""
+    m = _RUNTIME_NAME.match(qualname)
+    if m is None:
+        return None
+    path = "".join(f"/{_PATH_NAMES[k]}/{i}" for k, i in _CODE_PART.findall(m["code"]))
+    return RuntimeName(m["name"], int(m["serial"]), m["identity"], path)
+
+
+def _path_code(path: str) -> str | None:
+    parts = path.strip("/").split("/")
+    if len(parts) % 2 or not parts:
+        return None
+    out = []
+    for key, index in zip(parts[::2], parts[1::2]):
+        code = _PATH_CODES.get(key)
+        if code is None or not index.isdigit():
+            return None
+        out.append(f"{code}{index}")
+    return "".join(out)
+
+
+def _origin_of(source: Any, sha256: str | None) -> tuple[str, str | None]:
+    """How a schema made from ``source`` pickles: ``("path", file)``, ``("url", url)``, ``("json", None)``."""
+    if isinstance(source, (str, Path)):
+        text = str(source)
+        if text.startswith(("http://", "https://")):
+            return "url", text
+        if sha256 is not None:
+            return "path", str(Path(source).resolve())
+    return "json", None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:  # what only the stdlib writes (lone surrogates)
+        return json.loads(data)
+
+
+def _generated_name(schema: Schema) -> str | None:
+    return schema.generated.__name__ if schema.generated is not None else None
+
+
+def find_schema(serial: int, identity_prefix: str) -> Schema | None:
+    """A schema alive in this process, for a run-time class name (see :mod:`archivemap.archive.runtime`).
+
+    The schema with that serial number when its identity matches (the very schema that made
+    the class, in the process that made it), else any schema of that identity (the one an
+    unpickled section or schema brought, in another process); ``None`` when none is known.
+    """
+    found = _live.get(serial)
+    if found is not None and found.identity.startswith(identity_prefix):
+        return found
+    with _registry_lock:
+        candidates = list(_by_identity.items())
+    for (identity, generated), schema in sorted(candidates, key=lambda kv: kv[0][1] is not None):
+        if identity.startswith(identity_prefix):
+            return schema
+    return None
+
+
+def _rebuild_schema(
+    process: str, serial: int, identity: str, kind: str, payload: Any, generated: str | None
+) -> Schema:
+    """Unpickle a schema: the same object in the same process, else one per identity."""
+    if process == _PROCESS:
+        found = _live.get(serial)
+        if found is not None:
+            return found
+    key = (identity, generated)
+    with _registry_lock:
+        found = _by_identity.get(key)
+        if found is not None:
+            return found
+        if kind == "path":
+            path, sha = payload
+            try:
+                data = Path(path).read_bytes()
+            except OSError as exc:
+                raise SchemaSourceChangedError(
+                    f"cannot read the metainfo file {path} a pickled schema was made from: {exc}"
+                ) from None
+            now = hashlib.sha256(data).hexdigest()
+            if now != sha:
+                raise SchemaSourceChangedError(
+                    f"the metainfo file {path} changed since the schema was pickled "
+                    f"(sha256 {sha[:12]}… then, {now[:12]}… now)"
+                )
+            schema = as_schema(path) if generated is None else Schema(path, classes=generated)
+            if schema.source_sha256 != sha:  # as_schema remembered an older version of the file
+                schema = Schema(path, classes=generated)
+        elif kind == "url":
+            schema = as_schema(payload) if generated is None else Schema(payload, classes=generated)
+        else:
+            schema = Schema(_loads(zlib.decompress(payload)), classes=generated)
+            schema._identity, schema._packed = identity, payload
+        _unpickled[key] = schema
+        _by_identity.setdefault(key, schema)
+        return schema

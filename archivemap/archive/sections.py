@@ -34,18 +34,21 @@ import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from types import ModuleType
-from typing import Any, ClassVar, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol, SupportsIndex
 
 from archivemap._json import merge_partial
-from archivemap.archive.converter import converter, dump_value, load_value
+from archivemap._warnings import warn_at_caller
+from archivemap.archive.converter import assignment_problem, converter, dump_value, load_value
 from archivemap.archive.references import ParsedReference, parse_reference
 from archivemap.errors import (
     AbsentError,
+    AssignmentError,
     ArchiveDataError,
     DanglingReferenceError,
     DefinitionError,
     NotDownloadedError,
     NotInSchemaError,
+    ReferenceCycleError,
     SchemaMismatchWarning,
     UnsupportedReferenceError,
 )
@@ -63,6 +66,7 @@ __all__ = [
     "built_value",
     "dump_field",
     "get_path",
+    "keyed_order",
     "path_segments",
     "raw_data",
     "resolve_fragment",
@@ -227,6 +231,10 @@ class Section:
                 return value
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_"):
+            fm = section_fields(type(self)).get(name)
+            if fm is not None and fm.kind == "quantity" and value is not None:
+                _check_assignment(self, fm, value)
         object.__setattr__(self, name, value)
         if name.startswith("_"):
             return
@@ -243,6 +251,10 @@ class Section:
         dirty.add(name)
         if fm.kind == "sub_section":
             _adopt_value(self, fm, value)
+
+    def __dir__(self) -> list[str]:
+        # Tab completion offers the schema's properties (also of lazy, unread slots)
+        return sorted(set(object.__dir__(self)) | set(section_fields(type(self))))
 
     # -- identity and navigation ----------------------------------------------------------
     @property
@@ -436,6 +448,10 @@ class Section:
     def _repr_html_(self) -> str:
         return _display().html(self)  # type: ignore[no-any-return]
 
+    # -- pickling (helpers at the end of this module; design in archivemap.archive.runtime) --
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        return _reduce_section(self)
+
 
 def _display() -> ModuleType:
     # The library's one deferred import, sanctioned by the import contract: IPython calls
@@ -511,7 +527,7 @@ class _LazyPath:
 
 
 def _warn(path: object, message: str) -> None:
-    warnings.warn(f"{path}: {message}; kept as it was", SchemaMismatchWarning, stacklevel=5)
+    warn_at_caller(f"{path}: {message}; kept as it was", SchemaMismatchWarning)
 
 
 def _load_field(section: Section, fm: FieldMeta) -> Any:
@@ -550,7 +566,7 @@ def _load_sub_section(section: Section, fm: FieldMeta, value: Any) -> Any:
             if not all(isinstance(v, dict) for v in value.values()):
                 _warn(path, "repeating sub-section is neither a list nor a dict of sections")
                 return value
-            items = sorted(value.values(), key=lambda v: v.get("m_parent_index", 0))
+            items = [value[k] for k in keyed_order(value)]
         elif isinstance(value, list):
             items = value
         else:
@@ -580,7 +596,31 @@ def _load_sub_section(section: Section, fm: FieldMeta, value: Any) -> Any:
     return cls.m_load(value, section, (fm.name, None), ctx)
 
 
+# The reference quantities being resolved right now, per thread: a quantity reference whose
+# target is (through other references) itself would otherwise recurse until RecursionError.
+_RESOLVING = threading.local()
+
+
 def _load_reference(section: Section, fm: FieldMeta, value: Any) -> Any:
+    active: set[tuple[int, str]] | None = getattr(_RESOLVING, "active", None)
+    if active is None:
+        active = _RESOLVING.active = set()
+    key = (id(section), fm.name)
+    if key in active:
+        raise ReferenceCycleError(
+            "following references leads back to this quantity",
+            reference=value if isinstance(value, str) else None,
+            source_path=str(_LazyPath(section, fm.name)),
+            entry_id=section.m_entry_id,
+        )
+    active.add(key)
+    try:
+        return _resolve_reference_value(section, fm, value)
+    finally:
+        active.discard(key)
+
+
+def _resolve_reference_value(section: Section, fm: FieldMeta, value: Any) -> Any:
     path = _LazyPath(section, fm.name)
     if isinstance(value, list):
         return [
@@ -596,6 +636,37 @@ def _load_reference(section: Section, fm: FieldMeta, value: Any) -> Any:
         return value
     _warn(path, f"reference holds a {type(value).__name__}")
     return value
+
+
+def keyed_order(items: dict[str, Any]) -> list[str]:
+    """The keys of a keyed repeating sub-section (spec §2.1) in ``m_parent_index`` order.
+
+    A missing or malformed index (a string, a float, ``true``) sorts after the well-formed
+    ones, in the order written: data must not decide whether sorting crashes.
+    """
+
+    def position(key: str) -> tuple[int, int]:
+        index = items[key].get("m_parent_index") if isinstance(items[key], dict) else None
+        return (0, index) if type(index) is int else (1, 0)
+
+    return sorted(items, key=position)
+
+
+def _check_assignment(section: Section, fm: FieldMeta, value: Any) -> None:
+    if fm.is_reference:
+        items = value if isinstance(value, list) else [value]
+        problem = None if all(isinstance(v, (str, Section)) for v in items) else (
+            "a reference takes a section or a reference string"
+        )
+    else:
+        problem = assignment_problem(value, fm)
+    if problem is not None:
+        try:  # while attrs' __init__ runs, the section has no place yet
+            placed = object.__getattribute__(section, "_m_key") is not None
+        except AttributeError:
+            placed = False
+        where = f"{section.m_path().rstrip('/')}/{fm.name}" if placed else fm.name
+        raise AssignmentError(f"{type(section).__name__}.{fm.attribute} {problem}", path=where, name=fm.name)
 
 
 # ============================================================ adoption
@@ -749,8 +820,10 @@ def _sub_sections_like(
     raw: Any, current: Any, work: list[tuple[Section, dict[str, Any]]], parent: Section, name: str
 ) -> Any:
     """Write read sub-sections back in the form the raw data used (list or keyed dict)."""
+    if raw is None and (current is None or (isinstance(current, list) and not list.__len__(current))):
+        return None  # an explicit null stays null; an empty list would be a change
     if isinstance(raw, dict) and isinstance(current, list) and all(isinstance(v, dict) for v in raw.values()):
-        keys = sorted(raw, key=lambda k: raw[k].get("m_parent_index", 0))
+        keys = keyed_order(raw)
         items = list(list.__iter__(current))
         if len(keys) == len(items):
             return {k: _child_out(v, work) if isinstance(v, Section) else _copy_json(raw[k]) for k, v in zip(keys, items)}
@@ -1206,8 +1279,8 @@ class PartialList(list):  # type: ignore[type-arg]
         self._name = name
 
     def __reduce__(self) -> Any:
-        # pickled as the plain list it holds: the owner section rebuilds it when read again
-        return (list, (list(list.__iter__(self)),))
+        # pickled as its owner and name: the list of the owner in the unpickled archive
+        return (_rebuild_partial_list, (self._owner, self._name))
 
     def _path(self) -> Path:
         return path_segments(self._owner) + (self._name,)
@@ -1251,3 +1324,79 @@ class PartialList(list):  # type: ignore[type-arg]
             _download(self._owner.m_root, [self._path() + (absolute,)])
             item = super().__getitem__(index)
         return item
+
+
+# ============================================================ pickling (see archivemap.archive.runtime)
+_PRIVATE_SLOTS: Final = ("_m_data", "_m_parent", "_m_key", "_m_ctx", "_m_dirty")
+
+
+def _reduce_section(section: Section) -> tuple[Any, ...]:
+    """A section of a loaded archive pickles as (its context, its path); others as slots.
+
+    The context pickles as the whole archive (``ArchiveContext.__reduce__``), once per pickle
+    however many of its sections are in it.
+    """
+    ctx = section._m_ctx
+    root = getattr(ctx, "root", None)
+    if isinstance(root, Section):
+        _adopt_built(root)  # items inserted since loading get their current index
+        path = path_segments(section)
+        if _walk_built(root, path) is section:
+            return (_rebuild_section, (ctx, path))
+    # built in Python, or detached from its archive: the class by name, the slots as state
+    cls = type(section)
+    state: dict[str, Any] = {}
+    for attr in section_fields(cls):
+        try:
+            state[attr] = object.__getattribute__(section, attr)
+        except AttributeError:
+            continue  # not read yet: it stays lazy (the raw data comes along)
+    private = tuple(getattr(section, name, None) for name in _PRIVATE_SLOTS)
+    # attrs classes restore their fields with their own __setstate__; others by setattr
+    return (_rebuild_built_section, (cls, *private), state if hasattr(cls, "__setstate__") else (None, state))
+
+
+def _walk_built(root: Section, path: Path) -> Section | None:
+    """The section at ``path`` among the sections already built, without loading anything."""
+    node: Any = root
+    i = 0
+    while i < len(path):
+        fm = fields_by_name(type(node)).get(path[i]) if isinstance(node, Section) else None
+        if fm is None:
+            return None
+        try:
+            node = object.__getattribute__(node, fm.attribute)
+        except AttributeError:
+            return None
+        i += 1
+        if isinstance(node, list):
+            if i >= len(path) or not isinstance(path[i], int) or not 0 <= path[i] < list.__len__(node):
+                return None
+            node = list.__getitem__(node, path[i])
+            i += 1
+    return node if isinstance(node, Section) else None
+
+
+def _rebuild_section(ctx: Any, path: Path) -> Section:
+    """Unpickle a section: walk ``path`` in the archive its unpickled context loaded."""
+    node: Any = ctx.root
+    i = 0
+    while i < len(path):
+        fm = fields_by_name(type(node))[path[i]]
+        node = getattr(node, fm.attribute)  # present in the raw data: nothing is fetched
+        i += 1
+        if isinstance(node, list) and i < len(path) and isinstance(path[i], int):
+            node = list.__getitem__(node, path[i])
+            i += 1
+    return node  # type: ignore[no-any-return]
+
+
+def _rebuild_built_section(cls: type[Section], *private: Any) -> Section:
+    obj = cls.__new__(cls)
+    for name, value in zip(_PRIVATE_SLOTS, private):
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+def _rebuild_partial_list(owner: Section, name: str) -> Any:
+    return getattr(owner, fields_by_name(type(owner))[name].attribute)

@@ -10,8 +10,11 @@ cannot make the source read outside its folder.
 from __future__ import annotations
 
 import os
+import pickle
 import threading
+import weakref
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +101,16 @@ class _IndexedSource:
         """An archive file named by a ``raw/<path>`` reference, when no metadata names it."""
         return None
 
+    # -- pickling: as the path and the schema; indexed again on the other side -------------------
+    def _pickle_path(self) -> Path:
+        raise NotImplementedError
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        key = (type(self), str(self._pickle_path()), self.schema)
+        with _sources_lock:
+            _sources.setdefault(key, self)  # unpickled in this process: this very source
+        return (_rebuild_source, key)
+
 
 class DirectorySource(_IndexedSource):
     """A folder of archive JSON files (``*.json``, searched recursively).
@@ -137,6 +150,9 @@ class DirectorySource(_IndexedSource):
                 root = self._roots[str(target)] = new_archive(data, self.schema, source=self)
             return root
 
+    def _pickle_path(self) -> Path:
+        return self.directory
+
     def path(self, relative: str) -> Path:
         """A file inside the folder; refuses paths that would leave it."""
         target = (self.directory / relative).resolve()
@@ -155,6 +171,7 @@ class ZipSource(_IndexedSource):
     def __init__(self, path: str | os.PathLike[str], schema: Schema) -> None:
         super().__init__(schema)
         self.zip = zipfile.ZipFile(path)
+        self._path = Path(path).resolve() if isinstance(path, (str, os.PathLike)) else None
         for name in sorted(self.zip.namelist()):
             if not name.endswith(".json"):
                 continue
@@ -168,3 +185,22 @@ class ZipSource(_IndexedSource):
 
     def _read(self, key: Any) -> dict[str, Any]:
         return parse_json(self.zip.read(key), key)  # type: ignore[no-any-return]
+
+    def _pickle_path(self) -> Path:
+        if self._path is None:
+            raise pickle.PicklingError("a ZipSource opened from a file object cannot be pickled; open it by path")
+        return self._path
+
+
+#: Sources unpickled (or pickled) in this process, by (class, path, schema): sections
+#: unpickled one by one share one source instead of indexing the folder each time.
+_sources: weakref.WeakValueDictionary[tuple[Any, str, Schema], _IndexedSource] = weakref.WeakValueDictionary()
+_sources_lock = threading.Lock()
+
+
+def _rebuild_source(kind: Callable[[str, Schema], _IndexedSource], path: str, schema: Schema) -> _IndexedSource:
+    with _sources_lock:
+        found = _sources.get((kind, path, schema))
+        if found is None:
+            found = _sources[(kind, path, schema)] = kind(path, schema)
+        return found

@@ -8,12 +8,19 @@ else is a function over such a graph, so any networkx algorithm applies as well.
 from archivemap.graph.build import node_id, reference_graph
 from archivemap.graph.draw import draw
 from archivemap.graph.export import to_dot, to_graphml, to_text
-from archivemap.graph.queries import dangling_references, reference_cycles, referrers, subgraph_of
+from archivemap.graph.queries import (
+    dangling_references,
+    reference_cycle_groups,
+    reference_cycles,
+    referrers,
+    subgraph_of,
+)
 
 __all__ = [
     "dangling_references",
     "draw",
     "node_id",
+    "reference_cycle_groups",
     "reference_cycles",
     "reference_graph",
     "referrers",

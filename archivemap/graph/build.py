@@ -47,7 +47,16 @@ import networkx as nx
 
 from archivemap._progress import Progress
 from archivemap.archive.references import ParsedReference, parse_reference
-from archivemap.archive.sections import EMPTY, Section, SectionContext, assigned, built_value, raw_data, select_item
+from archivemap.archive.sections import (
+    EMPTY,
+    Section,
+    SectionContext,
+    assigned,
+    built_value,
+    keyed_order,
+    raw_data,
+    select_item,
+)
 from archivemap.archive.sources import DirectorySource, ZipSource
 from archivemap.errors import ArchivemapError
 from archivemap.metainfo.fields import FieldMeta, fields_by_name, section_fields
@@ -196,7 +205,7 @@ def _raw_items(value: Any) -> list[Any] | None:
     if isinstance(value, list):
         return value
     if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-        return sorted(value.values(), key=lambda v: v.get("m_parent_index", 0))
+        return [value[k] for k in keyed_order(value)]
     return None
 
 
@@ -369,8 +378,8 @@ class _Builder:
         self.targets: dict[tuple[str, tuple[str, ...]], tuple[str, _Target | None]] = {}
         self.by_string: dict[tuple[str, str], Any] = {}
 
-    def build(self, roots: list[Section], progress: bool = False) -> nx.MultiDiGraph:
-        bar = Progress(progress and len(roots) > 1, desc="graph")
+    def build(self, roots: list[Section], progress: bool | None = None) -> nx.MultiDiGraph:
+        bar = Progress(None if progress is None and len(roots) > 1 else bool(progress) and len(roots) > 1, desc="graph")
         bar.total = len(roots)
         for root in roots:
             self.walk(root)
@@ -574,7 +583,7 @@ def reference_graph(
     containment: bool = False,
     resolve: bool = False,
     definitions: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> nx.MultiDiGraph:
     """Build the graph of every reference in one or more archives.
 
@@ -593,7 +602,8 @@ def reference_graph(
             cannot provide stay ``remote`` with an ``error``.
         definitions: also add ``definition`` edges for ``m_def`` values that are archive
             references (custom schemas in ``definitions`` of the same or another entry).
-        progress: show progress (archives walked) on stderr; tqdm's bar if installed.
+        progress: show progress (archives walked) on stderr; tqdm's bar if installed. By
+            default (``None``) only where a human watches: a terminal or a notebook.
 
     Returns:
         A new ``networkx.MultiDiGraph``.

@@ -10,7 +10,7 @@ import networkx as nx
 from archivemap.archive.sections import Section
 from archivemap.graph.build import node_id
 
-__all__ = ["dangling_references", "reference_cycles", "referrers", "subgraph_of"]
+__all__ = ["dangling_references", "reference_cycle_groups", "reference_cycles", "referrers", "subgraph_of"]
 
 
 def _node_of(g: nx.MultiDiGraph, section_or_node: Section | str) -> str:
@@ -45,8 +45,16 @@ def _nearest_container(g: nx.MultiDiGraph, node: str) -> str | None:
     return None
 
 
-def reference_cycles(g: nx.MultiDiGraph, through_containment: bool = False) -> list[list[str]]:
-    """Cycles made by reference edges (``contains`` edges are ignored).
+def reference_cycles(
+    g: nx.MultiDiGraph, through_containment: bool = False, limit: int | None = 1000
+) -> list[list[str]]:
+    """Cycles made by reference edges (``contains`` edges are ignored), at most ``limit``.
+
+    The number of simple cycles grows exponentially with the number of mutually referencing
+    sections (12 sections that all reference each other have over 100 million), so the
+    enumeration stops after ``limit`` cycles; each further cycle costs at most one pass over
+    the graph (Johnson's algorithm has polynomial delay). :func:`reference_cycle_groups`
+    answers "which sections take part in cycles" in linear time whatever their number.
 
     Args:
         g: a reference graph.
@@ -54,10 +62,44 @@ def reference_cycles(g: nx.MultiDiGraph, through_containment: bool = False) -> l
             own ancestors as a cycle (``/workflow/0/task/0`` → ``#/workflow/0``): following it
             and then the section's sub-sections leads back to the start, which is what makes
             NOMAD's ``include-resolved`` recurse forever (spec §3.5).
+        limit: the most cycles to return; ``None`` for all of them (exponential in the worst
+            case).
 
     Returns:
         Each cycle as a list of nodes, in edge order.
     """
+    dg = _cycle_graph(g, through_containment)
+    ref_edges = {(u, v) for u, v, kind in g.edges(data="kind") if kind != "contains"}
+    out: list[list[str]] = []
+    for cycle in nx.simple_cycles(dg):
+        # A cycle must use at least one reference edge; containment alone is a tree.
+        if through_containment and not any(
+            (cycle[k], cycle[(k + 1) % len(cycle)]) in ref_edges for k in range(len(cycle))
+        ):
+            continue
+        out.append(list(cycle))
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def reference_cycle_groups(g: nx.MultiDiGraph, through_containment: bool = False) -> list[list[str]]:
+    """The groups of sections that reference each other in cycles (linear time).
+
+    Each group is a strongly connected component with more than one node, or a single node
+    that references itself; every cycle of :func:`reference_cycles` lies inside one group.
+
+    Returns:
+        The groups, each sorted, largest first.
+    """
+    dg = _cycle_graph(g, through_containment)
+    groups = [sorted(c) for c in nx.strongly_connected_components(dg) if len(c) > 1]
+    in_groups = {node for group in groups for node in group}
+    groups.extend([node] for node in nx.nodes_with_selfloops(dg) if node not in in_groups)
+    return sorted(groups, key=lambda c: (-len(c), c))
+
+
+def _cycle_graph(g: nx.MultiDiGraph, through_containment: bool) -> nx.DiGraph:
     dg = nx.DiGraph()
     dg.add_edges_from((u, v) for u, v, kind in g.edges(data="kind") if kind != "contains")
     if through_containment:
@@ -68,12 +110,7 @@ def reference_cycles(g: nx.MultiDiGraph, through_containment: bool = False) -> l
                     dg.add_edge(parent, node)
                     break
                 parent = _nearest_container(g, parent)
-    cycles = [list(c) for c in nx.simple_cycles(dg)]
-    if not through_containment:
-        return cycles
-    # A cycle must use at least one reference edge; containment alone is a tree.
-    ref_edges = {(u, v) for u, v, kind in g.edges(data="kind") if kind != "contains"}
-    return [c for c in cycles if any((c[k], c[(k + 1) % len(c)]) in ref_edges for k in range(len(c)))]
+    return dg
 
 
 def referrers(g: nx.MultiDiGraph, section_or_node: Section | str) -> list[str]:

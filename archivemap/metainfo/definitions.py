@@ -14,6 +14,7 @@ the section they extend.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Union
@@ -150,9 +151,16 @@ class QuantityDef(_Base):
         unit: the pint unit string of stored values, or ``None``.
         default: the default value, or ``None``.
         virtual: derived quantities never appear in archive data.
+        search_annotations: the search keys NOMAD indexes this quantity under (its
+            ``m_annotations`` → ``elasticsearch`` strings, e.g.
+            ``results.material.elements`` and ``results.material.elements__suggestion``);
+            empty when it is not searchable. :mod:`archivemap.metainfo.search` builds the
+            deployment's search quantities from them, so queries can be checked offline.
     """
 
-    __slots__ = ("section", "type", "shape", "unit", "default", "virtual", "flexible_unit")
+    __slots__ = (
+        "section", "type", "shape", "unit", "default", "virtual", "flexible_unit", "search_annotations",
+    )
 
     def __init__(self, raw: Mapping[str, Any], path: str, section: SectionDef) -> None:
         super().__init__(raw, path)
@@ -169,6 +177,7 @@ class QuantityDef(_Base):
         self.default: Any = raw.get("default")
         self.virtual = bool(raw.get("virtual", False))
         self.flexible_unit = bool(raw.get("flexible_unit", False))
+        self.search_annotations: tuple[str, ...] = _search_annotations(raw)
 
     @property
     def package(self) -> PackageDef:
@@ -248,7 +257,7 @@ class SectionDef(_Base):
         "_mro",
         "_all",
         "extensions",
-        "_visiting",
+        "_qualified",
     )
 
     def __init__(
@@ -265,12 +274,10 @@ class SectionDef(_Base):
             SubSectionDef(s, f"{path}/sub_sections/{i}", self)
             for i, s in enumerate(_as_list(raw.get("sub_sections"), f"{path}/sub_sections"))
         ]
-        self.inner_sections: list[SectionDef] = [
-            SectionDef(s, f"{path}/inner_section_definitions/{i}", package, self)
-            for i, s in enumerate(
-                _as_list(raw.get("inner_section_definitions"), f"{path}/inner_section_definitions")
-            )
-        ]
+        self.inner_sections: list[SectionDef] = []
+        self._qualified: str | None = None
+        if outer is None:  # the top of a tree of inner sections builds the tree, iteratively
+            _build_inner_sections(self)
         self.extends_base_section = bool(raw.get("extends_base_section", False))
         bases = raw.get("base_sections") or []
         if isinstance(bases, (str, Mapping)):
@@ -280,13 +287,18 @@ class SectionDef(_Base):
         self._mro: list[SectionDef] | None = None
         self._all: dict[str, Property] | None = None
         self.extensions: list[SectionDef] = []
-        self._visiting = False
 
     @property
     def qualified_name(self) -> str:
-        if self.outer is not None:
-            return f"{self.outer.qualified_name}.{self.name}"
-        return f"{self.package.name}.{self.name}"
+        if self._qualified is None:
+            names = [self.name]
+            outer = self.outer
+            while outer is not None:  # iterative: hostile metainfo nests hundreds deep
+                names.append(outer.name)
+                outer = outer.outer
+            names.append(self.package.name)
+            self._qualified = ".".join(reversed(names))
+        return self._qualified
 
     @property
     def base_sections(self) -> list[SectionDef]:
@@ -309,29 +321,24 @@ class SectionDef(_Base):
     def all_base_sections(self) -> list[SectionDef]:
         """Every ancestor, nearest first, each once (depth-first over the bases).
 
+        Iterative, so a chain of thousands of bases cannot exhaust the stack.
+
         Raises:
-            CyclicDefinitionError: the bases lead back to this section.
+            CyclicDefinitionError: the bases lead back to this section, or to another
+                section on the way.
         """
         if self._mro is None:
-            if self._visiting:
-                raise CyclicDefinitionError(
-                    f"base sections of {self.qualified_name} form a cycle", self.path
-                )
-            self._visiting = True
-            try:
-                order: list[SectionDef] = []
-                seen: set[int] = set()
-                for base in self.base_sections:
-                    for s in [base, *base.all_base_sections]:
-                        if s is self:
-                            raise CyclicDefinitionError(
-                                f"section {self.qualified_name} inherits from itself", self.path
-                            )
-                        if id(s) not in seen:
-                            seen.add(id(s))
-                            order.append(s)
-            finally:
-                self._visiting = False
+            _check_base_cycles(self)
+            order: list[SectionDef] = []
+            seen: set[int] = set()
+            stack = list(reversed(self.base_sections))
+            while stack:
+                base = stack.pop()
+                if id(base) in seen:
+                    continue
+                seen.add(id(base))
+                order.append(base)
+                stack.extend(reversed(base.base_sections))
             self._mro = order
         return self._mro
 
@@ -399,10 +406,9 @@ class PackageDef(_Base):
         return self.name
 
     def _register(self, section: SectionDef) -> None:
-        self._by_name.setdefault(section.name, section)
-        self.environment._index(section)
-        for inner in section.inner_sections:
-            self._register(inner)
+        for each in _tree(section):
+            self._by_name.setdefault(each.name, each)
+            self.environment._index(each)
 
     def section(self, name: str) -> SectionDef:
         """The section of that (inner sections included) name in this package."""
@@ -413,16 +419,56 @@ class PackageDef(_Base):
 
     def all_sections(self) -> Iterator[SectionDef]:
         """Top-level and inner sections, in definition order."""
-        def walk(s: SectionDef) -> Iterator[SectionDef]:
-            yield s
-            for inner in s.inner_sections:
-                yield from walk(inner)
-
         for s in self.sections:
-            yield from walk(s)
+            yield from _tree(s)
 
 
 Definition = Union[PackageDef, SectionDef, QuantityDef, SubSectionDef]
+
+
+def _build_inner_sections(top: SectionDef) -> None:
+    """Create the inner section definitions below ``top``, level by level (no recursion)."""
+    stack = [top]
+    while stack:
+        section = stack.pop()
+        where = f"{section.path}/inner_section_definitions"
+        section.inner_sections = [
+            SectionDef(raw, f"{where}/{i}", section.package, section)
+            for i, raw in enumerate(_as_list(section.raw.get("inner_section_definitions"), where))
+        ]
+        stack.extend(section.inner_sections)
+
+
+def _tree(top: SectionDef) -> Iterator[SectionDef]:
+    """``top`` and every inner section below it, depth first in definition order."""
+    stack = [top]
+    while stack:
+        section = stack.pop()
+        yield section
+        stack.extend(reversed(section.inner_sections))
+
+
+def _check_base_cycles(start: SectionDef) -> None:
+    """Raise when the bases reachable from ``start`` contain a cycle (iterative DFS)."""
+    on_path: set[int] = set()
+    done: set[int] = set()
+    stack: list[tuple[SectionDef, bool]] = [(start, False)]
+    while stack:
+        section, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(section))
+            done.add(id(section))
+            continue
+        if id(section) in done:
+            continue
+        on_path.add(id(section))
+        stack.append((section, True))
+        for base in section.base_sections:
+            if id(base) in on_path:
+                what = "inherits from itself" if base is start else "has bases that form a cycle"
+                raise CyclicDefinitionError(f"section {start.qualified_name} {what}", start.path)
+            if id(base) not in done:
+                stack.append((base, False))
 
 
 class Environment:
@@ -717,6 +763,15 @@ def _select(items: list[Any], sel: str) -> Any:
     return next((x for x in items if getattr(x, "name", None) == sel), None)
 
 
+def _search_annotations(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``elasticsearch`` annotation strings of a definition (anything else is ignored)."""
+    annotations = raw.get("m_annotations")
+    found = annotations.get("elasticsearch") if isinstance(annotations, Mapping) else None
+    if isinstance(found, str):
+        found = [found]
+    return tuple(a for a in found if isinstance(a, str) and a) if isinstance(found, list) else ()
+
+
 def _as_list(value: Any, path: str) -> list[Any]:
     if value is None:
         return []
@@ -738,11 +793,39 @@ def _read_text(source: str | Path) -> tuple[str, str]:
                 if url.endswith(suffix):
                     url = url[: -len(suffix)]
             url += "/gui/artifacts.js"
-        response = requests.get(url, timeout=(10, 120))
-        response.raise_for_status()
-        return response.text, url
+        return _download_text(requests, url), url
     path = Path(source)
     return path.read_text(encoding="utf-8"), str(path)
+
+
+#: The most a metainfo download may be once decompressed (NOMAD 2.0's export: 8.4 MB), and
+#: how long it may take in all; a server that sends more or drips slower is refused.
+MAX_METAINFO_BYTES = 256 * 1024 * 1024
+METAINFO_DEADLINE = 300.0
+
+
+def _download_text(requests: Any, url: str) -> str:
+    """GET ``url`` as text, streamed, within :data:`MAX_METAINFO_BYTES` and the deadline.
+
+    Raises:
+        DefinitionError: the request failed, the answer was an error, too large or too slow.
+    """
+    deadline = time.monotonic() + METAINFO_DEADLINE
+    try:
+        with requests.get(url, timeout=(10, 60), stream=True) as response:
+            response.raise_for_status()
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_content(chunk_size=1 << 16):  # decompressed as it comes
+                size += len(chunk)
+                if size > MAX_METAINFO_BYTES:
+                    raise DefinitionError(f"metainfo larger than {MAX_METAINFO_BYTES} bytes", url)
+                if time.monotonic() > deadline:
+                    raise DefinitionError(f"metainfo download took longer than {METAINFO_DEADLINE:.0f} s", url)
+                chunks.append(chunk)
+            return b"".join(chunks).decode("utf-8", "replace")  # NOMAD serves UTF-8
+    except requests.RequestException as exc:
+        raise DefinitionError(f"cannot download metainfo: {type(exc).__name__}: {exc}", url) from None
 
 
 def _parse_export(text: str, label: str) -> dict[str, Any]:

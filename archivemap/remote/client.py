@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Final
+from typing import Any, Final, SupportsIndex
 from urllib.parse import quote, urljoin, urlsplit
 
 import orjson
@@ -90,6 +90,10 @@ class _Secret:
         return _REDACTED
 
     __str__ = __repr__
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        # a secret never reaches pickle bytes by accident (Client.__reduce__ decides)
+        raise TypeError("credentials are not pickled; see Client(pickle_credentials=True)")
 
 
 class _TruncatedBody(Exception):
@@ -207,6 +211,7 @@ class Client:
         timeout: tuple[float, float] = (10.0, 120.0),
         session: requests.Session | None = None,
         max_redirects: int = 5,
+        pickle_credentials: bool = False,
     ) -> None:
         """Create a client.
 
@@ -226,6 +231,12 @@ class Client:
             timeout: ``(connect, read)`` timeouts in seconds.
             session: a ``requests.Session`` to use (not closed by :meth:`close`).
             max_redirects: redirects followed per request.
+            pickle_credentials: whether pickling this client (or an archive it opened)
+                writes its credentials (token, username and password) into the pickle, so
+                that the unpickled client is authenticated too. Off by default: an unpickled
+                client then has no auth, and no secret is ever in the pickle bytes. Turn it on
+                only for pickles that stay as private as the credentials (e.g. sent to your
+                own workers); settable later as :attr:`pickle_credentials`.
 
         Raises:
             ValueError: a bad URL, ``password`` without ``username`` (or the reverse), or
@@ -265,6 +276,7 @@ class Client:
         self._requests_made = 0
         self._bytes_received = 0
         self._other_hosts: dict[str, Client] = {}
+        self.pickle_credentials = pickle_credentials
 
     @staticmethod
     def _new_session(pool_size: int) -> requests.Session:
@@ -280,6 +292,35 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.base_url!r}, auth={self.has_auth})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as base URL and options; a new session on the other side.
+
+        Credentials only with :attr:`pickle_credentials` (see the constructor).
+        """
+        policy = self.retry_policy
+        options: dict[str, Any] = {
+            "max_concurrency": self.max_concurrency,
+            "rate": self._rate,
+            "retries": policy.retries,
+            "backoff_base": policy.backoff_base,
+            "backoff_max": policy.backoff_max,
+            "retry_after_max": policy.retry_after_max,
+            "timeout": tuple(self.timeout),
+            "max_redirects": self.max_redirects,
+            "pickle_credentials": self.pickle_credentials,
+        }
+        if self.pickle_credentials:
+            options["token"] = self._token.reveal() if self._token is not None else None
+            options["username"] = self._username
+            options["password"] = self._password.reveal() if self._password is not None else None
+        return (_rebuild_client, (self.base_url, options))
+
+    def __copy__(self) -> Client:
+        return self  # a client is a shared, thread-safe handle: copies would only lose auth
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Client:
+        return self
 
     def __enter__(self) -> Client:
         return self
@@ -820,6 +861,10 @@ class Client:
         source = ClientSource(self, sch)
         for entry_id, answer in self.archives_raw(query, required, **options):
             yield entry_id, open_archive_from(self, entry_id, answer, required, sch, source)
+
+
+def _rebuild_client(base_url: str, options: dict[str, Any]) -> Client:
+    return Client(base_url, **options)
 
 
 def _encode_cursor(after: str | None, skip: int) -> str:

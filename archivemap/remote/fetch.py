@@ -86,6 +86,12 @@ class RemoteFetcher:
     def __repr__(self) -> str:
         return f"RemoteFetcher(entry_id={self.entry_id!r}, fetches={self.fetches})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the client (without credentials unless it opted in) and what was downloaded so far
+        with self._lock:
+            state = (list(self.downloaded), sorted(self._complete_lists, key=repr), self.fetches)
+        return (_rebuild_fetcher, (self.client, self.entry_id, self.auto, self.source, *state))
+
     def _allowed(self, path: Path) -> None:
         """Raise when fetching is off (``Client.archive(..., fetch=False)``)."""
         if not self.auto:
@@ -187,6 +193,12 @@ class ClientSource:
         self._ref_archives: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the archives it opened are not pickled: they are opened again when referenced
+        with self._lock:
+            seeds = dict(self._ref_archives)
+        return (_rebuild_client_source, (self.client, self.schema, seeds))
+
     def remember_ref_archives(self, refs: dict[str, Any]) -> None:
         """Keep the other-entry subsets a server placed in ``m_ref_archives`` (spec §4.5)."""
         for url, data in refs.items():
@@ -217,6 +229,28 @@ class ClientSource:
                 )
                 self._roots[key] = root
             return root
+
+
+def _rebuild_fetcher(
+    client: ArchiveAPI,
+    entry_id: str,
+    auto: bool,
+    source: ClientSource | None,
+    downloaded: list[Required],
+    complete_lists: list[Path],
+    fetches: int,
+) -> RemoteFetcher:
+    fetcher = RemoteFetcher(client, entry_id, {}, auto=auto, source=source)
+    fetcher.downloaded = downloaded
+    fetcher._complete_lists = set(complete_lists)
+    fetcher.fetches = fetches
+    return fetcher
+
+
+def _rebuild_client_source(client: ArchiveAPI, schema: Schema, seeds: dict[str, dict[str, Any]]) -> ClientSource:
+    source = ClientSource(client, schema)
+    source._ref_archives.update(seeds)
+    return source
 
 
 def anchored(answer: dict[str, Any], required: Required, source: ClientSource | None) -> dict[str, Any]:

@@ -1,35 +1,60 @@
 """Routing and endpoint logic of the NOMAD API v1 subset (spec §5.2), free of HTTP details.
 
-:class:`Api` maps ``(method, path, query, headers, body)`` to a :class:`Response`; the HTTP
-handler in :mod:`archivemap.server._http` does sockets, faults and the request log.
+:class:`Api` maps a :class:`Request` to a :class:`Response`; the HTTP handler in
+:mod:`archivemap.server._http` does sockets, limits, faults and the request log. The
+endpoints follow NOMAD 2.0.0's entries router: request-model validation first (all field
+errors in one 422), then the owner, the query against the search document, pagination,
+``required``, and the answer in NOMAD's response models.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import secrets
 import traceback
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from archivemap._json import parse_json
+from archivemap.errors import ArchiveDataError
 from archivemap.server._auth import TokenStore
 from archivemap.server._faults import FaultInjector
 from archivemap.server._problems import ApiProblem, validation_item, validation_problem
 from archivemap.server._query import (
     OWNERS,
+    Pagination,
+    SearchFields,
+    check_order_by,
     compile_query,
     filter_metadata,
     paginate,
+    parse_metadata_required,
     parse_pagination,
+    query_from_parameters,
+    terms_aggregations,
 )
-from archivemap.server._required import read_required
+from archivemap.server._required import read_required, split_required
 from archivemap.server._store import Entry, EntryStore
 
-__all__ = ["Api", "Request", "Response"]
+__all__ = ["MAX_JSON_DEPTH", "Api", "Request", "Response", "internal_error"]
+
+#: Request bodies nested deeper than this are refused (422) before any endpoint sees them.
+MAX_JSON_DEPTH = 64
 
 _NOT_FOUND = "The entry does not exist or is not visible to you."
+_NOT_FOUND_METADATA = "The entry with the given id does not exist or is not visible to you."
 _AUTH_REQUIRED = "Authentication required."
 _BEARER = {"WWW-Authenticate": "Bearer"}
+_OWNER_ALL = (
+    "The owner=all is not allowed for this operation as it will search for entries "
+    "that you might now be allowed to access."
+)
+_OWNER_EXPECTED = ", ".join(f"'{name}'" for name in OWNERS[:-1]) + f" or '{OWNERS[-1]}'"
+_PAGINATION_PARAMETERS = ("page_size", "order_by", "order", "page_after_value", "page", "page_offset")
+# The user behind the server's static token (LocalServer(token=...)).
+_TOKEN_USER = "token-user"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,16 +66,18 @@ class Request:
         path: the path below the API base, no leading or trailing slash.
         query: URL query parameters (repeated parameters keep every value).
         authorization: the ``Authorization`` header value, or None.
-        json: the parsed JSON body, or None.
-        form: the parsed form body (``application/x-www-form-urlencoded``), or None.
+        body: the raw request body.
+        content_type: the media type of the body (lower case, no parameters), or "".
+        url: the request URL as the client addressed it (for NOMAD's ``page_url``).
     """
 
     method: str
     path: str
     query: dict[str, list[str]]
     authorization: str | None
-    json: Any = None
-    form: dict[str, str] | None = None
+    body: bytes = b""
+    content_type: str = ""
+    url: str = ""
 
 
 @dataclasses.dataclass
@@ -81,7 +108,19 @@ def _is_page_size_fault(problem: ApiProblem) -> bool:
 
 
 def internal_error(error: BaseException) -> Response:
-    """NOMAD's 500 layout for an unexpected exception (no stack trace, just its last line)."""
+    """NOMAD's 500 layout (``reason``, ``exception``, ``exception_class``, and a traceback).
+
+    Where the ``required`` reader fails on purpose, because NOMAD's fails on the same spec,
+    the traceback field carries that explanation instead of a stack.
+    """
+    explanation = getattr(error, "nomad_explanation", None)
+    if isinstance(explanation, str):
+        trace = (
+            f"{type(error).__name__}: {error}\n{explanation}\n"
+            "(archivemap local server: NOMAD 2.0.0 answers this request with the same 500.)"
+        )
+    else:
+        trace = "".join(traceback.format_exception_only(type(error), error)).strip()
     return Response(
         500,
         {
@@ -89,10 +128,52 @@ def internal_error(error: BaseException) -> Response:
                 "reason": "Unexpected exception while handling your request",
                 "exception": str(error),
                 "exception_class": type(error).__name__,
-                "exception_traceback": "".join(traceback.format_exception_only(type(error), error)).strip(),
+                "exception_traceback": trace,
             }
         },
     )
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether a parsed JSON value nests deeper than ``limit`` (iterative, no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _too_deep() -> ApiProblem:
+    return ApiProblem(
+        422,
+        [
+            validation_item(
+                ["body"], f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)", "json_invalid", {},
+                {"error": "nesting limit exceeded"},
+            )
+        ],
+    )
+
+
+def _json_error(raw: bytes) -> ApiProblem:
+    """FastAPI's 422 for a body that is no JSON (position and message of Python's parser)."""
+    try:
+        json.loads(raw.decode("utf-8", "replace"))
+    except json.JSONDecodeError as error:
+        return ApiProblem(
+            422, [validation_item(["body", error.pos], "JSON decode error", "json_invalid", {}, {"error": error.msg})]
+        )
+    except (ValueError, RecursionError):
+        pass
+    return ApiProblem(422, [validation_item(["body", 0], "JSON decode error", "json_invalid", {}, {"error": "Invalid JSON"})])
 
 
 class Api:
@@ -103,13 +184,27 @@ class Api:
         tokens: users and tokens.
         injector: fault state (only the page-size limit is an API concern).
         require_auth: when True every endpoint except ``POST auth/token`` needs a token.
+        token: a static bearer token every request must carry, or None.
     """
 
-    def __init__(self, store: EntryStore, tokens: TokenStore, injector: FaultInjector, require_auth: bool) -> None:
+    def __init__(
+        self,
+        store: EntryStore,
+        tokens: TokenStore,
+        injector: FaultInjector,
+        require_auth: bool,
+        token: str | None = None,
+    ) -> None:
         self.store = store
         self.tokens = tokens
         self.injector = injector
         self.require_auth = require_auth
+        self._token = token
+
+    @property
+    def fields(self) -> SearchFields:
+        """The search document's quantities."""
+        return SearchFields.for_store(self.store)
 
     def handle(self, request: Request) -> Response:
         """Answer one request; never raises (errors become NOMAD-style error answers)."""
@@ -124,19 +219,25 @@ class Api:
 
     def _route(self, request: Request) -> Response:
         parts = [urllib.parse.unquote(part) for part in request.path.split("/")] if request.path else []
+        if self._token is not None:
+            self._check_static_token(request)
         if parts == ["auth", "token"]:
             return self._only(request, "POST", self._auth_token)
         user = self._user(request)
         if parts == ["auth", "app_token"]:
             return self._only(request, "GET", lambda r: self._app_token(r, user))
+        if parts == ["entries"]:
+            return self._only(request, "GET", lambda r: self._entries_get(r, user))
         if parts[:1] == ["entries"]:
             rest = parts[1:]
             if rest == ["query"]:
                 return self._only(request, "POST", lambda r: self._entries_query(r, user))
             if rest == ["archive", "query"]:
                 return self._only(request, "POST", lambda r: self._archives_query(r, user))
+            if rest == ["archive"]:
+                return self._only(request, "GET", lambda r: self._archives_get(r, user))
             if len(rest) == 1:
-                return self._only(request, "GET", lambda r: self._entry_metadata(rest[0]))
+                return self._only(request, "GET", lambda r: self._entry_metadata(r, rest[0]))
             if len(rest) == 2 and rest[1] == "archive":
                 return self._only(request, "GET", lambda r: self._entry_archive(rest[0], "*"))
             if len(rest) == 3 and rest[1:] == ["archive", "download"]:
@@ -154,14 +255,21 @@ class Api:
         return Response(404, {"detail": "Not Found"})
 
     @staticmethod
-    def _only(request: Request, method: str, endpoint: Any) -> Response:
+    def _only(request: Request, method: str, endpoint: Callable[[Request], Response]) -> Response:
         if request.method != method:
             return Response(405, {"detail": "Method Not Allowed"}, {"Allow": method})
-        response: Response = endpoint(request)
-        return response
+        return endpoint(request)
+
+    def _check_static_token(self, request: Request) -> None:
+        assert self._token is not None
+        scheme, _, given = (request.authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), self._token.encode()):
+            raise ApiProblem(401, _AUTH_REQUIRED, _BEARER)
 
     def _user(self, request: Request) -> str | None:
         """The authenticated user; a bad token is a 401 even where anonymous access is fine."""
+        if self._token is not None:
+            return _TOKEN_USER
         header = request.authorization
         if header is None:
             if self.require_auth:
@@ -173,10 +281,43 @@ class Api:
             raise ApiProblem(401, _AUTH_REQUIRED, _BEARER)
         return user
 
+    # -- bodies --------------------------------------------------------------------------
+
+    def _json_body(self, request: Request) -> dict[str, Any]:
+        """The JSON object body of a request, validated like FastAPI does for a body model."""
+        raw = request.body
+        if not raw:
+            raise ApiProblem(422, [validation_item(["body"], "Field required", "missing", None)])
+        kind = request.content_type
+        if kind and not (kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))):
+            # FastAPI hands a non-JSON body to the model as it is: never silently a form.
+            text = raw.decode("utf-8", "replace")
+            raise ApiProblem(
+                422,
+                [
+                    validation_item(
+                        ["body"], "Input should be a valid dictionary or object to extract fields from", "model_attributes_type", text
+                    )
+                ],
+            )
+        try:
+            body = parse_json(raw)
+        except ArchiveDataError as error:
+            raise (_too_deep() if "depth limit" in str(error) or "recursion" in str(error) else _json_error(raw)) from None
+        if _depth_exceeds(body, MAX_JSON_DEPTH):
+            raise _too_deep()
+        if not isinstance(body, dict):
+            raise validation_problem(
+                ["body"], "Input should be a valid dictionary or object to extract fields from", "model_attributes_type", body
+            )
+        return body
+
     # -- auth ----------------------------------------------------------------------------
 
     def _auth_token(self, request: Request) -> Response:
-        form = request.form or {}
+        form: dict[str, str] = {}
+        if request.content_type == "application/x-www-form-urlencoded":
+            form = dict(urllib.parse.parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
         grant_type = form.get("grant_type")
         needed = ["grant_type"] + (["refresh_token"] if grant_type == "refresh_token" else ["username", "password"])
         missing = [name for name in needed if not form.get(name)]
@@ -219,84 +360,161 @@ class Api:
             )
         return Response(200, {"app_token": self.tokens.issue_app_token(user, expires_in)})
 
-    # -- entries -------------------------------------------------------------------------
-
-    def _body(self, request: Request) -> dict[str, Any]:
-        body = {} if request.json is None else request.json
-        if not isinstance(body, dict):
-            raise validation_problem(
-                ["body"], "Input should be a valid dictionary or object to extract fields from",
-                "model_attributes_type", body,
-            )
-        return body
-
-    def _owner(self, body: Mapping[str, Any], user: str | None, archive: bool) -> str:
-        owner = body.get("owner", "public")
-        if owner not in OWNERS:
-            expected = ", ".join(f"'{name}'" for name in OWNERS[:-1]) + f" or '{OWNERS[-1]}'"
-            raise validation_problem(
-                ["body", "owner"], f"Input should be {expected}", "enum", owner, {"expected": expected}
-            )
-        if owner in ("shared", "user", "staging", "admin") and user is None:
-            raise ApiProblem(401, f"Authentication required for owner value {owner}", _BEARER)
-        if owner == "admin":
-            raise ApiProblem(403, "This can only be used by the admin user.")
-        if owner == "all" and archive:
-            raise ApiProblem(403, "The owner value 'all' is not allowed for archive requests.")
-        return str(owner)
-
-    def _search(self, body: Mapping[str, Any]) -> tuple[Any, Any]:
-        pagination = parse_pagination(body.get("pagination"), self.injector.max_page_size())
-        predicate = compile_query(body.get("query"), self.store)
-        return pagination, paginate(self.store, predicate, pagination)
+    # -- request models ------------------------------------------------------------------
 
     @staticmethod
-    def _pagination_answer(pagination: Any, page: Any) -> dict[str, Any]:
+    def _owner_errors(owner: Any, loc: list[Any], errors: list[dict[str, Any]]) -> str:
+        if owner is None:
+            return "public"
+        if owner not in OWNERS:
+            errors.append(
+                validation_item(loc, f"Input should be {_OWNER_EXPECTED}", "enum", owner, {"expected": _OWNER_EXPECTED})
+            )
+            return "public"
+        return str(owner)
+
+    def _search_model(
+        self, body: Mapping[str, Any], loc: str = "body", archive: bool = False
+    ) -> tuple[str, Any, Pagination, Any]:
+        """Validate owner, query (model level), pagination and ``required`` together.
+
+        Returns:
+            ``(owner, query, pagination, required)``; ``required`` is validated for the
+            endpoint kind (archive: string or object; metadata: include/exclude).
+        """
+        errors: list[dict[str, Any]] = []
+        owner = self._owner_errors(body.get("owner"), [loc, "owner"], errors)
+        query = body.get("query")
+        try:
+            if query is not None:
+                compile_query(query, None)
+        except ApiProblem as problem:
+            errors.extend(problem.detail if isinstance(problem.detail, list) else [])
+        pagination = Pagination()
+        try:
+            pagination = parse_pagination(body.get("pagination"), self.injector.max_page_size())
+        except ApiProblem as problem:
+            errors.extend(problem.detail)
+        required = body.get("required")
+        try:
+            if not archive:
+                required = parse_metadata_required(required)
+            elif required is not None and not isinstance(required, (str, dict)):
+                split_required(required)  # the request model's union errors
+        except ApiProblem as problem:
+            errors.extend(problem.detail)
+        if errors:
+            raise ApiProblem(422, errors)
+        return owner, query, pagination, required
+
+    def _check_owner(self, owner: str, user: str | None, archive: bool) -> None:
+        if archive and owner == "all":
+            raise ApiProblem(403, _OWNER_ALL)
+        if owner in ("shared", "user", "staging", "admin") and user is None:
+            raise ApiProblem(401, f"Authentication required for owner={owner!r}.", _BEARER)
+        if owner == "admin":
+            raise ApiProblem(403, "This can only be used by the admin user.")
+
+    def _search(self, owner: str, query: Any, pagination: Pagination, user: str | None, archive: bool) -> tuple[Any, Any, list[Entry]]:
+        """The search: owner, query against the search document, order_by, one page.
+
+        Returns:
+            ``(query echo, page, all matching entries)``.
+        """
+        self._check_owner(owner, user, archive)
+        fields = self.fields
+        compiled = compile_query(query, fields)
+        check_order_by(pagination, fields)
+        matching = [entry for entry in self.store.entries if compiled.predicate(entry)]
+        return compiled.echo, paginate(matching, pagination), matching
+
+    @staticmethod
+    def _pagination_answer(pagination: Pagination, page: Any, request: Request | None = None) -> dict[str, Any]:
         answer: dict[str, Any] = {**pagination.echo(), "total": page.total}
         if page.next_page_after_value is not None:
             answer["next_page_after_value"] = page.next_page_after_value
+        if request is not None and request.url:
+            answer.update(_page_urls(request.url, pagination, page.next_page_after_value))
         return answer
 
+    # -- entries -------------------------------------------------------------------------
+
     def _entries_query(self, request: Request, user: str | None) -> Response:
-        body = self._body(request)
-        owner = self._owner(body, user, archive=False)
-        required = body.get("required")
-        filter_metadata({}, required)  # validate before searching
-        pagination, page = self._search(body)
-        answer: dict[str, Any] = {
-            "owner": owner,
-            "query": body.get("query") or {},
-            "pagination": self._pagination_answer(pagination, page),
-        }
+        body = self._json_body(request)
+        return self._metadata_search(body, user, request=None)
+
+    def _entries_get(self, request: Request, user: str | None) -> Response:
+        body = self._body_from_parameters(request.query)
+        required: dict[str, Any] = {}
+        for name in ("include", "exclude"):
+            if name in request.query:
+                required[name] = list(request.query[name])
+        if required:
+            body["required"] = required
+        return self._metadata_search(body, user, request=request, loc="query")
+
+    def _body_from_parameters(self, params: dict[str, list[str]]) -> dict[str, Any]:
+        """A request body equivalent to ``GET`` parameters (owner, query, pagination)."""
+        body: dict[str, Any] = {"owner": params.get("owner", ["public"])[0]}
+        query = query_from_parameters(params, self.fields)
+        if query:
+            body["query"] = query
+        pagination = {name: params[name][0] for name in _PAGINATION_PARAMETERS if name in params}
+        if pagination:
+            body["pagination"] = pagination
+        return body
+
+    def _metadata_search(self, body: Mapping[str, Any], user: str | None, request: Request | None, loc: str = "body") -> Response:
+        owner, query, pagination, required = self._search_model(body, loc)
+        aggregations = body.get("aggregations")
+        echo, page, matching = self._search(owner, query, pagination, user, archive=False)
+        answer: dict[str, Any] = {"owner": owner, "query": echo, "pagination": self._pagination_answer(pagination, page, request)}
         if required is not None:
             answer["required"] = required
+        found = terms_aggregations(aggregations, matching, self.fields)
+        if found:
+            answer["aggregations"] = found
         answer["data"] = [filter_metadata(entry.metadata, required) for entry in page.entries]
         return Response(200, answer)
 
     def _archives_query(self, request: Request, user: str | None) -> Response:
-        body = self._body(request)
-        owner = self._owner(body, user, archive=True)
-        required = body.get("required", "*")
-        pagination, page = self._search(body)
+        body = self._json_body(request)
+        return self._archive_search(body, user, None)
+
+    def _archives_get(self, request: Request, user: str | None) -> Response:
+        body = self._body_from_parameters(request.query)
+        return self._archive_search(body, user, request)
+
+    def _archive_search(self, body: Mapping[str, Any], user: str | None, request: Request | None) -> Response:
+        owner, query, pagination, required = self._search_model(body, archive=True)
+        if required is None:
+            required = "*"
+        echo, page, _ = self._search(owner, query, pagination, user, archive=True)
+        split_required(required)  # resolve-inplace is checked once the search is done
         data = [self._archive_data(entry, required) for entry in page.entries]
         answer = {
             "owner": owner,
-            "query": body.get("query") or {},
-            "pagination": self._pagination_answer(pagination, page),
+            "query": echo,
+            "pagination": self._pagination_answer(pagination, page, request),
             "required": required,
             "data": data,
         }
         return Response(200, answer)
 
-    def _entry(self, entry_id: str, upload_id: str | None = None) -> Entry:
+    def _entry(self, entry_id: str, upload_id: str | None = None, detail: str = _NOT_FOUND) -> Entry:
         entry = self.store.get(entry_id)
         if entry is None or (upload_id is not None and entry.upload_id != upload_id):
-            raise ApiProblem(404, _NOT_FOUND)
+            raise ApiProblem(404, detail)
         return entry
 
     def _archive_data(self, entry: Entry, required: Any) -> dict[str, Any]:
         archive = read_required(
-            required, entry.archive, entry_id=entry.entry_id, upload_id=entry.upload_id, lookup=self.store
+            required,
+            entry.archive,
+            entry_id=entry.entry_id,
+            upload_id=entry.upload_id,
+            lookup=self.store,
+            definitions=self.store.definitions,
         )
         return {
             "entry_id": entry.entry_id,
@@ -305,18 +523,50 @@ class Api:
             "archive": archive,
         }
 
-    def _entry_metadata(self, entry_id: str) -> Response:
-        entry = self._entry(entry_id)
-        return Response(200, {"entry_id": entry.entry_id, "required": {}, "data": entry.metadata})
+    def _entry_metadata(self, request: Request, entry_id: str) -> Response:
+        raw_required = {name: list(request.query[name]) for name in ("include", "exclude") if name in request.query}
+        required = parse_metadata_required(raw_required) or {}
+        entry = self._entry(entry_id, detail=_NOT_FOUND_METADATA)
+        return Response(200, {"entry_id": entry.entry_id, "required": required, "data": filter_metadata(entry.metadata, required)})
 
     def _entry_archive(self, entry_id: str, required: Any, upload_id: str | None = None) -> Response:
         entry = self._entry(entry_id, upload_id)
+        split_required(required)
         return Response(200, {"entry_id": entry.entry_id, "required": required, "data": self._archive_data(entry, required)})
 
     def _entry_archive_query(self, request: Request, entry_id: str) -> Response:
-        body = self._body(request)
-        return self._entry_archive(entry_id, body.get("required", "*"))
+        body = self._json_body(request)
+        required = body.get("required", "*")
+        if required is None:
+            required = "*"
+        if not isinstance(required, (str, dict)):
+            split_required(required)  # the request model's 422
+        return self._entry_archive(entry_id, required)
 
     def _download(self, entry_id: str) -> Response:
         entry = self._entry(entry_id)
         return Response(200, entry.archive)
+
+
+def _page_urls(url: str, pagination: Pagination, next_value: str | None) -> dict[str, str]:
+    """NOMAD's ``PaginationResponse.populate_urls`` for ``GET`` listings."""
+    split = urllib.parse.urlsplit(url)
+    params = urllib.parse.parse_qs(split.query, keep_blank_values=True)
+
+    def with_params(**changes: Any) -> str:
+        updated = dict(params)
+        for key, value in changes.items():
+            if value is None:
+                updated.pop(key, None)
+            else:
+                updated[key] = [str(value)]
+        return urllib.parse.urlunsplit(split._replace(query=urllib.parse.urlencode(updated, doseq=True)))
+
+    urls = {"page_url": url}
+    if pagination.page_size:
+        urls["first_page_url"] = with_params(page=None, page_after_value=None, page_offset=None)
+    if next_value is not None:
+        urls["next_page_url"] = with_params(page=None, page_after_value=next_value, page_offset=None)
+    if pagination.page is not None and pagination.page > 1:
+        urls["prev_page_url"] = with_params(page=pagination.page - 1, page_size=pagination.page_size, page_offset=None)
+    return urls

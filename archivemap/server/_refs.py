@@ -11,9 +11,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple, Protocol
 
-__all__ = ["ParsedReference", "generate_entry_id", "parse_reference_url"]
+__all__ = ["ArchiveLookup", "ParsedReference", "generate_entry_id", "parse_reference_url"]
+
+
+class ArchiveLookup(Protocol):
+    """Where the reader finds the archives that cross-entry references point to."""
+
+    def archive_for(self, entry_id: str) -> tuple[Mapping[str, Any], str | None] | None:
+        """Return ``(archive, upload_id)`` of an entry, or None when it does not exist."""
+
+    def entry_id_for_mainfile(self, upload_id: str | None, mainfile: str) -> str | None:
+        """Return the id of the entry with that mainfile in that upload, or None."""
 
 # ../entries/<entry_id>/archive#<path>  and  /entries/<entry_id>/archive#<path>
 _FORM_A = re.compile(r"^(?:\.\.)?/entries/([^?]+)/(archive|raw)#([^?]+?)$")

@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,8 @@ from typing import Any
 from archivemap.server._app import Api
 from archivemap.server._auth import APP_TOKEN_MAX_EXPIRES_IN, TokenStore
 from archivemap.server._faults import FaultInjector, Faults
-from archivemap.server._http import ApiRequestHandler
-from archivemap.server._log import RequestLog, RequestRecord
+from archivemap.server._http import ApiRequestHandler, Watchdog, loopback_hosts, normalise_hosts
+from archivemap.server._log import MAX_RECORDS, RequestLog, RequestRecord
 from archivemap.server._store import EntryStore
 
 __all__ = ["LocalServer", "serve"]
@@ -73,9 +73,23 @@ class LocalServer:
         allow_remote: allow binding a non-loopback address (the server has no real security).
         token_lifetime: seconds an access token stays valid.
         app_token_max_expires_in: the largest ``expires_in`` ``auth/app_token`` accepts.
+        metainfo: a NOMAD metainfo export (``.json`` or ``.json.gz``, e.g. nomad-lab 2.0.0's
+            ``nomad dev metainfo``); with it ``required`` follows NOMAD's schema exactly
+            (unknown keys skipped, only reference quantities resolved, ``m_def`` honoured)
+            and queries know every search quantity.
+        token: a static secret; when set, every request must carry
+            ``Authorization: Bearer <token>`` or gets 401. It is never logged.
+        allowed_hosts: the ``Host`` header values answered; others get 400 (DNS
+            rebinding). Default: the bound address and the localhost names; ``["*"]``
+            answers any host.
+        request_timeout: seconds a client has to send a complete request (line, headers,
+            body) before its connection is closed; also how long an idle keep-alive
+            connection is kept.
+        max_body_bytes: the largest request body; larger ones get 413.
+        max_log_records: how many requests :attr:`requests` keeps (the newest).
 
     Raises:
-        ValueError: for a non-loopback ``host`` without ``allow_remote``.
+        ValueError: for a non-loopback ``host`` without ``allow_remote``, or bad limits.
         NotADirectoryError: when ``source`` is a path but not a folder.
     """
 
@@ -91,23 +105,39 @@ class LocalServer:
         allow_remote: bool = False,
         token_lifetime: float = 3600.0,
         app_token_max_expires_in: int = APP_TOKEN_MAX_EXPIRES_IN,
+        metainfo: str | Path | None = None,
+        token: str | None = None,
+        allowed_hosts: Iterable[str] | None = None,
+        request_timeout: float = 5.0,
+        max_body_bytes: int = 4 * 1024 * 1024,
+        max_log_records: int = MAX_RECORDS,
     ) -> None:
         if not allow_remote and not _is_loopback(host):
             raise ValueError(
                 f"refusing to bind {host!r}: the local server only binds loopback addresses "
                 "(pass allow_remote=True to override; it has no real security)"
             )
+        if request_timeout <= 0 or max_body_bytes <= 0 or max_log_records <= 0:
+            raise ValueError("request_timeout, max_body_bytes and max_log_records must be positive")
+        if token is not None and not token.strip():
+            raise ValueError("token must not be empty")
         self.host = host.strip("[]")
+        self.allowed_hosts = (
+            loopback_hosts(self.host) if allowed_hosts is None else normalise_hosts(allowed_hosts)
+        )
+        self.request_timeout = float(request_timeout)
+        self.max_body_bytes = int(max_body_bytes)
         self._requested_port = port
         if isinstance(source, Mapping):
-            self.store = EntryStore.from_mapping(source)
+            self.store = EntryStore.from_mapping(source, metainfo)
         else:
-            self.store = EntryStore.from_directory(source)
+            self.store = EntryStore.from_directory(source, metainfo)
         self._tokens = TokenStore(users, token_lifetime, app_token_max_expires_in)
         self._injector = FaultInjector(faults)
-        self._log = RequestLog()
-        self.require_auth = require_auth
-        self._api = Api(self.store, self._tokens, self._injector, require_auth)
+        self._log = RequestLog(max_log_records)
+        self.require_auth = require_auth or token is not None
+        self._api = Api(self.store, self._tokens, self._injector, require_auth, token)
+        self._watchdog = Watchdog()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -122,10 +152,21 @@ class LocalServer:
         handler = type(
             "BoundApiRequestHandler",
             (ApiRequestHandler,),
-            {"api": api, "injector": injector, "request_log": log, "base_path": API_BASE + "/"},
+            {
+                "api": api,
+                "injector": injector,
+                "request_log": log,
+                "base_path": API_BASE + "/",
+                "watchdog": self._watchdog,
+                "request_timeout": self.request_timeout,
+                "allowed_hosts": self.allowed_hosts,
+                "max_body_bytes": self.max_body_bytes,
+            },
         )
         server_class = _Server6 if ":" in self.host else _Server
-        return server_class((self.host, self._requested_port), handler)
+        server = server_class((self.host, self._requested_port), handler)
+        self._watchdog.start()
+        return server
 
     def start(self) -> LocalServer:
         """Bind and serve in a background thread; returns self.
@@ -153,6 +194,7 @@ class LocalServer:
             return
         httpd.shutdown()
         httpd.server_close()
+        self._watchdog.stop()
         if thread is not None:
             thread.join(timeout=5)
 
@@ -166,6 +208,7 @@ class LocalServer:
             self._httpd.serve_forever(poll_interval=0.25)
         finally:
             self._httpd.server_close()
+            self._watchdog.stop()
             self._httpd = None
 
     def __enter__(self) -> LocalServer:

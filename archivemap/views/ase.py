@@ -1,19 +1,25 @@
-"""Structures as ASE ``Atoms``: ``to_atoms(archive.run[0].system[-1])``.
+"""Structures as ASE ``Atoms``: ``to_atoms(archive.run[0].system[-1])``, and whole runs as
+trajectories: ``to_trajectory(archive)`` → a list of ``Atoms`` with energy, forces and stress
+attached (ASE's ``SinglePointCalculator``), ``write_extxyz(images, "traj.xyz")``.
 
-ASE is an optional dependency (the ``ase`` extra), imported only when a structure is
-converted, so ``import archivemap`` stays fast without it.
+ASE works in eV, Å and eV/Å³; the archive's SI values are converted on the way. ASE is an
+optional dependency (the ``ase`` extra), imported only when a structure is converted, so
+``import archivemap`` stays fast without it.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from archivemap.archive.sections import Section
-from archivemap.errors import AbsentError
+from archivemap.errors import AbsentError, MissingError
 
-__all__ = ["to_atoms"]
+__all__ = ["to_atoms", "to_trajectory", "write_extxyz"]
 
 
 def _import_ase() -> Any:
@@ -84,3 +90,125 @@ def to_atoms(system: Section) -> Any:
     if system.m_entry_id:
         result.info["entry_id"] = system.m_entry_id
     return result
+
+
+def _get(section: Section, path: str) -> Any:
+    try:
+        return section.m_get(path)
+    except (MissingError, LookupError, AttributeError):
+        return None
+
+
+def _in(value: Any, unit: str) -> np.ndarray | None:
+    if value is None:
+        return None
+    return np.asarray(value.to(unit).magnitude, dtype=float)
+
+
+def _calculations(section: Section | Sequence[Section]) -> list[Section]:
+    """The calculations of an archive, a run, a workflow, or a list of them."""
+    if isinstance(section, Sequence) and not isinstance(section, Section):
+        return list(section)
+    for path in ("results.calculations_ref", "calculations_ref"):  # a workflow: its own order
+        found = _get(section, path)
+        if found:
+            return list(found)
+    for path in ("run[0].calculation", "calculation"):
+        found = _get(section, path)
+        if found:
+            return list(found)
+    for path in ("workflow2.results.calculations_ref",):
+        found = _get(section, path)
+        if found:
+            return list(found)
+    return []
+
+
+def _systems(section: Section) -> list[Section]:
+    for path in ("run[0].system", "system"):
+        found = _get(section, path)
+        if found:
+            return list(found)
+    return []
+
+
+def _with_results(single_point: Any, calc: Section) -> Any:
+    """The calculation's structure as ``Atoms`` with its energy, forces and stress attached."""
+    system = _get(calc, "system_ref")
+    if system is None:
+        raise AbsentError("the calculation has no system_ref (no structure)", path=calc.m_path(), entry_id=calc.m_entry_id)
+    atoms = to_atoms(system)
+    results: dict[str, Any] = {}
+    energy = _in(_get(calc, "energy.total.value"), "eV")
+    if energy is not None:
+        results["energy"] = float(energy)
+    free = _in(_get(calc, "energy.free.value"), "eV")
+    if free is not None:
+        results["free_energy"] = float(free)
+    forces = _in(_get(calc, "forces.total.value"), "eV / angstrom")
+    if forces is None:
+        forces = _in(_get(calc, "forces.free.value"), "eV / angstrom")
+    if forces is not None and forces.shape == (len(atoms), 3):
+        results["forces"] = forces
+    stress = _in(_get(calc, "stress.total.value"), "eV / angstrom ** 3")
+    if stress is not None and stress.shape == (3, 3):
+        results["stress"] = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]  # ASE's Voigt order
+    if results:
+        atoms.calc = single_point(atoms, **results)
+    step = _get(calc, "step")
+    if step is not None:
+        atoms.info["step"] = int(step)
+    for name, unit in (("time", "ps"), ("temperature", "K")):
+        value = _in(_get(calc, name), unit)
+        if value is not None:
+            atoms.info[f"{name}_{unit}"] = float(value)
+    atoms.info["nomad_calculation"] = calc.m_path()
+    return atoms
+
+
+def to_trajectory(section: Section | Sequence[Section]) -> list[Any]:
+    """The structures of a run or workflow as ASE ``Atoms``, one per calculation.
+
+    Each ``Atoms`` carries the calculation's results through ASE's
+    ``SinglePointCalculator`` (``atoms.get_potential_energy()`` in eV, ``get_forces()`` in
+    eV/Å, ``get_stress()`` in eV/Å³, Voigt order), and in ``info`` the calculation path and,
+    when set, ``step``, ``time_ps`` and ``temperature_K``. Forces are the total ones, else
+    the ``free`` ones (FHI-aims).
+
+    Args:
+        section: an archive (its first run, or its workflow's calculations), a run, a
+            workflow (``archive.workflow2``: its ``calculations_ref`` in order), or a list
+            of calculations. A run without calculations gives its systems, without results.
+
+    Returns:
+        A list of ``ase.Atoms`` (ASE's name for a trajectory in memory).
+
+    Raises:
+        ImportError: ASE is not installed.
+        AbsentError: nothing to convert: no calculations and no systems.
+    """
+    _import_ase()
+    single_point = importlib.import_module("ase.calculators.singlepoint").SinglePointCalculator
+    calcs = _calculations(section)
+    if calcs:
+        return [_with_results(single_point, calc) for calc in calcs]
+    if isinstance(section, Section):
+        systems = _systems(section)
+        if systems:
+            return [to_atoms(system) for system in systems]
+        raise AbsentError("no calculations and no systems to convert", path=section.m_path(), entry_id=section.m_entry_id)
+    raise AbsentError("no calculations to convert")
+
+
+def write_extxyz(images: Any, path: str | os.PathLike[str]) -> None:
+    """Write ``Atoms`` (one or a list, e.g. from :func:`to_trajectory`) to an extended XYZ file.
+
+    Energies, forces and stress attached by :func:`to_trajectory` are written too (ASE's own
+    extxyz writer), so ``ase.io.read(path, ":")`` gives them back.
+
+    Raises:
+        ImportError: ASE is not installed.
+    """
+    _import_ase()
+    ase_io = importlib.import_module("ase.io")
+    ase_io.write(os.fspath(path), images, format="extxyz")

@@ -1,7 +1,8 @@
 """Fixtures for the local server tests: real HTTP on 127.0.0.1, real archives when present.
 
-The shared NOMAD corpus is looked up as ``../shared`` beside the repository (CI clones the
-repository with ``shared`` next to it), never by an absolute path.
+The shared NOMAD corpus is ``../shared`` beside the repository (CI clones the repository with
+``shared`` next to it), never an absolute path: the ``shared_data`` fixture of tests/conftest.py,
+which also skips the tests that need it when it is absent.
 """
 
 from __future__ import annotations
@@ -17,19 +18,6 @@ from archivemap.server import LocalServer
 
 VASP_ENTRY_ID = "1WGSYo1RrGFEIcM17Re4kjHC7k6p"
 VASP_FILE = "vasp-si16-singlepoint.recorded.archive.json"
-
-
-def shared_data_dir() -> Path:
-    """``../shared/nomad-data`` relative to the repository root (may not exist)."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "nomad-data"
-
-
-def require_shared() -> Path:
-    """The archives folder of the shared corpus, or skip the test with the reason."""
-    archives = shared_data_dir() / "archives"
-    if not (archives / VASP_FILE).is_file():
-        pytest.skip(f"shared NOMAD corpus not found at {archives} (expected ../shared beside the repo)")
-    return archives
 
 
 def small_archive(entry_id: str, upload_id: str = "up1", elements: list[str] | None = None) -> dict[str, Any]:
@@ -71,24 +59,23 @@ def make_archive() -> Any:
 
 
 @pytest.fixture(scope="session")
-def shared_archives() -> Path:
-    """The shared archives folder, or skip."""
-    return require_shared()
+def shared_archives(shared_data: Path) -> Path:
+    """The shared archives folder (skipped without ../shared)."""
+    return shared_data / "archives"
 
 
 @pytest.fixture(scope="session")
-def vasp_archive() -> dict[str, Any]:
+def vasp_archive(shared_archives: Path) -> dict[str, Any]:
     """The recorded VASP archive (read-only: the server shares it)."""
     import json
 
-    return json.loads((require_shared() / VASP_FILE).read_text())
+    return json.loads((shared_archives / VASP_FILE).read_text())
 
 
 @pytest.fixture(scope="session")
-def corpus_server() -> Iterator[LocalServer]:
+def corpus_server(shared_archives: Path) -> Iterator[LocalServer]:
     """One server over the shared corpus for the whole session (no faults, no auth)."""
-    archives = require_shared()
-    with LocalServer(archives) as server:
+    with LocalServer(shared_archives) as server:
         yield server
 
 

@@ -59,11 +59,15 @@ def test_concurrency_limit(server: LocalServer) -> None:
     assert server.in_flight == 0
 
 
-def test_latency(server: LocalServer) -> None:
+def test_latency(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    slept: list[float] = []  # what the server waited, not a clock reading (load-proof)
+    spy = SimpleNamespace(time=time.time, monotonic=time.monotonic, sleep=lambda s: slept.append(s) or time.sleep(s))
+    monkeypatch.setattr("archivemap.server._http.time", spy)
     server.update_faults(latency=0.2, latency_jitter=0.05)
-    started = time.monotonic()
     assert get(server).status_code == 200
-    assert time.monotonic() - started >= 0.2
+    assert len(slept) == 1 and 0.2 <= slept[0] < 0.25
 
 
 def test_dropped_connection(server: LocalServer) -> None:
