@@ -31,6 +31,7 @@ import archivemap
 from archivemap import graph
 from archivemap._json import read_json
 from archivemap._progress import watched
+from archivemap.archive.load import default_schema
 from archivemap.archive.schema import as_schema
 from archivemap.archive.sections import Section
 from archivemap.errors import HTTPStatusError, NotFoundError, TransportError
@@ -174,6 +175,8 @@ def _schema_for(args: argparse.Namespace, near: Path | None = None) -> Any:
     if schema is None and near is not None and (REPO_SAMPLES / "metainfo.json").is_file():
         if REPO_SAMPLES == near.resolve() or REPO_SAMPLES in near.resolve().parents:
             schema = str(REPO_SAMPLES / "metainfo.json")
+    if schema is None and near is not None:  # local archives: the NOMAD metainfo in the package
+        schema = default_schema()
     return schema
 
 
@@ -531,7 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_codegen)
 
     def common_source(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--metainfo", help="metainfo export (path or URL); env ARCHIVEMAP_METAINFO")
+        q.add_argument("--metainfo", help="metainfo export (path or URL); env ARCHIVEMAP_METAINFO; "
+                       "default for local files: the embedded NOMAD 2.0.0 metainfo")
         q.add_argument("--url", help="NOMAD API v1 URL (…/api/v1): SOURCE is then an entry id")
         q.add_argument(
             "--units", choices=sorted(PRESETS), default="materials",

@@ -21,7 +21,9 @@ ArchivemapError
 │   ├── UnsupportedReferenceError           a form this context cannot resolve (no client)
 │   └── ReferenceCycleError                 following references leads back to the start
 ├── ClientError                             talking to a NOMAD API
-│   ├── TransportError (ConnectionError)    network failures after all retries
+│   ├── TransportError (ConnectionError)    network failures after all retries, deadline passed
+│   ├── MalformedResponseError (ValueError) a 2xx answer that is not JSON or not NOMAD's shape
+│   ├── ResponseTooLargeError               an answer past the client's size limit (bombs too)
 │   └── HTTPStatusError                     an answer with an error status
 │       ├── BadRequestError (ValueError)         400
 │       ├── AuthenticationError (PermissionError) 401
@@ -36,7 +38,8 @@ ArchivemapError
 ```
 
 Warnings (not errors): ``SchemaMismatchWarning`` for a value that does not fit its declared
-type; the value is kept as it was.
+type; the value is kept as it was. ``SourceWarning`` for a file of a folder or zip source that
+was skipped (too large, not JSON, not a regular file).
 """
 
 from __future__ import annotations
@@ -200,6 +203,31 @@ class TransportError(ClientError, ConnectionError):
     """The request did not get an answer (connection refused, reset, timeout) after retries."""
 
 
+class MalformedResponseError(ClientError, ValueError):
+    """A 2xx answer the client cannot use: not JSON, or not the shape NOMAD answers with.
+
+    Raised instead of letting a ``KeyError``/``AttributeError`` escape or yielding values of
+    the wrong type; a paging cursor that comes back again (a cycle) is one too, because
+    following it would never end.
+    """
+
+
+class ResponseTooLargeError(ClientError):
+    """An answer whose body exceeds the client's size limit, on the wire or once decompressed.
+
+    The body is read as a stream and abandoned at the limit, so a hostile or broken server
+    (a gzip bomb: a few MiB that inflate to GiB) cannot exhaust memory. Raise the limit with
+    ``Client(max_response_bytes=...)`` if a real answer is this large.
+
+    Attributes:
+        limit: the limit in bytes that was exceeded.
+    """
+
+    def __init__(self, message: str, url: str | None = None, limit: int = 0) -> None:
+        self.limit = limit
+        super().__init__(message, url)
+
+
 class HTTPStatusError(ClientError):
     """The server answered with an error status.
 
@@ -288,3 +316,7 @@ class UnknownSchemaError(ArchivemapError, LookupError):
 
 class SchemaSourceChangedError(ArchivemapError, pickle.UnpicklingError):
     """A pickled schema's metainfo file is gone or no longer has the sha256 it was pickled with."""
+
+
+class SourceWarning(UserWarning):
+    """A file of a folder or zip of archives was skipped; the message says which and why."""

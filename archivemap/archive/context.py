@@ -107,8 +107,10 @@ class ArchiveContext:
     def custom_environment(self) -> Environment | None:
         """The environment of the archive's own ``definitions`` (custom schema), if any."""
         if self._custom_env is None:
-            if "definitions" not in self._raw_root and self.fetcher is not None and self.root is not None:
-                # a partial archive from a client: its custom schema may not be downloaded yet
+            if self.fetcher is not None and self.root is not None and not self.fetcher.is_downloaded(("definitions",)):
+                # A partial archive from a client: its custom schema may be missing, or only
+                # probed (navigating ``definitions`` learns names, not whole definitions). A
+                # class must only ever be built from complete definitions: fetch them whole.
                 self.root.prefetch(["definitions"])
             definitions = self._raw_root.get("definitions")
             if not isinstance(definitions, dict) or "section_definitions" not in definitions:
@@ -144,16 +146,33 @@ class ArchiveContext:
         return env.resolve("#/" + "/".join(parsed.fragment), context=env.packages[0], origin=ref)
 
     def resolve_definition(self, m_def: str) -> SectionDef:
-        """The section definition an ``m_def`` value names (spec §2.4)."""
-        env = self.custom_environment
+        """The section definition an ``m_def`` value names (spec §2.4).
+
+        A qualified name or definition id is looked up in the deployment's schema first: only
+        a miss, a fragment into the archive's own ``definitions`` or an ``entry_id:`` name
+        needs the archive's custom schema, which a partial download may first have to fetch
+        (one request per archive, not one per section that carries an ``m_def``).
+        """
         target: Definition
         url, hash_, _ = m_def.partition("#")
-        if (url and hash_) or (m_def.startswith("entry_id:") and env is None):
+        if url and hash_:
             target = self._external(m_def)
-        elif env is not None:
-            target = env.resolve(m_def, context=env.packages[0])
+        elif m_def.startswith(("#", "/")) or m_def.startswith("entry_id:"):
+            env = self.custom_environment
+            if env is None and m_def.startswith("entry_id:"):
+                target = self._external(m_def)
+            elif env is None:
+                raise UnknownDefinitionError(f"m_def {m_def!r} points into definitions this archive lacks")
+            else:
+                target = env.resolve(m_def, context=env.packages[0])
         else:
-            target = self.schema.environment.resolve(m_def)
+            try:
+                target = self.schema.environment.resolve(m_def)
+            except UnknownDefinitionError:
+                env = self.custom_environment
+                if env is None:
+                    raise
+                target = env.resolve(m_def, context=env.packages[0])
         if not isinstance(target, SectionDef):
             raise DefinitionError(f"m_def {m_def!r} is not a section definition")
         return target

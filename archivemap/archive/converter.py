@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import warnings
 from collections.abc import Callable
 from typing import Any
 

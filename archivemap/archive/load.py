@@ -12,8 +12,9 @@ from archivemap.archive.schema import Schema, as_schema
 from archivemap.archive.sections import Section
 from archivemap.archive.sources import DirectorySource
 from archivemap.errors import ArchiveDataError
+from archivemap.metainfo.default import default_environment
 
-__all__ = ["load", "set_default_schema"]
+__all__ = ["default_schema", "load", "set_default_schema"]
 
 SchemaLike = Any  # Schema | Environment | path | URL | dict | bytes
 
@@ -76,10 +77,17 @@ def _pick_schema(schema: SchemaLike | None) -> Schema:
     env = os.environ.get("ARCHIVEMAP_METAINFO")
     if env:
         return as_schema(env)
-    raise ArchiveDataError(
-        "no schema: pass schema=<metainfo export path, URL or Schema>, call "
-        "archivemap.set_default_schema(), or set ARCHIVEMAP_METAINFO"
-    )
+    return default_schema()
+
+
+def default_schema() -> Schema:
+    """The schema of the NOMAD metainfo embedded in the package (one per process).
+
+    What ``load`` uses when no schema is given, set or named by ``ARCHIVEMAP_METAINFO``: the
+    public NOMAD schema reads any archive of a standard deployment; archives of plugins it
+    lacks keep their unknown parts, with a warning, as with any other schema.
+    """
+    return as_schema(default_environment())
 
 
 def load(
@@ -98,7 +106,9 @@ def load(
     Args:
         source: a path, JSON bytes, a dict, or a binary file object.
         schema: the metainfo: a :class:`Schema`, an Environment, a path or URL of an export,
-            or a dict. Classes generated for it are used when the Schema has them.
+            or a dict. Classes generated for it are used when the Schema has them. Without
+            it: the schema of :func:`set_default_schema`, else ``ARCHIVEMAP_METAINFO``, else
+            the embedded NOMAD metainfo (:func:`default_schema`).
         archives: where other archives come from, to follow cross-entry references: a folder
             (path) of archive files, or any :class:`ArchiveSource` such as a client. A path is
             indexed on every call; to load many archives of one folder, pass one

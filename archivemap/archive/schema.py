@@ -24,6 +24,7 @@ import threading
 import warnings
 import weakref
 import zlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -109,6 +110,13 @@ class Schema:
         self._lock = threading.RLock()
         self._root: type[Section] | None = None
         self._sub_classes: dict[tuple[type, str], type[Section]] = {}
+        # classes of definitions that live in other environments (an archive's own
+        # definitions): by environment (dropped with it), then by id of the definition
+        self._foreign: weakref.WeakKeyDictionary[Environment, dict[int, type[Section]]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._item_classes: weakref.WeakKeyDictionary[Any, dict[str, type[Section]]] = weakref.WeakKeyDictionary()
+        self.classes_built = 0  # attrs.make_class calls: the test of the content cache counts them
         # -- pickling: where the metainfo came from, and who this schema is in this process
         self._origin = _origin_of(environment, self.source_sha256)
         self._identity: str | None = None
@@ -212,17 +220,30 @@ class Schema:
 
     def definition_of(self, cls: type) -> SectionDef:
         """The section definition a class was made for."""
-        sdef = self._def_by_class.get(cls)
+        sdef = self._definition(cls)
         if sdef is None:
             sdef = self.environment.section(getattr(cls, "m_qualified_name", cls.__name__))
             self._def_by_class[cls] = sdef
         return sdef
 
     def class_for(self, sdef: SectionDef) -> type[Section]:
-        """The class for a section definition: generated if available, else built now."""
+        """The class for a section definition: generated if available, else built now.
+
+        Classes of the schema's own definitions are kept per definition. Those of an
+        archive's own definitions (custom schemas, a new Environment on every load) are kept
+        per environment, and built once per definition *content* (:data:`_CONTENT_CLASSES`):
+        loading the same custom-schema entry again reuses its classes.
+        """
         cls = self._by_def.get(id(sdef))
         if cls is not None:
             return cls
+        env = sdef.package.environment
+        if env is not self.environment:
+            known = self._foreign.get(env)
+            if known is not None:
+                cls = known.get(id(sdef))
+                if cls is not None:
+                    return cls
         with self._lock:
             # The chain of Python bases that have no class yet, built from the top down:
             # iterative, so a chain of thousands of bases cannot exhaust the stack, and a
@@ -230,7 +251,7 @@ class Schema:
             chain: list[SectionDef] = []
             seen: set[int] = set()
             node: SectionDef | None = sdef
-            while node is not None and id(node) not in self._by_def:
+            while node is not None and self._known(node) is None:
                 if id(node) in seen:
                     raise CyclicDefinitionError(f"base sections of {sdef.qualified_name} form a cycle", sdef.path)
                 seen.add(id(node))
@@ -242,22 +263,55 @@ class Schema:
                 node = _python_base(node)
             for node in reversed(chain):
                 self._remember(node, self._build(node))
-            return self._by_def[id(sdef)]
+            found = self._known(sdef)
+            assert found is not None
+            return found
+
+    def _known(self, sdef: SectionDef) -> type[Section] | None:
+        env = sdef.package.environment
+        if env is self.environment:
+            return self._by_def.get(id(sdef))
+        known = self._foreign.get(env)
+        return known.get(id(sdef)) if known is not None else None
 
     def _remember(self, sdef: SectionDef, cls: type[Section]) -> None:
-        self._by_def[id(sdef)] = cls
-        self._def_by_class.setdefault(cls, sdef)
+        env = sdef.package.environment
+        if env is self.environment:
+            self._by_def[id(sdef)] = cls
+            self._def_by_class.setdefault(cls, sdef)
+            return
+        known = self._foreign.get(env)
+        if known is None:
+            known = self._foreign[env] = {}
+        known[id(sdef)] = cls
+
+    def _definition(self, cls: type) -> SectionDef | None:
+        found = self._def_by_class.get(cls)
+        if found is None:
+            found = cls.__dict__.get("_m_sdef")
+        return found
 
     def sub_section_class(self, owner: type[Section], fm: FieldMeta) -> type[Section]:
         """The declared class of sub-section ``fm`` of class ``owner`` (cached: a hot path)."""
         key = (owner, fm.name)
         cls = self._sub_classes.get(key)
         if cls is None:
-            cls = self._sub_classes[key] = self._sub_section_class(owner, fm)
+            cls = self._sub_section_class(owner, fm)
+            if "_m_sdef" in owner.__dict__:  # a class of the content cache: forgotten with it
+                subs = owner.__dict__.get("_m_subs")
+                if subs is None:
+                    subs = {}
+                    type.__setattr__(owner, "_m_subs", subs)
+                subs[fm.name] = cls
+            else:
+                self._sub_classes[key] = cls
         return cls
 
     def _sub_section_class(self, owner: type[Section], fm: FieldMeta) -> type[Section]:
-        sdef = self._def_by_class.get(owner)
+        subs = owner.__dict__.get("_m_subs")
+        if subs is not None and fm.name in subs:
+            return subs[fm.name]  # type: ignore[no-any-return]
+        sdef = self._definition(owner)
         if sdef is not None:
             prop = sdef.all_properties.get(fm.name)
             if isinstance(prop, SubSectionDef):
@@ -294,8 +348,25 @@ class Schema:
             m_def = item.get("m_def_id")  # 2.0 may write only the definition id
         if not isinstance(m_def, str) or resolver is None:
             return declared
+        # one resolution per m_def string and archive (an archive's items repeat a few m_defs);
+        # not for partial archives, whose own definitions may arrive later
+        memo = None
+        if getattr(resolver, "fetcher", None) is None:
+            try:
+                memo = self._item_classes.get(resolver)
+                if memo is None:
+                    memo = self._item_classes[resolver] = {}
+            except TypeError:  # a resolver that cannot be weakly referenced: no memo
+                memo = None
+            if memo is not None:
+                found = memo.get(m_def)
+                if found is not None:
+                    return found
         try:
-            return self.class_for(resolver.resolve_definition(m_def))
+            cls = self.class_for(resolver.resolve_definition(m_def))
+            if memo is not None:
+                memo[m_def] = cls
+            return cls
         except (ArchivemapError, KeyError, LookupError, ValueError) as exc:
             if m_def.rpartition(".")[2] == declared.m_qualified_name.rpartition(".")[2]:
                 # NOMAD resolves m_def by Python import, and modules re-export sections under
@@ -338,6 +409,7 @@ class Schema:
             base = self.class_for(bases[0])
         inherited = section_fields(base)
         fields: dict[str, Any] = {}
+        metas: list[FieldMeta] = []
         used = set(inherited)
         for name, prop in sdef.all_properties.items():
             attr = python_name(name)
@@ -354,6 +426,20 @@ class Schema:
             used.add(attr)
             kwargs = {k: v for k, v in attrs.asdict(fm, recurse=False).items() if k not in ("name", "attribute", "kind")}
             fields[attr] = (sub_section if fm.kind == "sub_section" else quantity)(name, attr, **kwargs)
+            metas.append(fm)
+        foreign = sdef.package.environment is not self.environment
+        key = ""
+        if foreign:
+            # Everything the class is made of: its schema, its Python base, its names and
+            # every field. Equal content, one class, whichever archive or load it came from.
+            content = (self._serial, id(base), sdef.name, sdef.qualified_name, sdef.definition_id, sdef.description, metas)
+            key = hashlib.sha256(repr(content).encode("utf-8", "surrogatepass")).hexdigest()
+            with _content_lock:
+                cached = _CONTENT_CLASSES.get(key)
+                if cached is not None:
+                    _CONTENT_CLASSES.move_to_end(key)
+                    return cached
+        self.classes_built += 1
         cls: Any = attrs.make_class(
             class_name(sdef.name),
             fields,
@@ -369,7 +455,22 @@ class Schema:
         cls.__module__ = RUNTIME_MODULE
         cls.__qualname__ = self._runtime_name(sdef, cls.__name__)
         cls._m_schema = self  # a class held alone keeps its schema findable by its name
+        if foreign:
+            cls._m_sdef = sdef  # its definition (the first of that content): see definition_of
+            with _content_lock:
+                _CONTENT_CLASSES[key] = cls
+                while len(_CONTENT_CLASSES) > CONTENT_CACHE_SIZE:
+                    _CONTENT_CLASSES.popitem(last=False)
         return cls
+
+
+#: How many classes of archives' own definitions :data:`_CONTENT_CLASSES` keeps.
+CONTENT_CACHE_SIZE = 4096
+#: Run-time classes of definitions carried by archives (custom schemas), by their content
+#: (least recently used dropped first). A class keeps its base, so a key's ``id(base)``
+#: stays valid as long as the key does.
+_CONTENT_CLASSES: OrderedDict[str, type[Section]] = OrderedDict()
+_content_lock = threading.Lock()
 
 
 def _python_base(sdef: SectionDef) -> SectionDef | None:

@@ -31,7 +31,6 @@ public functions at the bottom (:func:`raw_data`, :func:`built_value`, :func:`as
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Final, Protocol, SupportsIndex

@@ -23,9 +23,20 @@ from archivemap.archive.context import ArchiveContext, new_archive
 from archivemap.archive.references import ParsedReference, entry_id_from_mainfile
 from archivemap.archive.schema import Schema
 from archivemap.archive.sections import Section
-from archivemap.errors import DanglingReferenceError, UnsafePathError, UnsupportedReferenceError
+from archivemap._warnings import warn_at_caller
+from archivemap.errors import (
+    ArchiveDataError,
+    ArchivemapError,
+    DanglingReferenceError,
+    SourceWarning,
+    UnsafePathError,
+    UnsupportedReferenceError,
+)
 
-__all__ = ["DirectorySource", "ZipSource"]
+__all__ = ["MAX_ARCHIVE_BYTES", "DirectorySource", "ZipSource"]
+
+#: The largest archive file a source reads (NOMAD's largest archives are a few GB).
+MAX_ARCHIVE_BYTES = 4 * 1024**3
 
 
 class _IndexedSource:
@@ -120,15 +131,24 @@ class DirectorySource(_IndexedSource):
         schema: the schema to load archives with.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], schema: Schema) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], schema: Schema, *, max_file_bytes: int = MAX_ARCHIVE_BYTES
+    ) -> None:
         super().__init__(schema)
         self.directory = Path(directory).resolve()
+        self.max_file_bytes = max_file_bytes
         for path in sorted(self.directory.rglob("*.json")):
             if self.directory not in path.resolve().parents:
                 continue  # a symlink that points out of the folder is not part of it
+            if not path.is_file():  # a FIFO or a device would block or never end
+                continue
+            if path.stat().st_size > self.max_file_bytes:
+                warn_at_caller(f"{path}: larger than {self.max_file_bytes} bytes; skipped", SourceWarning)
+                continue
             try:
                 data = read_json(path)
-            except Exception:
+            except (ArchivemapError, OSError, UnicodeError) as exc:
+                warn_at_caller(f"{path}: not readable as JSON ({exc}); skipped", SourceWarning)
                 continue
             if not isinstance(data, dict):
                 continue
@@ -166,25 +186,86 @@ class DirectorySource(_IndexedSource):
 
 
 class ZipSource(_IndexedSource):
-    """A zip of archive JSON files, such as NOMAD's archive download."""
+    """A zip of archive JSON files, such as NOMAD's archive download.
 
-    def __init__(self, path: str | os.PathLike[str], schema: Schema) -> None:
+    Members are read when needed, never all up front, and each read is bounded: a member
+    larger than ``max_member_bytes`` once decompressed (a zip bomb declares a small size and
+    inflates without end) is skipped with a :class:`SourceWarning`. The index of entry ids and
+    mainfiles is built the first time a cross-entry reference needs it.
+
+    Raises:
+        ArchiveDataError: the file is not a zip archive.
+        UnsafePathError: a member's name would leave the archive (``../``, absolute).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], schema: Schema, *, max_member_bytes: int = MAX_ARCHIVE_BYTES
+    ) -> None:
         super().__init__(schema)
-        self.zip = zipfile.ZipFile(path)
+        label = str(path)
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+            raise ArchiveDataError(f"not a readable zip archive: {exc}", label) from None
         self._path = Path(path).resolve() if isinstance(path, (str, os.PathLike)) else None
+        self.max_member_bytes = max_member_bytes
+        self._members: list[str] = []
         for name in sorted(self.zip.namelist()):
             if not name.endswith(".json"):
                 continue
-            parts = Path(name).parts
-            if name.startswith("/") or ".." in parts:
+            if name.startswith("/") or ".." in Path(name).parts:
                 raise UnsafePathError(f"zip member {name!r} escapes the archive")
-            data = parse_json(self.zip.read(name), name)
-            if isinstance(data, dict):
-                meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-                self._add(name, meta, Path(name).name.split(".")[0])
+            self._members.append(name)
+        self._indexed = False
+
+    def _ensure_index(self) -> None:
+        with self._lock:
+            if self._indexed:
+                return
+            self._indexed = True
+            for name in self._members:
+                data = self._read_member(name)
+                if isinstance(data, dict):
+                    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+                    self._add(name, meta, Path(name).name.split(".")[0])
+
+    def _read_member(self, name: str) -> Any:
+        """A member's parsed JSON, or ``None`` (with a warning) when it is too large or bad."""
+        try:
+            with self.zip.open(name) as stream:
+                raw = stream.read(self.max_member_bytes + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+            warn_at_caller(f"{name}: cannot be read from the zip ({exc}); skipped", SourceWarning)
+            return None
+        if len(raw) > self.max_member_bytes:
+            warn_at_caller(f"{name}: larger than {self.max_member_bytes} bytes; skipped", SourceWarning)
+            return None
+        try:
+            return parse_json(raw, name)
+        except ArchivemapError as exc:
+            warn_at_caller(f"{name}: {exc}; skipped", SourceWarning)
+            return None
+
+    def entry_ids(self) -> list[str]:
+        """Every entry id this zip holds, sorted (reads every member once)."""
+        self._ensure_index()
+        return super().entry_ids()
+
+    def archive(self, entry_id: str) -> Section:
+        """The root section of an entry, loaded once and cached."""
+        self._ensure_index()
+        return super().archive(entry_id)
+
+    def archive_for(self, ref: ParsedReference, context: ArchiveContext) -> Section:
+        """The root of the archive a cross-entry reference points into."""
+        self._ensure_index()
+        return super().archive_for(ref, context)
 
     def _read(self, key: Any) -> dict[str, Any]:
-        return parse_json(self.zip.read(key), key)  # type: ignore[no-any-return]
+        data = self._read_member(key)
+        if not isinstance(data, dict):
+            raise DanglingReferenceError(f"zip member {key!r} is not a readable archive")
+        return data
 
     def _pickle_path(self) -> Path:
         if self._path is None:

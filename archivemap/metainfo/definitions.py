@@ -13,6 +13,7 @@ the section they extend.
 
 from __future__ import annotations
 
+import gc
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,7 +30,9 @@ __all__ = [
     "SectionDef",
     "SubSectionDef",
     "TypeDef",
+    "artifacts_url",
     "load_environment",
+    "parse_export",
 ]
 
 _DEF_ID_SUFFIX = re.compile(r"@([0-9a-fA-F]{40})$")
@@ -248,8 +251,8 @@ class SectionDef(_Base):
     __slots__ = (
         "package",
         "outer",
-        "quantities",
-        "sub_sections",
+        "_quantities",
+        "_sub_sections",
         "inner_sections",
         "extends_base_section",
         "_base_refs",
@@ -266,14 +269,10 @@ class SectionDef(_Base):
         super().__init__(raw, path)
         self.package = package
         self.outer = outer
-        self.quantities: list[QuantityDef] = [
-            QuantityDef(q, f"{path}/quantities/{i}", self)
-            for i, q in enumerate(_as_list(raw.get("quantities"), f"{path}/quantities"))
-        ]
-        self.sub_sections: list[SubSectionDef] = [
-            SubSectionDef(s, f"{path}/sub_sections/{i}", self)
-            for i, s in enumerate(_as_list(raw.get("sub_sections"), f"{path}/sub_sections"))
-        ]
+        # Quantities and sub-sections are 85 % of a deployment's definition objects, and most
+        # are never looked at: they are built on first use (see ``quantities``).
+        self._quantities: list[QuantityDef] | None = None
+        self._sub_sections: list[SubSectionDef] | None = None
         self.inner_sections: list[SectionDef] = []
         self._qualified: str | None = None
         if outer is None:  # the top of a tree of inner sections builds the tree, iteratively
@@ -287,6 +286,26 @@ class SectionDef(_Base):
         self._mro: list[SectionDef] | None = None
         self._all: dict[str, Property] | None = None
         self.extensions: list[SectionDef] = []
+
+    @property
+    def quantities(self) -> list[QuantityDef]:
+        """The section's own quantities, in exported order (built on first use)."""
+        if self._quantities is None:
+            where = f"{self.path}/quantities"
+            self._quantities = [
+                QuantityDef(q, f"{where}/{i}", self) for i, q in enumerate(_as_list(self.raw.get("quantities"), where))
+            ]
+        return self._quantities
+
+    @property
+    def sub_sections(self) -> list[SubSectionDef]:
+        """The section's own sub-sections, in exported order (built on first use)."""
+        if self._sub_sections is None:
+            where = f"{self.path}/sub_sections"
+            self._sub_sections = [
+                SubSectionDef(s, f"{where}/{i}", self) for i, s in enumerate(_as_list(self.raw.get("sub_sections"), where))
+            ]
+        return self._sub_sections
 
     @property
     def qualified_name(self) -> str:
@@ -502,17 +521,29 @@ class Environment:
         self._by_qualified: dict[str, SectionDef] = {}
         self._by_id: dict[str, Definition] = {}
         self._by_path: dict[str, Definition] = {}
+        # Every indexed section, in order; the ids of their quantities and sub-sections are
+        # indexed from the raw dicts on the first id lookup (``_property_ids``).
+        self._indexed: list[SectionDef] = []
+        self._prop_ids: dict[str, tuple[SectionDef, bool, int]] | None = None
         self.packages: list[PackageDef] = []
         self._package_by_name: dict[str, PackageDef] = {}
-        for i, p in enumerate(data.get("packages", [])):
-            pkg = PackageDef(p, package_path or f"/packages/{i}", self, i)
-            self.packages.append(pkg)
-            self._package_by_name.setdefault(pkg.name, pkg)
-            for alias in pkg.aliases:
-                self._package_by_name.setdefault(alias, pkg)
-            if pkg.definition_id:
-                self._by_id[pkg.definition_id] = pkg
-        self._link_extensions()
+        # Thousands of small objects, none of them garbage: without the pause, the collector
+        # runs dozens of generation scans over them (a third of the construction time).
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            for i, p in enumerate(data.get("packages", [])):
+                pkg = PackageDef(p, package_path or f"/packages/{i}", self, i)
+                self.packages.append(pkg)
+                self._package_by_name.setdefault(pkg.name, pkg)
+                for alias in pkg.aliases:
+                    self._package_by_name.setdefault(alias, pkg)
+                if pkg.definition_id:
+                    self._by_id[pkg.definition_id] = pkg
+            self._link_extensions()
+        finally:
+            if paused:
+                gc.enable()
 
     # -- indexing -------------------------------------------------------------------------
     def _index(self, section: SectionDef) -> None:
@@ -520,12 +551,22 @@ class Environment:
         self._by_qualified.setdefault(section.qualified_name, section)
         if section.definition_id:
             self._by_id[section.definition_id] = section
-        for q in section.quantities:
-            if q.definition_id:
-                self._by_id[q.definition_id] = q
-        for s in section.sub_sections:
-            if s.definition_id:
-                self._by_id[s.definition_id] = s
+        self._indexed.append(section)
+        if self._prop_ids is not None:  # registered after the first id lookup
+            _index_property_ids(section, self._prop_ids)
+
+    def _property_ids(self) -> dict[str, tuple[SectionDef, bool, int]]:
+        """Definition id → (section, is a quantity, position) of every quantity and sub-section.
+
+        Read from the raw dicts, so that an id lookup does not build the ~17,000 property
+        objects of a deployment; the one found is built by its section on return.
+        """
+        if self._prop_ids is None:
+            ids: dict[str, tuple[SectionDef, bool, int]] = {}
+            for section in self._indexed:
+                _index_property_ids(section, ids)
+            self._prop_ids = ids
+        return self._prop_ids
 
     def _link_extensions(self) -> None:
         for section in self.all_sections():
@@ -564,6 +605,11 @@ class Environment:
 
     def by_definition_id(self, definition_id: str) -> Definition | None:
         found = self._by_id.get(definition_id)
+        if found is None:
+            where = self._property_ids().get(definition_id)
+            if where is not None:
+                section, is_quantity, index = where
+                found = section.quantities[index] if is_quantity else section.sub_sections[index]
         if found is None and self.parent is not None:
             return self.parent.by_definition_id(definition_id)
         return found
@@ -741,6 +787,18 @@ class Environment:
         )
 
 
+def _index_property_ids(section: SectionDef, ids: dict[str, tuple[SectionDef, bool, int]]) -> None:
+    """Add the definition ids of a section's quantities and sub-sections, from its raw dict."""
+    for key, is_quantity in (("quantities", True), ("sub_sections", False)):
+        items = section.raw.get(key)
+        if not isinstance(items, list):
+            continue
+        for i, item in enumerate(items):
+            did = item.get("definition_id") if isinstance(item, Mapping) else None
+            if isinstance(did, str):
+                ids[did] = (section, is_quantity, i)
+
+
 def _children(node: Any, key: str) -> list[Any]:
     if isinstance(node, Environment):
         return node.packages if key == "packages" else []
@@ -786,16 +844,24 @@ def _read_text(source: str | Path) -> tuple[str, str]:
     if text.startswith(("http://", "https://")):
         import requests
 
-        url = text
-        if not url.endswith((".js", ".json")):
-            url = url.rstrip("/")
-            for suffix in ("/api/v1", "/api"):
-                if url.endswith(suffix):
-                    url = url[: -len(suffix)]
-            url += "/gui/artifacts.js"
+        url = artifacts_url(text)
         return _download_text(requests, url), url
     path = Path(source)
     return path.read_text(encoding="utf-8"), str(path)
+
+
+def artifacts_url(url: str) -> str:
+    """Where a deployment serves its metainfo: ``<root>/gui/artifacts.js`` for its API or root URL.
+
+    A URL that already names a ``.js`` or ``.json`` file is returned as it is.
+    """
+    if url.endswith((".js", ".json")):
+        return url
+    url = url.rstrip("/")
+    for suffix in ("/api/v1", "/api"):
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+    return url + "/gui/artifacts.js"
 
 
 #: The most a metainfo download may be once decompressed (NOMAD 2.0's export: 8.4 MB), and
@@ -828,8 +894,12 @@ def _download_text(requests: Any, url: str) -> str:
         raise DefinitionError(f"cannot download metainfo: {type(exc).__name__}: {exc}", url) from None
 
 
-def _parse_export(text: str, label: str) -> dict[str, Any]:
-    """Parse an export, or a GUI ``artifacts.js`` (``window.nomadArtifacts = {...};``)."""
+def parse_export(text: str, label: str) -> dict[str, Any]:
+    """Parse an export, or a GUI ``artifacts.js`` (``window.nomadArtifacts = {...};``).
+
+    Raises:
+        DefinitionError: no JSON object, invalid JSON, or not an object.
+    """
     import orjson
 
     body = text.strip()
@@ -873,10 +943,10 @@ def load_environment(source: Environment | Mapping[str, Any] | str | Path | byte
         if "packages" not in data and "section_definitions" in data:
             data = {"packages": [data]}  # a single Package export
     elif isinstance(source, bytes):
-        data, label = _parse_export(source.decode("utf-8"), "<bytes>"), "<bytes>"
+        data, label = parse_export(source.decode("utf-8"), "<bytes>"), "<bytes>"
     else:
         text, label = _read_text(source)
-        data = _parse_export(text, label)
+        data = parse_export(text, label)
         if "packages" not in data and "section_definitions" in data:
             data = {"packages": [data]}
     return Environment(data, source=label)

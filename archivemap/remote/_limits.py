@@ -11,6 +11,7 @@ the one that got the 503, because the whole client is being throttled, not one r
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import threading
 import time
@@ -150,7 +151,7 @@ class RetryPolicy:
     retries: int = attrs.field(default=5, validator=attrs.validators.ge(0))
     backoff_base: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
     backoff_max: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
-    retry_after_max: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
+    retry_after_max: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
     statuses: frozenset[int] = RETRY_STATUSES
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
@@ -163,7 +164,8 @@ class RetryPolicy:
         Returns:
             The delay in seconds.
         """
-        if retry_after is not None:
+        if retry_after is not None and not math.isnan(retry_after):
+            # min/max order matters: inf becomes the cap, negatives become 0
             return float(min(max(retry_after, 0.0), self.retry_after_max))
         ceiling = float(min(self.backoff_max, self.backoff_base * (2**attempt)))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
@@ -172,23 +174,41 @@ class RetryPolicy:
 def parse_retry_after(value: str | None) -> float | None:
     """Read a ``Retry-After`` header: delay seconds or an HTTP date.
 
+    The header comes from the server, so anything is possible: ``nan`` (which would crash
+    ``time.sleep``), ``inf`` or ``1e999``, negative numbers, dates far in the future or past,
+    garbage. Numbers that are not finite and unreadable values count as absent (the normal
+    backoff applies); negatives and past dates mean "now". The caller caps the result
+    (:attr:`RetryPolicy.retry_after_max`), so a huge value cannot stall the client.
+
     Args:
         value: the header value, or None.
 
     Returns:
-        Seconds to wait (never negative), or None when absent or unreadable.
+        Seconds to wait (finite, never negative), or None when absent or unreadable.
     """
     if not value:
         return None
-    value = value.strip()
+    value = value.strip()[:200]
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if math.isnan(seconds):
+            return None
+        return min(max(seconds, 0.0), _MAX_SECONDS)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+    try:
+        delta = (when - datetime.now(timezone.utc)).total_seconds()
+    except OverflowError:
+        return None
+    return min(max(delta, 0.0), _MAX_SECONDS)
+
+
+#: Any delay beyond this is "very long": a finite stand-in for ``inf`` and huge dates.
+_MAX_SECONDS: Final = 365.0 * 24 * 3600

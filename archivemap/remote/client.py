@@ -11,24 +11,39 @@ Compared with NOMAD's own ``ArchiveQuery`` (spec §5.9) this client
   exponential backoff that honours ``Retry-After`` and pauses all threads together;
 * does not narrow the user's query with a ``quantities`` filter derived from ``required``;
 * yields every entry exactly once, in listing order, with a cursor to resume from;
-* never sends credentials to a host other than its own, not even through redirects.
+* isolates entries the server cannot render (a batch answered 500 is split until the failing
+  entries are known; they are reported in :attr:`ArchiveStream.failed`, the rest delivered);
+* never sends credentials to a host other than its own, not even through redirects;
+* never sends a request to another installation because archive data names it (references,
+  ``m_def``), unless the user listed it in ``follow_hosts``.
+
+Every answer is read as a stream under a size limit (counted on the wire and after gzip or
+deflate decoding, so a compression bomb is abandoned early) and every call has a total
+deadline, retries and backoff included, so a hostile or broken server can neither exhaust
+memory nor hold a thread forever.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import json
 import logging
+import re
+import socket
 import threading
 import time
+import zlib
 from collections import deque
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Final, SupportsIndex
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
+import attrs
 import orjson
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from archivemap._version import __version__
@@ -40,17 +55,22 @@ from archivemap.errors import (
     ClientError,
     ForbiddenError,
     HTTPStatusError,
+    MalformedResponseError,
     NotFoundError,
+    ResponseTooLargeError,
     ServerError,
     TransportError,
+    UnsupportedReferenceError,
     ValidationError,
 )
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
 from archivemap.archive.sections import Section
+from archivemap.remote.endpoints import ApiMethods
 from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
+from archivemap.remote.query import Query
 from archivemap.remote.required import Required
 
-__all__ = ["ArchiveStream", "Client", "api_base_url"]
+__all__ = ["ArchiveStream", "Client", "EntryFailure", "api_base_url"]
 
 log = logging.getLogger("archivemap.remote.client")
 
@@ -73,6 +93,16 @@ _RETRYABLE_EXCEPTIONS: Final = (
 )
 _REDACTED: Final = "<redacted>"
 _CURSOR_PREFIX: Final = "am1:"
+#: Bytes asked of the socket per read while streaming a body.
+_CHUNK: Final = 64 * 1024
+#: Most bytes decoded per decompression step (bounds memory between limit checks).
+_DECODE_STEP: Final = 1024 * 1024
+#: Error answers are only read for their ``detail``: more than this is cut off, not an error.
+_ERROR_BODY_MAX: Final = 1024 * 1024
+#: Default of ``Client(max_response_bytes=...)``: generous for real archives, finite.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 1024 * 1024 * 1024
+#: Default of ``Client(deadline=...)``: seconds one API call may take, retries included.
+DEFAULT_DEADLINE: Final = 600.0
 
 
 class _Secret:
@@ -98,6 +128,98 @@ class _Secret:
 
 class _TruncatedBody(Exception):
     """A 2xx answer whose body is not complete JSON (cut off in transit)."""
+
+
+class _Dropped(Exception):
+    """The connection broke or stalled while the body was read: worth another attempt."""
+
+
+class _DeadlineExceeded(Exception):
+    """The call's total deadline passed (while waiting, sending or reading)."""
+
+
+class _TooLarge(Exception):
+    """The body passed the size limit (on the wire or decoded)."""
+
+
+@attrs.frozen
+class EntryFailure:
+    """An entry of a bulk download whose archive the server refused to produce.
+
+    NOMAD answers a whole ``entries/archive/query`` batch with 500 when one archive in it
+    cannot be rendered; the stream splits such batches until the failing entries are known
+    and records each here instead of failing the download.
+
+    Attributes:
+        entry_id: the entry.
+        status: the HTTP status of the answer for this entry alone.
+        detail: the server's explanation (credentials scrubbed).
+        url: the URL that answered so.
+    """
+
+    entry_id: str
+    status: int
+    detail: str
+    url: str
+
+
+class _Decoder:
+    """Bounded ``Content-Encoding`` decoding: never more output than the room left.
+
+    ``zlib``'s ``max_length`` keeps each step to :data:`_DECODE_STEP` bytes, so a bomb is
+    detected after at most one step past the limit, not after it has been inflated.
+    Supports identity, gzip (several members too) and deflate (zlib-wrapped or raw, as
+    servers disagree); anything else, or stacked codings, is refused, which is why the client
+    only ever sends ``Accept-Encoding: gzip, deflate``.
+    """
+
+    def __init__(self, header: str) -> None:
+        codings = [c.strip().lower() for c in header.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
+            raise ValueError(f"unsupported Content-Encoding {header!r}")
+        self.kind = codings[0] if codings else None
+        self._started = False
+        self._z: Any = None
+        if self.kind in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.kind == "deflate":
+            self._z = zlib.decompressobj()
+
+    def feed(self, data: bytes, out: bytearray, limit: int) -> None:
+        """Decode ``data`` onto ``out``; raise :class:`_TooLarge` once ``out`` passes ``limit``."""
+        if self._z is None:
+            if len(out) + len(data) > limit:
+                raise _TooLarge
+            out += data
+            return
+        while data:
+            try:
+                chunk = self._z.decompress(data, _DECODE_STEP)
+            except zlib.error:
+                if self.kind == "deflate" and not self._started:
+                    self._z = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, no zlib header
+                    self._started = True
+                    continue
+                raise
+            self._started = True
+            out += chunk
+            if len(out) > limit:
+                raise _TooLarge
+            data = self._z.unconsumed_tail
+            if not data and self._z.eof and self._z.unused_data and self.kind != "deflate":
+                data = self._z.unused_data  # a further gzip member
+                self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def finish(self, out: bytearray, limit: int) -> None:
+        """Flush the decoder; raise :class:`_Dropped` for a compressed stream cut short."""
+        if self._z is None:
+            return
+        out += self._z.flush()
+        if len(out) > limit:
+            raise _TooLarge
+        if self._started and not self._z.eof:
+            raise _Dropped("compressed body ended early")
 
 
 def api_base_url(url: str) -> str:
@@ -136,6 +258,34 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     scheme = parts.scheme.lower()
     port = parts.port or {"http": 80, "https": 443}.get(scheme)
     return scheme, (parts.hostname or "").lower(), port
+
+
+def _spellings(secret: str) -> set[str]:
+    """A secret as it may come back: raw, percent/form-encoded (once, twice), JSON, HTML, base64."""
+    once = {quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret), quote_plus(secret)}
+    twice = {quote(v, safe="") for v in once} | {quote_plus(v, safe="") for v in once}
+    escaped = json.dumps(secret)[1:-1]
+    found = {secret, *once, *twice, escaped, escaped.replace("/", "\\/")}
+    found.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+    found.add(html.escape(secret))
+    found.update(_base64_spellings(secret))
+    return found
+
+
+def _scrub_with(value: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(_REDACTED, value)
+    if isinstance(value, (list, tuple)):
+        return [_scrub_with(v, pattern) for v in value]
+    if isinstance(value, dict):
+        return {_scrub_with(k, pattern): _scrub_with(v, pattern) for k, v in value.items()}
+    return value
+
+
+def _base64_spellings(text: str) -> set[str]:
+    raw = text.encode()
+    encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    return encoded | {e.rstrip("=") for e in encoded}
 
 
 def _parse_json(content: bytes) -> Any:
@@ -181,7 +331,7 @@ def _is_page_size_error(error: ValidationError) -> bool:
     return "page_size" in text or "page size" in text or "bad_page" in text
 
 
-class Client:
+class Client(ApiMethods):
     """A synchronous, thread-safe client for one NOMAD installation's API v1.
 
     Every request goes through one concurrency cap and one rate budget shared by all
@@ -207,11 +357,14 @@ class Client:
         retries: int = 5,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
-        retry_after_max: float = 120.0,
+        retry_after_max: float = 60.0,
         timeout: tuple[float, float] = (10.0, 120.0),
         session: requests.Session | None = None,
         max_redirects: int = 5,
         pickle_credentials: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        deadline: float | None = DEFAULT_DEADLINE,
+        follow_hosts: Iterable[str] = (),
     ) -> None:
         """Create a client.
 
@@ -227,8 +380,9 @@ class Client:
             retries: retries after the first attempt for retryable failures.
             backoff_base: first backoff delay in seconds (doubles per retry, jittered).
             backoff_max: cap of the backoff delay.
-            retry_after_max: cap of a server-requested ``Retry-After`` delay.
-            timeout: ``(connect, read)`` timeouts in seconds.
+            retry_after_max: cap of a server-requested ``Retry-After`` delay (``nan``,
+                negative, huge values and HTTP dates are all read safely, then capped).
+            timeout: ``(connect, read)`` timeouts in seconds, for each socket operation.
             session: a ``requests.Session`` to use (not closed by :meth:`close`).
             max_redirects: redirects followed per request.
             pickle_credentials: whether pickling this client (or an archive it opened)
@@ -237,10 +391,23 @@ class Client:
                 client then has no auth, and no secret is ever in the pickle bytes. Turn it on
                 only for pickles that stay as private as the credentials (e.g. sent to your
                 own workers); settable later as :attr:`pickle_credentials`.
+            max_response_bytes: the largest answer body accepted, counted on the wire and
+                again after gzip/deflate decoding; a larger one (or a compression bomb) is
+                abandoned while streaming with :class:`~archivemap.errors.ResponseTooLargeError`.
+            deadline: seconds one API call may take in total, every attempt, backoff and
+                ``Retry-After`` wait included (``None``: no deadline). Socket timeouts alone
+                do not bound a server that sends one byte per second; this does.
+            follow_hosts: other installations (any of their URLs; their API base is used)
+                whose archives references and ``m_def`` values in archive data may lead to.
+                Archive data is input: without this list, a reference to any other host
+                (``http://169.254.169.254/...`` included) is an unresolved reference
+                (:class:`~archivemap.errors.UnsupportedReferenceError`), never a request.
+                Credentials are never sent to those hosts either way.
 
         Raises:
-            ValueError: a bad URL, ``password`` without ``username`` (or the reverse), or
-                a non-positive ``max_concurrency``.
+            ValueError: a bad URL (``base_url`` or in ``follow_hosts``), ``password``
+                without ``username`` (or the reverse), a non-positive ``max_concurrency``,
+                ``max_response_bytes`` or ``deadline``.
         """
         if bool(username) != bool(password):
             raise ValueError("username and password must be given together")
@@ -254,9 +421,18 @@ class Client:
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
+        if max_response_bytes < 1:
+            raise ValueError(f"max_response_bytes must be positive, not {max_response_bytes}")
+        if deadline is not None and not deadline > 0:
+            raise ValueError(f"deadline must be positive or None, not {deadline}")
         self.base_url = base_url.strip().rstrip("/")
         self.timeout = timeout
         self.max_redirects = max_redirects
+        self.max_response_bytes = int(max_response_bytes)
+        self.deadline = None if deadline is None else float(deadline)
+        if isinstance(follow_hosts, str):
+            follow_hosts = [follow_hosts]
+        self.follow_hosts: tuple[str, ...] = tuple(dict.fromkeys(api_base_url(u) for u in follow_hosts))
         self.retry_policy = RetryPolicy(
             retries=retries,
             backoff_base=backoff_base,
@@ -309,6 +485,9 @@ class Client:
             "timeout": tuple(self.timeout),
             "max_redirects": self.max_redirects,
             "pickle_credentials": self.pickle_credentials,
+            "max_response_bytes": self.max_response_bytes,
+            "deadline": self.deadline,
+            "follow_hosts": list(self.follow_hosts),
         }
         if self.pickle_credentials:
             options["token"] = self._token.reveal() if self._token is not None else None
@@ -365,20 +544,33 @@ class Client:
     def _secrets(self) -> list[str]:
         return [s.reveal() for s in (self._token, self._password) if s is not None]
 
-    def _scrub(self, value: Any) -> Any:
-        """Replace every credential inside ``value`` (a server may echo request input)."""
+    def _secret_pattern(self) -> re.Pattern[str] | None:
+        """One regex for every spelling in which a server may echo a credential back.
+
+        A server echoes what it received: the password form-encoded from the login body,
+        percent-encoded once or twice, the ``Authorization`` header's base64, or JSON-escaped
+        inside an error document. Matching is case-insensitive (``%2a`` and ``%2A`` are the
+        same byte); over-redacting a look-alike costs nothing.
+        """
         secrets = self._secrets()
         if not secrets:
-            return value
-        if isinstance(value, str):
-            for secret in secrets:
-                value = value.replace(secret, _REDACTED)
-            return value
-        if isinstance(value, list):
-            return [self._scrub(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self._scrub(v) for k, v in value.items()}
-        return value
+            return None
+        variants: set[str] = set()
+        for secret in secrets:
+            variants.update(_spellings(secret))
+        if self._username and self._password is not None:
+            variants.update(_base64_spellings(f"{self._username}:{self._password.reveal()}"))
+        ordered = sorted((v for v in variants if v), key=len, reverse=True)
+        return re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE)
+
+    def _scrub(self, value: Any) -> Any:
+        """Replace every credential inside ``value`` (a server may echo request input).
+
+        Strings, dict keys and values, and list items are scrubbed, in every spelling of
+        :meth:`_secret_pattern`.
+        """
+        pattern = self._secret_pattern()
+        return value if pattern is None else _scrub_with(value, pattern)
 
     # ------------------------------------------------------------------ requests
 
@@ -699,7 +891,7 @@ class Client:
 
     def entries(
         self,
-        query: Mapping[str, Any] | None = None,
+        query: Query | Mapping[str, Any] | None = None,
         required: Mapping[str, Any] | None = None,
         *,
         page_size: int = 100,
@@ -707,6 +899,7 @@ class Client:
         order_by: str | None = None,
         order: str | None = None,
         after: str | None = None,
+        schema: Schema | SchemaSource | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Iterate over the metadata of all entries matching a query (``POST entries/query``).
 
@@ -714,22 +907,39 @@ class Client:
         data, so it is not limited by the search backend's 10 000-hit window.
 
         Args:
-            query: the NOMAD query (spec §5.4); ``None`` for all entries.
+            query: the NOMAD query (spec §5.4) or a :class:`~archivemap.remote.query.Query`;
+                ``None`` for all entries. Checked before any request against ``schema`` (or
+                :attr:`schema`) when one is known; see :meth:`query_json`.
             required: metadata selection, e.g. ``{"include": ["entry_id", "results.material"]}``.
             page_size: entries per request.
             owner: ``visible``, ``public``, ``user``, ``shared``, ``staging``...
             order_by: sort key (server default: ``entry_id``).
             order: ``asc`` or ``desc``.
             after: a ``next_page_after_value`` to start after.
+            schema: the deployment's metainfo to check the query and ``order_by`` against.
 
         Yields:
             Entry metadata dicts.
 
         Raises:
+            QueryError: the query does not fit the deployment's search keys (no request sent).
             HTTPStatusError: (a subclass per status) the server refused the query.
             TransportError: no answer after all retries.
         """
-        body: dict[str, Any] = {"owner": owner, "query": dict(query or {})}
+        return self._entries(self.query_json(query, schema, order_by), required, page_size, owner, order_by, order, after)
+
+    def _entries(
+        self,
+        query: dict[str, Any],
+        required: Mapping[str, Any] | None,
+        page_size: int,
+        owner: str,
+        order_by: str | None,
+        order: str | None,
+        after: str | None,
+    ) -> Iterator[dict[str, Any]]:
+        """The listing itself: a generator, so the query is checked when ``entries`` is called."""
+        body: dict[str, Any] = {"owner": owner, "query": query}
         if required is not None:
             body["required"] = dict(required)
         pagination = {k: v for k, v in (("order_by", order_by), ("order", order)) if v}
@@ -781,7 +991,7 @@ class Client:
 
     def archives_raw(
         self,
-        query: Mapping[str, Any] | None = None,
+        query: Query | Mapping[str, Any] | None = None,
         required: Required = "*",
         *,
         page_size: int = 1000,
@@ -790,6 +1000,7 @@ class Client:
         owner: str = "visible",
         progress: bool = False,
         max_attempts: int = 3,
+        schema: Schema | SchemaSource | None = None,
     ) -> ArchiveStream:
         """Download the archives of all entries matching a query, concurrently.
 
@@ -800,7 +1011,8 @@ class Client:
         ``max_attempts`` on their own (reported in :attr:`ArchiveStream.missing`).
 
         Args:
-            query: the NOMAD query; ``None`` for all visible entries.
+            query: the NOMAD query or a :class:`~archivemap.remote.query.Query`; ``None`` for
+                all visible entries. Checked before any request when a schema is known.
             required: what to download of each archive.
             page_size: ids per listing request.
             batch_size: archives per ``archive/query`` request (NOMAD: keep it small).
@@ -809,6 +1021,8 @@ class Client:
             owner: the owner scope of the listing and the downloads.
             progress: show a progress line on stderr (tqdm's bar if tqdm is installed).
             max_attempts: batch attempts for an entry before it is fetched on its own.
+            schema: the deployment's metainfo to check the query against (default
+                :attr:`schema`).
 
         Returns:
             An iterator of ``(entry_id, archive_raw)``, each entry exactly once, in listing
@@ -818,7 +1032,7 @@ class Client:
             raise ValueError("page_size and batch_size must be positive")
         return ArchiveStream(
             self,
-            query=dict(query or {}),
+            query=self.query_json(query, schema),
             required=required,
             page_size=page_size,
             batch_size=batch_size,
@@ -850,16 +1064,23 @@ class Client:
 
     def archives(
         self,
-        query: Mapping[str, Any] | None = None,
+        query: Query | Mapping[str, Any] | None = None,
         required: Required = "*",
         *,
         schema: Schema | SchemaSource,
         **options: Any,
     ) -> Iterator[tuple[str, Section]]:
-        """:meth:`archives_raw` mapped to lazy roots: ``(entry_id, root)``, each once."""
+        """:meth:`archives_raw` mapped to lazy roots: ``(entry_id, root)``, each once.
+
+        The query is checked against ``schema`` before any request (see :meth:`query_json`).
+        """
         sch = as_schema(schema)
+        stream = self.archives_raw(query, required, schema=sch, **options)
+        return self._mapped(stream, required, sch)
+
+    def _mapped(self, stream: ArchiveStream, required: Required, sch: Schema) -> Iterator[tuple[str, Section]]:
         source = ClientSource(self, sch)
-        for entry_id, answer in self.archives_raw(query, required, **options):
+        for entry_id, answer in stream:
             yield entry_id, open_archive_from(self, entry_id, answer, required, sch, source)
 
 

@@ -30,9 +30,27 @@ from archivemap.archive.schema import Schema, SchemaSource, as_schema
 from archivemap.archive.sections import Section
 from archivemap.errors import DanglingReferenceError, NotDownloadedError
 from archivemap.paths import format_path
-from archivemap.remote.required import Required, covers, graft, merge_required, required_for_path
+from archivemap.metainfo.fields import fields_by_name
+from archivemap.remote.required import (
+    RESOLVE_INPLACE,
+    Required,
+    covers,
+    format_required_key,
+    graft,
+    merge_required,
+    parse_required_key,
+    required_for_path,
+)
 
-__all__ = ["ArchiveAPI", "ClientSource", "RemoteFetcher", "anchored", "open_archive", "open_archive_from"]
+__all__ = [
+    "ArchiveAPI",
+    "ClientSource",
+    "RemoteFetcher",
+    "absolute_required",
+    "anchored",
+    "open_archive",
+    "open_archive_from",
+]
 
 Path = tuple[Any, ...]
 
@@ -259,15 +277,18 @@ def anchored(answer: dict[str, Any], required: Required, source: ClientSource | 
     The server compacts index selections to position 0 (spec §4.3); a mapped archive must
     have every item where the archive has it, so the first answer is grafted like later ones.
 
+    ``resolve-inplace: true`` answers hold each reference's target in place of the reference
+    string; they are grafted like others (the targets stay where the references were).
+
     Raises:
-        ValueError: ``required`` uses negative indices or ``resolve-inplace`` (the positions
-            cannot be recovered from such answers; ``Client.archive_raw`` returns them raw).
+        ValueError: ``required`` still uses negative indices (make them absolute first, see
+            :func:`absolute_required`; ``Client.archive_raw`` returns such answers raw).
     """
     refs = answer.pop("m_ref_archives", None)
     if isinstance(refs, dict) and refs and source is not None:
         source.remember_ref_archives(refs)
     try:
-        return graft({}, answer, required)
+        return graft({}, answer, _without_resolve_inplace(required))
     except ValueError as exc:
         raise ValueError(
             f"cannot map an archive downloaded with this 'required' ({exc}); use non-negative "
@@ -297,9 +318,13 @@ def open_archive(
         raw.pop("m_def", None)
         fetcher = RemoteFetcher(client, entry_id, {}, source=src)
     else:
+        required, lengths = absolute_required_and_lengths(client, entry_id, required, schema)
         data = client.archive_answer_raw(entry_id, required)
         raw = anchored(data["archive"], required, src)
-        fetcher = RemoteFetcher(client, entry_id, required, auto=fetch, source=src)
+        fetcher = RemoteFetcher(client, entry_id, _without_resolve_inplace(required), auto=fetch, source=src)
+        for list_path, length in lengths.items():  # learned already: no second listing later
+            if _pad_list(raw, list_path, length):
+                fetcher.mark_complete_list(list_path)
         upload_id = data.get("upload_id") or upload_id
     return new_archive(raw, schema, source=src, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)
 
@@ -311,3 +336,132 @@ def open_archive_from(
     raw = anchored(answer, required, source)
     fetcher = RemoteFetcher(client, entry_id, required, source=source)
     return new_archive(raw, schema, source=source, fetcher=fetcher, entry_id=entry_id)
+
+
+def _without_resolve_inplace(required: Required) -> Required:
+    if isinstance(required, dict) and RESOLVE_INPLACE in required:
+        return {k: v for k, v in required.items() if k != RESOLVE_INPLACE}
+    return required
+
+
+def absolute_required(client: ArchiveAPI, entry_id: str, required: Required, schema: Schema) -> Required:
+    """``required`` with its negative index selections made absolute.
+
+    NOMAD resolves ``calculation[-1]`` itself, but answers with the item compacted to
+    position 0, so where it sits cannot be told from the answer, and a mapped archive needs
+    every item at its index. One small listing request per negative selection (the list's
+    items with ``m_def`` only) gives the length; the spec then selects the same items by
+    their absolute indices. Specs without negative selections cost nothing extra.
+
+    Raises:
+        ValueError: a negative selection below a repeating sub-section selected whole (each
+            item's list may have another length; select the parent by index).
+    """
+    return absolute_required_and_lengths(client, entry_id, required, schema)[0]
+
+
+def absolute_required_and_lengths(
+    client: ArchiveAPI, entry_id: str, required: Required, schema: Schema
+) -> tuple[Required, dict[Path, int]]:
+    """:func:`absolute_required`, plus the lengths of the lists it had to learn."""
+    if not isinstance(required, dict) or not _has_negative(required):
+        return required, {}
+    lengths: dict[Path, int] = {}
+    return _absolute(client, entry_id, required, schema.root_class(), (), schema, lengths), lengths
+
+
+def _has_negative(spec: Any) -> bool:
+    stack = [spec]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        for key, value in node.items():
+            if key not in ("*", RESOLVE_INPLACE):
+                _, selection = parse_required_key(key)
+                if _negative(selection):
+                    return True
+            stack.append(value)
+    return False
+
+
+def _negative(selection: Any) -> bool:
+    if isinstance(selection, int):
+        return selection < 0
+    if isinstance(selection, slice):
+        return (selection.start or 0) < 0 or (selection.stop or 0) < 0
+    return False
+
+
+def _absolute(
+    client: ArchiveAPI,
+    entry_id: str,
+    spec: dict[str, Any],
+    cls: type[Section],
+    path: Path | None,
+    schema: Schema,
+    lengths: dict[Path, int],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key in ("*", RESOLVE_INPLACE):
+            out[key] = value
+            continue
+        prop, selection = parse_required_key(key)
+        fm = fields_by_name(cls).get(prop)
+        if _negative(selection):
+            if path is None:
+                raise ValueError(
+                    f"cannot make {key!r} absolute below a repeating sub-section selected whole; "
+                    "select the parent by index"
+                )
+            length = lengths[path + (prop,)] = _list_length(client, entry_id, path + (prop,))
+            if isinstance(selection, int):
+                selection = selection + length if selection + length >= 0 else selection
+            elif isinstance(selection, slice):
+                start, stop, _ = selection.indices(length)
+                selection = slice(start, stop)
+            key = format_required_key(prop, selection)
+        child_path: Path | None = None
+        if path is not None and fm is not None:
+            if not fm.repeats:
+                child_path = path + (prop,)
+            elif isinstance(selection, int) and selection >= 0:
+                child_path = path + (prop, selection)
+            elif selection is None and isinstance(value, dict) and _has_negative(value):
+                # NOMAD's own example, {"run": {"calculation[-1]": "*"}}: a whole list with a
+                # negative selection below. With one item (one run) it is that item.
+                length = lengths[path + (prop,)] = _list_length(client, entry_id, path + (prop,))
+                if length == 0:  # nothing to select below: the spec can stay as it is
+                    out[key] = value
+                    continue
+                if length == 1:
+                    key, child_path = format_required_key(prop, slice(0, 1)), path + (prop, 0)
+        if isinstance(value, dict) and fm is not None and fm.kind == "sub_section":
+            value = _absolute(client, entry_id, value, schema.sub_section_class(cls, fm), child_path, schema, lengths)
+        out[key] = value
+    return out
+
+
+def _list_length(client: ArchiveAPI, entry_id: str, list_path: Path) -> int:
+    answer = client.archive_raw(entry_id, required_for_path(list(list_path), leaf={"m_def": "*"}))
+    node = _compacted(answer, list_path)
+    return len(node) if isinstance(node, list) else 0
+
+
+def _pad_list(raw: dict[str, Any], list_path: Path, length: int) -> bool:
+    """Pad the list at ``list_path`` of a partial archive dict to ``length`` (``None``: not
+    loaded); ``False`` when its parent is not in the data (nothing is invented)."""
+    node: Any = raw
+    for seg in list_path[:-1]:
+        if isinstance(seg, int):
+            node = node[seg] if isinstance(node, list) and seg < len(node) else None
+        else:
+            node = node.get(seg) if isinstance(node, dict) else None
+        if node is None:
+            return False
+    items = node.get(list_path[-1]) if isinstance(node, dict) else None
+    if not isinstance(items, list):
+        return False
+    items.extend([None] * (length - len(items)))
+    return True

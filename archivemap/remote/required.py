@@ -29,11 +29,13 @@ from archivemap.paths import Key, Segment, format_archive_path, parse_archive_pa
 
 __all__ = [
     "DIRECTIVES",
+    "RESOLVE_INPLACE",
     "Key",
     "Required",
     "Segment",
     "covers",
     "format_archive_path",
+    "format_required_key",
     "graft",
     "merge_required",
     "parse_archive_path",
@@ -48,7 +50,9 @@ Required = Union[str, dict[str, Any]]
 DIRECTIVES: Final = frozenset({"*", "include", "include-resolved", "exclude"})
 
 _INCLUDING: Final = frozenset({"*", "include", "include-resolved"})
-_RESOLVE_INPLACE: Final = "resolve-inplace"
+#: The directive key that makes the server put reference targets in place of references.
+RESOLVE_INPLACE: Final = "resolve-inplace"
+_RESOLVE_INPLACE: Final = RESOLVE_INPLACE
 
 
 # --------------------------------------------------------------------------- required keys
@@ -87,7 +91,8 @@ def parse_required_key(key: str) -> tuple[str, Selection]:
     return prop, slice(start, stop)
 
 
-def _format_required_key(prop: str, selection: Selection) -> str:
+def format_required_key(prop: str, selection: Selection) -> str:
+    """The ``required`` key for a property and a selection (inverse of :func:`parse_required_key`)."""
     if selection is None:
         return prop
     if isinstance(selection, int):
@@ -268,7 +273,7 @@ def _union_dicts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             sub = copy.deepcopy(value) if sub is _NOTHING else _union(sub, value)
         if selection is None and wildcard is not None and sub == wildcard:
             continue
-        merged[_format_required_key(prop, selection)] = sub
+        merged[format_required_key(prop, selection)] = sub
     return merged
 
 

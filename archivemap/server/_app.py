@@ -14,7 +14,7 @@ import json
 import secrets
 import traceback
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from archivemap._json import parse_json
@@ -37,6 +37,16 @@ from archivemap.server._query import (
 )
 from archivemap.server._required import read_required, split_required
 from archivemap.server._store import Entry, EntryStore
+from archivemap.server._uploads import (
+    MAX_ENTRY_DOWNLOAD,
+    RawFiles,
+    UploadIndex,
+    byte_range,
+    page_answer,
+    parse_page,
+    zip_files,
+    zip_name,
+)
 
 __all__ = ["MAX_JSON_DEPTH", "Api", "Request", "Response", "internal_error"]
 
@@ -69,6 +79,7 @@ class Request:
         body: the raw request body.
         content_type: the media type of the body (lower case, no parameters), or "".
         url: the request URL as the client addressed it (for NOMAD's ``page_url``).
+        range: the ``Range`` header (raw file downloads), or None.
     """
 
     method: str
@@ -78,6 +89,7 @@ class Request:
     body: bytes = b""
     content_type: str = ""
     url: str = ""
+    range: str | None = None
 
 
 @dataclasses.dataclass
@@ -185,6 +197,7 @@ class Api:
         injector: fault state (only the page-size limit is an API concern).
         require_auth: when True every endpoint except ``POST auth/token`` needs a token.
         token: a static bearer token every request must carry, or None.
+        raw: the raw-files folder (``<raw>/<upload_id>/<path>``), or None.
     """
 
     def __init__(
@@ -194,12 +207,22 @@ class Api:
         injector: FaultInjector,
         require_auth: bool,
         token: str | None = None,
+        raw: str | Path | None = None,
     ) -> None:
         self.store = store
         self.tokens = tokens
         self.injector = injector
         self.require_auth = require_auth
         self._token = token
+        self.raw = RawFiles(raw)
+        self._index: UploadIndex | None = None
+
+    @property
+    def index(self) -> UploadIndex:
+        """Uploads, datasets and users of the store (derived on first use)."""
+        if self._index is None:
+            self._index = UploadIndex(self.store)
+        return self._index
 
     @property
     def fields(self) -> SearchFields:
@@ -226,8 +249,19 @@ class Api:
         user = self._user(request)
         if parts == ["auth", "app_token"]:
             return self._only(request, "GET", lambda r: self._app_token(r, user))
+        self._check_scopes(request, parts)
         if parts == ["entries"]:
             return self._only(request, "GET", lambda r: self._entries_get(r, user))
+        if parts == ["entries", "raw"]:
+            return self._only(request, "GET", lambda r: self._entries_raw(self._body_from_parameters(r.query), user))
+        if parts == ["entries", "raw", "query"]:
+            return self._only(request, "POST", lambda r: self._entries_raw(self._json_body(r), user))
+        if parts[:1] == ["entries"] and len(parts) >= 3 and parts[2] == "raw":
+            entry_id, inner = parts[1], "/".join(parts[3:])
+            return self._only(request, "GET", lambda r: self._entry_raw(r, entry_id, inner))
+        found = self._route_uploads(request, parts, user)
+        if found is not None:
+            return found
         if parts[:1] == ["entries"]:
             rest = parts[1:]
             if rest == ["query"]:
@@ -253,6 +287,40 @@ class Api:
             if len(parts) == 4:
                 return self._only(request, "GET", lambda r: self._entry_archive(parts[3], "*", upload_id))
         return Response(404, {"detail": "Not Found"})
+
+    def _route_uploads(self, request: Request, parts: list[str], user: str | None) -> Response | None:
+        """Uploads, datasets, users and upload raw files; None for other paths."""
+        head, rest = (parts[0] if parts else ""), parts[1:]
+        if head == "uploads" and not rest:
+            return self._only(request, "GET", lambda r: self._uploads_list(r, user))
+        if head == "uploads" and len(rest) == 1:
+            return self._only(request, "GET", lambda r: Response(200, {"upload_id": rest[0], "data": self.index.upload(rest[0])}))
+        if head == "uploads" and len(rest) == 2 and rest[1] == "entries":
+            return self._only(request, "GET", lambda r: self._upload_entries(r, rest[0]))
+        if head == "uploads" and len(rest) >= 2 and rest[1] == "raw":
+            return self._only(request, "GET", lambda r: self._upload_raw(r, rest[0], "/".join(rest[2:])))
+        if head == "datasets" and not rest:
+            return self._only(request, "GET", self._datasets_list)
+        if head == "datasets" and len(rest) == 1:
+            return self._only(request, "GET", lambda r: Response(200, {"dataset_id": rest[0], "data": self.index.dataset(rest[0])}))
+        if head == "users" and not rest:
+            return self._only(request, "GET", self._users_list)
+        if head == "users" and rest == ["me"]:
+            return self._only(request, "GET", lambda r: self._user_me(user))
+        if head == "users" and len(rest) == 1:
+            return self._only(request, "GET", lambda r: Response(200, self.index.user(rest[0])))
+        return None
+
+    def _check_scopes(self, request: Request, parts: list[str]) -> None:
+        """NOMAD 2.0's scope check for personal access tokens: 403 naming the missing scope."""
+        scheme, _, token = (request.authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return
+        scopes = self.tokens.scopes_for(token.strip())
+        needed = {"entries": "entries:read", "uploads": "uploads:read"}.get(parts[0] if parts else "")
+        if scopes is None or needed is None or needed in scopes:
+            return
+        raise ApiProblem(403, f"Missing scopes: {[needed]!r}")
 
     @staticmethod
     def _only(request: Request, method: str, endpoint: Callable[[Request], Response]) -> Response:
@@ -491,6 +559,9 @@ class Api:
             required = "*"
         echo, page, _ = self._search(owner, query, pagination, user, archive=True)
         split_required(required)  # resolve-inplace is checked once the search is done
+        failing = self._failing_archive(entry.entry_id for entry in page.entries)
+        if failing is not None:
+            return failing
         data = [self._archive_data(entry, required) for entry in page.entries]
         answer = {
             "owner": owner,
@@ -500,6 +571,19 @@ class Api:
             "data": data,
         }
         return Response(200, answer)
+
+    def _failing_archive(self, entry_ids: Iterable[str]) -> Response | None:
+        """The injected 500 of ``Faults.fail_entries`` if an answer would include such an entry.
+
+        NOMAD answers a whole ``entries/archive/query`` batch with 500 when it cannot render
+        one archive in it (seen with ELN entries); this lets clients be tested against that.
+        """
+        failing = self.injector.failing_entries(entry_ids)
+        if not failing:
+            return None
+        response = internal_error(RuntimeError(f"cannot render the archive of entry {failing[0]}"))
+        response.fault = "entry_500"
+        return response
 
     def _entry(self, entry_id: str, upload_id: str | None = None, detail: str = _NOT_FOUND) -> Entry:
         entry = self.store.get(entry_id)
@@ -532,6 +616,9 @@ class Api:
     def _entry_archive(self, entry_id: str, required: Any, upload_id: str | None = None) -> Response:
         entry = self._entry(entry_id, upload_id)
         split_required(required)
+        failing = self._failing_archive([entry.entry_id])
+        if failing is not None:
+            return failing
         return Response(200, {"entry_id": entry.entry_id, "required": required, "data": self._archive_data(entry, required)})
 
     def _entry_archive_query(self, request: Request, entry_id: str) -> Response:
@@ -546,6 +633,128 @@ class Api:
     def _download(self, entry_id: str) -> Response:
         entry = self._entry(entry_id)
         return Response(200, entry.archive)
+
+    # -- uploads, datasets, users ------------------------------------------------------------
+
+    def _uploads_list(self, request: Request, user: str | None) -> Response:
+        if user is None:  # NOMAD lists only the caller's uploads
+            raise ApiProblem(401, _AUTH_REQUIRED, _BEARER)
+        params = request.query
+        page = parse_page(params, "upload_create_time", ("upload_create_time", "upload_id", "upload_name", "publish_time"))
+        uploads = list(self.index.uploads.values())
+        query: dict[str, Any] = {}
+        if "upload_id" in params:
+            query["upload_id"] = params["upload_id"]
+            uploads = [u for u in uploads if u["upload_id"] in params["upload_id"]]
+        if "upload_name" in params:
+            query["upload_name"] = params["upload_name"]
+            uploads = [u for u in uploads if u.get("upload_name") in params["upload_name"]]
+        if "is_published" in params:
+            wanted = params["is_published"][0].lower() in ("true", "1")
+            query["is_published"] = wanted
+            uploads = [u for u in uploads if u["published"] == wanted]
+        info, data = page_answer(uploads, page, request.url)
+        return Response(200, {"query": query, "pagination": info, "data": data})
+
+    def _upload_entries(self, request: Request, upload_id: str) -> Response:
+        upload = self.index.upload(upload_id)
+        page = parse_page(request.query, "mainfile", ("mainfile", "entry_id", "parser_name", "process_status", "entry_create_time"))
+        info, data = page_answer(self.index.upload_entries(upload_id), page, request.url)
+        return Response(
+            200,
+            {"pagination": info, "processing_successful": upload["entries"], "processing_failed": 0, "upload": upload, "data": data},
+        )
+
+    def _datasets_list(self, request: Request) -> Response:
+        params = request.query
+        page = parse_page(params, "dataset_id", ("dataset_id", "dataset_name", "dataset_create_time"))
+        datasets = list(self.index.datasets.values())
+        query: dict[str, Any] = {}
+        for name in ("dataset_id", "dataset_name", "user_id", "dataset_type", "doi"):
+            if name in params:
+                query[name] = params[name][0]
+                datasets = [d for d in datasets if str(d.get(name)) in params[name]]
+        info, data = page_answer(datasets, page, request.url)
+        return Response(200, {"query": query, "pagination": info, "data": data})
+
+    def _users_list(self, request: Request) -> Response:
+        ids = request.query.get("user_id", [])
+        return Response(200, {"data": [self.index.users[uid] for uid in dict.fromkeys(ids) if uid in self.index.users]})
+
+    def _user_me(self, user: str | None) -> Response:
+        if user is None:
+            raise ApiProblem(401, _AUTH_REQUIRED, _BEARER)
+        return Response(200, self.index.users.get(user) or {"user_id": user, "name": user, "username": user})
+
+    # -- raw files ---------------------------------------------------------------------------
+
+    def _entries_raw(self, body: Mapping[str, Any], user: str | None) -> Response:
+        owner, query, pagination, _ = self._search_model(body)
+        _, _, matching = self._search(owner, query, pagination, user, archive=False)
+        if len(matching) > MAX_ENTRY_DOWNLOAD:
+            raise ApiProblem(400, f"The limit of maximum number of entries in a single download ({MAX_ENTRY_DOWNLOAD}) has been exceeded ({len(matching)}).")
+        files = [(f"{entry.upload_id}/{name}", real) for entry in matching for name, real in self.raw.entry_files(entry)]
+        return _binary(zip_files(files), "application/zip", "raw.zip")
+
+    def _entry_raw(self, request: Request, entry_id: str, inner: str) -> Response:
+        entry = self._entry(entry_id)
+        if not inner:
+            files = self.raw.entry_files(entry)
+            return _binary(zip_files(files), "application/zip", zip_name(entry.entry_id))
+        folder = str(Path(entry.mainfile).parent) if "/" in entry.mainfile else ""
+        return self._raw_file(request, entry.upload_id, f"{folder}/{inner}" if folder else inner)
+
+    def _upload_raw(self, request: Request, upload_id: str, path: str) -> Response:
+        self.index.upload(upload_id)
+        return self._raw_file(request, upload_id, path)
+
+    def _raw_file(self, request: Request, upload_id: str, path: str) -> Response:
+        compress = request.query.get("compress", ["false"])[0].lower() in ("true", "1")
+        real = self.raw.path(upload_id, path) if path else self.raw.upload_folder(upload_id)
+        if real is not None and real.is_dir():
+            if not compress:
+                raise ApiProblem(404, "The requested path is a directory: use compress=true for a zip of it.")
+            folder = self.raw.upload_folder(upload_id)
+            assert folder is not None
+            members = [(str(p.relative_to(folder)), p) for p in sorted(real.rglob("*")) if p.is_file() and self.raw.path(upload_id, str(p.relative_to(folder)))]
+            return _binary(zip_files(members), "application/zip", f"{real.name or upload_id}.zip")
+        real = self.raw.file(upload_id, path)
+        offset = _int_param(request.query, "offset", 0)
+        length = _int_param(request.query, "length", -1)
+        size = real.stat().st_size
+        start, end, partial = byte_range(request.range, size, offset, length)
+        with real.open("rb") as stream:
+            stream.seek(start)
+            content = stream.read(end - start)
+        headers = {"Accept-Ranges": "bytes"}
+        if partial:
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        response = _binary(content, "application/octet-stream", real.name, headers)
+        if partial:
+            response.status = 206
+        return response
+
+
+def _int_param(params: Mapping[str, list[str]], name: str, default: int) -> int:
+    values = params.get(name)
+    if not values:
+        return default
+    try:
+        return int(values[0])
+    except ValueError:
+        raise validation_problem(
+            ["query", name], "Input should be a valid integer, unable to parse string as an integer", "int_parsing", values[0]
+        ) from None
+
+
+def _binary(content: bytes, media_type: str, filename: str, headers: Mapping[str, str] | None = None) -> Response:
+    """A non-JSON answer: the HTTP layer sends ``bytes`` bodies as they are."""
+    quoted = urllib.parse.quote(filename)
+    return Response(
+        200,
+        content,
+        {"Content-Type": media_type, "Content-Disposition": f"attachment; filename*=UTF-8''{quoted}", **(headers or {})},
+    )
 
 
 def _page_urls(url: str, pagination: Pagination, next_value: str | None) -> dict[str, str]:

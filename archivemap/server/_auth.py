@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 __all__ = ["TokenStore"]
 
@@ -36,6 +36,7 @@ class TokenStore:
         self._lock = threading.Lock()
         self._access: dict[str, tuple[str, float]] = {}
         self._refresh: dict[str, str] = {}
+        self._scopes: dict[str, frozenset[str]] = {}
 
     def __repr__(self) -> str:
         return f"TokenStore(users={sorted(self._users)!r})"
@@ -85,6 +86,17 @@ class TokenStore:
                 del self._access[token]
                 return None
             return username
+
+    def add_pat(self, token: str, username: str, scopes: Iterable[str]) -> None:
+        """A personal access token limited to ``scopes`` (NOMAD 2.0's PATs), valid until expired."""
+        with self._lock:
+            self._access[token] = (username, float("inf"))
+            self._scopes[token] = frozenset(scopes)
+
+    def scopes_for(self, token: str) -> frozenset[str] | None:
+        """The scopes of a personal access token; None for tokens without limits (logins)."""
+        with self._lock:
+            return self._scopes.get(token)
 
     def expire_all(self, refresh_tokens: bool = False) -> None:
         """Invalidate every access and app token (and refresh tokens if asked)."""

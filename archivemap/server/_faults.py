@@ -14,6 +14,7 @@ import dataclasses
 import random
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["FaultDecision", "FaultInjector", "Faults"]
@@ -44,6 +45,10 @@ class Faults:
         truncate_probability: probability of a truncated answer per request.
         truncate_fraction: the part of the body that is sent, between 0 and 1.
         max_page_size: ``page_size`` above this answers 422 (like a server-side limit).
+        fail_entries: entry ids whose archive the server cannot produce: any archive request
+            that includes one (a batch of ``entries/archive/query`` or the entry alone) answers
+            500 with NOMAD's exception layout, as NOMAD does for some ELN entries. Not a
+            transient fault: it fails every time, so only splitting the batch helps.
         seed: seed of the random generator behind probabilities and jitter.
     """
 
@@ -61,9 +66,11 @@ class Faults:
     truncate_probability: float = 0.0
     truncate_fraction: float = 0.5
     max_page_size: int | None = None
+    fail_entries: frozenset[str] = frozenset()
     seed: int = 0
 
     def __post_init__(self) -> None:
+        self.fail_entries = frozenset(self.fail_entries)
         for name in ("fail_probability", "drop_probability", "truncate_probability", "truncate_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -147,6 +154,12 @@ class FaultInjector:
         """The injected page-size limit, or None."""
         with self._lock:
             return self._faults.max_page_size
+
+    def failing_entries(self, entry_ids: Iterable[str]) -> list[str]:
+        """Those of ``entry_ids`` whose archive answers 500 (:attr:`Faults.fail_entries`)."""
+        with self._lock:
+            failing = self._faults.fail_entries
+        return [entry_id for entry_id in entry_ids if entry_id in failing]
 
     def admit(self) -> FaultDecision:
         """Decide the fate of a request that just arrived (and take an in-flight slot)."""

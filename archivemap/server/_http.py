@@ -254,12 +254,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             body=raw_body,
             content_type=content_type,
             url=f"http://{self.headers.get('Host', '')}{self.path}",
+            range=self.headers.get("Range"),
         )
         try:
             response = self._answer(decision, request, api_path)
         finally:
             self.injector.release(decision)
-        payload = dumps(response.body)
+        payload = response.body if isinstance(response.body, bytes) else dumps(response.body)
         body = payload if decision.truncate is None else payload[: int(len(payload) * decision.truncate)]
         fault = response.fault or decision.kind or ("truncate" if decision.truncate is not None else None)
         record(response.status, len(body), fault)
@@ -313,7 +314,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def _send(self, response: Response, full_length: int, body: bytes, truncated: bool, close: bool = False) -> None:
         try:
             self.send_response(response.status)
-            self.send_header("Content-Type", "application/json")
+            if "Content-Type" not in response.headers:  # raw files bring their own
+                self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(full_length))
             for name, value in response.headers.items():
                 self.send_header(name, value)

@@ -52,7 +52,9 @@ class LocalServer:
     """A NOMAD API v1 subset served from local archives, for offline tests and development.
 
     Serves ``entries/query``, ``entries/archive/query``, ``entries/{id}/archive[/query]``,
-    ``entries/{id}``, ``uploads/{upload_id}/archive/{entry_id}``, ``auth/token`` and
+    ``entries/{id}``, ``uploads/{upload_id}/archive/{entry_id}``, raw files
+    (``entries/{id}/raw``, ``uploads/{id}/raw/{path}`` with byte ranges, ``entries/raw/query``),
+    ``uploads``, ``uploads/{id}[/entries]``, ``datasets/[{id}]``, ``users``, ``auth/token`` and
     ``auth/app_token`` with NOMAD's ``required`` semantics and error layouts, and injects
     faults on demand (:class:`Faults`). Every request is recorded in :attr:`requests`.
 
@@ -87,6 +89,11 @@ class LocalServer:
             connection is kept.
         max_body_bytes: the largest request body; larger ones get 413.
         max_log_records: how many requests :attr:`requests` keeps (the newest).
+        raw: the raw-files folder, laid out ``<raw>/<upload_id>/<path in upload>``, served by
+            ``entries/{id}/raw``, ``uploads/{id}/raw/{path}`` and ``entries/raw/query``; by
+            default a ``raw/`` folder beside a served archives folder, when there is one.
+        pats: personal access tokens ``token -> scopes`` (e.g. ``["entries:read"]``): requests
+            with one get NOMAD's 403 ``Missing scopes: [...]`` outside their scopes.
 
     Raises:
         ValueError: for a non-loopback ``host`` without ``allow_remote``, or bad limits.
@@ -111,6 +118,8 @@ class LocalServer:
         request_timeout: float = 5.0,
         max_body_bytes: int = 4 * 1024 * 1024,
         max_log_records: int = MAX_RECORDS,
+        raw: str | Path | None = None,
+        pats: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         if not allow_remote and not _is_loopback(host):
             raise ValueError(
@@ -133,10 +142,16 @@ class LocalServer:
         else:
             self.store = EntryStore.from_directory(source, metainfo)
         self._tokens = TokenStore(users, token_lifetime, app_token_max_expires_in)
+        for pat, scopes in (pats or {}).items():
+            self._tokens.add_pat(pat, "pat-user", scopes)
+        if raw is None and not isinstance(source, Mapping):
+            sibling = Path(source).resolve().parent / "raw"
+            raw = sibling if sibling.is_dir() else None
+        self.raw = None if raw is None else Path(raw)
         self._injector = FaultInjector(faults)
         self._log = RequestLog(max_log_records)
         self.require_auth = require_auth or token is not None
-        self._api = Api(self.store, self._tokens, self._injector, require_auth, token)
+        self._api = Api(self.store, self._tokens, self._injector, require_auth, token, raw=self.raw)
         self._watchdog = Watchdog()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None

@@ -122,6 +122,12 @@ def _metadata_document(
         document["viewers"] = [author, *coauthors, *_users(metadata.get("reviewers"))]
         if "origin" not in document:
             document["origin"] = metadata.get("external_db") or author.get("name")
+    datasets = metadata.get("datasets")
+    if isinstance(datasets, list) and datasets:
+        # NOMAD's search document holds datasets as objects (``datasets.dataset_id``), not ids
+        document["datasets"] = [
+            dict(item) if isinstance(item, Mapping) else {"dataset_id": item, "dataset_name": item} for item in datasets
+        ]
     document["entry_id"] = entry.entry_id
     document["upload_id"] = entry.upload_id
     document["mainfile"] = entry.mainfile

@@ -315,3 +315,53 @@ def test_hostile_definitions_load_or_raise_definition_errors(tmp_path: Path) -> 
         load_environment(_schema_of([
             {"name": "A", "base_sections": ["/packages/0/section_definitions/0"]},
         ])).section("p.A").all_base_sections
+
+
+# -- sources ------------------------------------------------------------------------------------
+def test_a_file_that_is_not_a_zip_is_an_archive_data_error(tmp_path: Path, schema: archivemap.Schema) -> None:
+    fake = tmp_path / "archives.zip"
+    fake.write_bytes(b"PK\x03\x04 this is not really a zip")
+    with pytest.raises(archivemap.ArchiveDataError, match="zip"):
+        archivemap.ZipSource(fake, schema)
+
+
+def test_a_zip_bomb_member_is_skipped_not_inflated(tmp_path: Path) -> None:
+    result = run_bounded(
+        f"""
+        import io, json, warnings, zipfile, archivemap
+        path = {str(tmp_path / "bomb.zip")!r}
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("good.json", open("samples/archives/si2-single-point.archive.json").read())
+            with zf.open("bomb.json", "w") as member:  # 512 MB of zeros, 0.5 MB compressed
+                chunk = b"0" * (1 << 24)
+                for _ in range(32):
+                    member.write(chunk)
+        schema = archivemap.Schema("samples/metainfo.json")
+        source = archivemap.ZipSource(path, schema, max_member_bytes=16 << 20)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ids = source.entry_ids()
+        print(len(ids), any("bomb.json" in str(w.message) for w in caught))
+        """,
+        seconds=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "True"]
+
+
+def test_a_fifo_in_an_archives_folder_is_skipped(tmp_path: Path, schema: archivemap.Schema) -> None:
+    import os
+
+    (tmp_path / "a.archive.json").write_text(SAMPLE_ARCHIVE.read_text())
+    os.mkfifo(tmp_path / "pipe.archive.json")
+    result = run_bounded(
+        f"""
+        import archivemap
+        schema = archivemap.Schema("samples/metainfo.json")
+        archive = archivemap.load({str(SAMPLE_ARCHIVE)!r}, schema, archives={str(tmp_path)!r})
+        print(archive.m_context.source.entry_ids())
+        """,
+        seconds=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "133Gj4_SgWS0a0dp1Cv0h1JjOfB8" in result.stdout
