@@ -34,10 +34,12 @@ from archivemap._progress import watched
 from archivemap.archive.load import default_schema
 from archivemap.archive.schema import as_schema
 from archivemap.archive.sections import Section
-from archivemap.errors import HTTPStatusError, NotFoundError, TransportError
+from archivemap.errors import HTTPStatusError, NotFoundError, QueryError, TransportError
 from archivemap.graph.draw import to_html
 from archivemap.metainfo.fields import fields_by_name
+from archivemap.metainfo.search import search_quantities
 from archivemap.remote.client import api_base_url
+from archivemap.remote.query import explain_query, query_json
 from archivemap.server import LocalServer
 from archivemap.views.display import pretty
 from archivemap.views.units import PRESETS, convert, display_units, molar_registry, to_display, unit_text
@@ -63,6 +65,10 @@ CLI_TIMEOUT = (5.0, 120.0)
 
 class CommandError(Exception):
     """A failure the command explains itself (its message is the one line printed)."""
+
+
+class UsageError(CommandError):
+    """A command-line value that cannot work (exit 2, like argparse's own errors)."""
 
 
 def _samples_dir(value: str | None) -> Path:
@@ -407,11 +413,30 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_keys(args: argparse.Namespace) -> Any:
+    """The search keys to check a query against: ``--metainfo``, ARCHIVEMAP_METAINFO, or the
+    embedded NOMAD metainfo; None with ``--no-check`` (a deployment with other plugins)."""
+    if getattr(args, "no_check", False):
+        return None
+    source = getattr(args, "metainfo", None) or os.environ.get("ARCHIVEMAP_METAINFO")
+    schema = as_schema(source) if source else default_schema()
+    return search_quantities(schema.environment) or None
+
+
+def _checked_query(args: argparse.Namespace) -> dict[str, Any]:
+    """The query, checked before any request; a QueryError becomes one line and exit 2."""
+    query = args.query if args.query is not None else {}
+    try:
+        return query_json(query, _search_keys(args))
+    except QueryError as error:
+        raise UsageError(f"--query: {' '.join(str(error).split())}") from None
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     """Page through entries matching a query, printing one JSON line per entry."""
 
+    query = _checked_query(args)
     client = _client(args.url)
-    query = args.query if args.query is not None else {}
     required = {"include": args.include.split(",")} if args.include else None
     count = 0
     show_progress = not args.no_progress and watched()
@@ -423,6 +448,21 @@ def cmd_query(args: argparse.Namespace) -> int:
         if args.max and count >= args.max:
             break
     print(f"{chr(13) if show_progress else ''}{count} entries", file=sys.stderr)
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Print what a query filters on, checked and converted, without sending it."""
+    quantities = _search_keys(args)
+    if quantities is None:
+        raise UsageError("explain needs search keys: drop --no-check")
+    query = args.query if args.query is not None else {}
+    try:
+        lines = explain_query(query, quantities)
+    except QueryError as error:
+        raise UsageError(f"--query: {' '.join(str(error).split())}") from None
+    for line in lines:
+        print(line)
     return 0
 
 
@@ -482,8 +522,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allowed_hosts=args.allowed_host or None,
         request_timeout=args.request_timeout,
         max_body_bytes=args.max_body_bytes,
+        raw=args.raw,
     ).start()
-    print(f"serving {len(server.store)} entries at {server.url}  (Ctrl-C to stop)", flush=True)
+    raw = f", raw files from {server.raw}" if server.raw is not None else ""
+    print(f"serving {len(server.store)} entries at {server.url}{raw}  (Ctrl-C to stop)", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -566,7 +608,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--page-size", type=int, default=100, help="entries per request")
     p.add_argument("--max", type=int, default=0, help="stop after this many entries")
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    p.add_argument("--metainfo", help="metainfo export to check the query against (default: the embedded "
+                   "NOMAD 2.0.0 one); env ARCHIVEMAP_METAINFO")
+    p.add_argument("--no-check", action="store_true",
+                   help="send the query unchecked (a deployment whose plugins add search keys)")
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("explain", help="check a query offline and print what each criterion filters on")
+    p.add_argument("--query", type=_query_type, help='query JSON, e.g. \'{"results.material.elements": ["Ti", "O"]}\'')
+    p.add_argument("--metainfo", help="metainfo export with the search keys (default: the embedded NOMAD 2.0.0 one)")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("graph", help="the reference graph of archives")
     p.add_argument("source", help="archive file or folder")
@@ -590,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cut off clients that do not send a whole request in time")
     p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024, metavar="BYTES",
                    help="refuse larger request bodies with 413")
+    p.add_argument("--raw", metavar="FOLDER",
+                   help="raw files as <FOLDER>/<upload_id>/<path> (default: a raw/ folder beside DIRECTORY)")
     p.set_defaults(func=cmd_serve)
     return parser
 
@@ -632,7 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"archivemap {args.command}: {_error_line(args, exc)}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

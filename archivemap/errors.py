@@ -21,13 +21,15 @@ ArchivemapError
 │   ├── UnsupportedReferenceError           a form this context cannot resolve (no client)
 │   └── ReferenceCycleError                 following references leads back to the start
 ├── ClientError                             talking to a NOMAD API
-│   ├── TransportError (ConnectionError)    network failures after all retries, deadline passed
+│   ├── TransportError (ConnectionError)    network failures after all retries
+│   ├── DownloadLimitError                  a download larger than the caller allowed, deadline passed
 │   ├── MalformedResponseError (ValueError) a 2xx answer that is not JSON or not NOMAD's shape
 │   ├── ResponseTooLargeError               an answer past the client's size limit (bombs too)
 │   └── HTTPStatusError                     an answer with an error status
 │       ├── BadRequestError (ValueError)         400
 │       ├── AuthenticationError (PermissionError) 401
 │       ├── ForbiddenError (PermissionError)      403
+│       │   └── MissingScopeError                 403 for a token that lacks a scope (names it)
 │       ├── NotFoundError (KeyError)              404
 │       ├── ValidationError (ValueError)          422
 │       └── ServerError                           5xx after all retries
@@ -320,3 +322,19 @@ class SchemaSourceChangedError(ArchivemapError, pickle.UnpicklingError):
 
 class SourceWarning(UserWarning):
     """A file of a folder or zip of archives was skipped; the message says which and why."""
+
+
+class MissingScopeError(ForbiddenError):
+    """403 because the token (a personal access token) lacks a scope the endpoint needs.
+
+    Attributes:
+        scopes: the scopes NOMAD named (``["uploads:read"]``).
+    """
+
+    def __init__(self, message: str, url: str | None, status_code: int, detail: Any, scopes: list[str]) -> None:
+        self.scopes = scopes
+        super().__init__(message, url, status_code, detail)
+
+
+class DownloadLimitError(ClientError):
+    """A download larger than the ``max_bytes`` the caller allowed (nothing complete is kept)."""

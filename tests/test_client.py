@@ -31,6 +31,7 @@ from archivemap.errors import (
     NotFoundError,
     ServerError,
     TransportError,
+    UnsupportedReferenceError,
     ValidationError,
 )
 from archivemap.remote.required import graft, merge_required, parse_archive_path, required_for_path
@@ -195,12 +196,15 @@ def test_api_base_url(url: str, base: str) -> None:
 
 
 def test_for_host_gives_anonymous_clients_for_other_installations() -> None:
-    client = Client("https://a.example/api/v1", token="t")
+    client = Client("https://a.example/api/v1", token="t", follow_hosts=["https://b.example/prod/v1"])
     assert client.for_host("https://a.example/api/v1/uploads/u/archive/e") is client
     other = client.for_host("https://b.example/prod/v1/api/v1/uploads/u/archive/e#/run/0")
     assert other.base_url == "https://b.example/prod/v1/api/v1"
     assert not other.has_auth
     assert client.for_host("https://b.example/prod/v1/api/v1") is other
+    # installations nobody listed are refused (issue 12: archive data must not pick hosts)
+    with pytest.raises(UnsupportedReferenceError, match="follow_hosts"):
+        client.for_host("https://c.example/api/v1/entries/e/archive")
 
 
 # --------------------------------------------------------------------------- pagination
@@ -518,7 +522,7 @@ def test_credentials_never_leave_the_clients_host(scripted: Callable[..., Script
         else (307, {"Location": "/api/v1/entries/near2/archive/query"}, {}) if p.startswith("entries/near/")
         else (200, {}, {"data": {"archive": {"where": "home"}}})
     ))
-    client = fast_client(home.url, token="tok-abcdefgh")
+    client = fast_client(home.url, token="tok-abcdefgh", follow_hosts=[elsewhere.url])
     assert client.archive_raw("far")["where"] == "elsewhere"
     assert client.archive_raw("near")["where"] == "home"
     assert [(path, auth) for _, path, _, auth in home.seen] == [

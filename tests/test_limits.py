@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from email.utils import format_datetime
@@ -131,3 +132,34 @@ def test_parse_retry_after() -> None:
     assert 25 <= (parse_retry_after(later) or 0) <= 30
     earlier = format_datetime(datetime.now(timezone.utc) - timedelta(seconds=30), usegmt=True)
     assert parse_retry_after(earlier) == 0.0
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        ("nan", None),  # float("nan") used to reach time.sleep and crash it
+        ("NaN", None),
+        ("-5", 0.0),
+        ("-inf", 0.0),
+        ("inf", 365.0 * 24 * 3600),
+        ("1e999", 365.0 * 24 * 3600),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 365.0 * 24 * 3600),
+        ("Mon, 01 Jan 0001 00:00:00 GMT", 0.0),
+        ("Mon, 99 Foo 2020 99:99:99 GMT", None),
+        ("\x00\xff" * 1000, None),
+    ],
+)
+def test_parse_retry_after_reads_hostile_values_safely(header: str, expected: float | None) -> None:
+    assert parse_retry_after(header) == expected
+
+
+@pytest.mark.parametrize("header", ["nan", "inf", "1e999", "-3", "Fri, 31 Dec 9999 23:59:59 GMT", "x"])
+def test_retry_policy_delay_is_finite_and_capped_for_any_header(header: str) -> None:
+    policy = RetryPolicy(retry_after_max=60, backoff_max=2)
+    delay = policy.delay(0, parse_retry_after(header))
+    assert math.isfinite(delay) and 0 <= delay <= 60
+    assert policy.delay(0, float("nan")) <= 2  # a NaN that slips through falls back to backoff
+
+
+def test_retry_after_cap_defaults_to_one_minute() -> None:
+    assert RetryPolicy().retry_after_max == 60

@@ -10,6 +10,7 @@ one :class:`ParsedReference`. String work only: following a reference through an
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from typing import Any
@@ -121,8 +122,16 @@ def _segments(fragment: str) -> tuple[str, ...]:
     return tuple(s for s in fragment.split("/") if s)
 
 
+#: How many parsed reference strings :func:`parse_reference` keeps (least recently used go).
+PARSE_CACHE_SIZE = 16384
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_reference(ref: str) -> ParsedReference | None:
     """Parse a reference string, or return ``None`` when it is not one (e.g. a dataset id).
+
+    Cached (bounded, least recently used dropped first): an archive repeats its reference
+    strings, and a :class:`ParsedReference` is immutable, so each is parsed once.
 
     Args:
         ref: any reference form of spec §3.2.

@@ -327,19 +327,22 @@ class Section:
 
     def m_set_fields(self) -> list[FieldMeta]:
         """The fields that hold a value: read from the raw keys, not by probing every slot."""
-        fields = section_fields(type(self))
+        cls = type(self)
         data = self._m_data
         if data is None:
             out = []
-            for fm in fields.values():
+            for fm in section_fields(cls).values():
                 value = object.__getattribute__(self, fm.attribute)
                 if value is not None and not (isinstance(value, list) and not value):
                     out.append(fm)
             return out
-        by_name = fields_by_name(type(self))
+        by_name = cls.__dict__.get("_m_fields_by_name")
+        if by_name is None:
+            by_name = fields_by_name(cls)
         out = [by_name[k] for k, v in data.items() if v is not None and k in by_name]
         dirty = self._m_dirty
         if dirty:
+            fields = section_fields(cls)
             present = {fm.attribute for fm in out}
             out.extend(fields[a] for a in sorted(dirty) if a not in present and a in fields)
         return out
@@ -352,16 +355,31 @@ class Section:
 
     def m_sub_sections(self) -> Iterator[tuple[str, Section]]:
         """(attribute name, child) of every sub-section that is set, items of lists one by one."""
-        for fm in self.m_set_fields():
-            if fm.kind != "sub_section":
-                continue
-            value = getattr(self, fm.attribute)
+        for value, fm in self._m_sub_section_values():
             if isinstance(value, list):
                 for item in value:
                     if isinstance(item, Section):
                         yield fm.attribute, item
             elif isinstance(value, Section):
                 yield fm.attribute, value
+
+    def _m_sub_section_values(self) -> list[tuple[Any, FieldMeta]]:
+        # (value, field) of the set sub-sections, in the order of m_set_fields; a loaded,
+        # unedited section looks only at the raw keys that are sub-sections of its class
+        data = self._m_data
+        if data is None or self._m_dirty:
+            return [(getattr(self, fm.attribute), fm) for fm in self.m_set_fields() if fm.kind == "sub_section"]
+        subs = _sub_sections_by_name(type(self))
+        out = []
+        for key, raw in data.items():
+            if raw is not None and key in subs:
+                fm = subs[key]
+                try:
+                    value = object.__getattribute__(self, fm.attribute)
+                except AttributeError:
+                    value = getattr(self, fm.attribute)
+                out.append((value, fm))
+        return out
 
     def m_contents(self) -> Iterator[Section]:
         """Every section below this one, depth first (iterative: deep trees are fine)."""
@@ -370,7 +388,12 @@ class Section:
             node = stack.pop()
             if node is not self:
                 yield node
-            children = [child for _, child in node.m_sub_sections()]
+            children: list[Section] = []
+            for value, _ in node._m_sub_section_values():
+                if isinstance(value, list):
+                    children.extend([item for item in value if isinstance(item, Section)])
+                elif isinstance(value, Section):
+                    children.append(value)
             stack.extend(reversed(children))
 
     def m_reference(self, name: str) -> Any:
@@ -450,6 +473,15 @@ class Section:
     # -- pickling (helpers at the end of this module; design in archivemap.archive.runtime) --
     def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
         return _reduce_section(self)
+
+
+def _sub_sections_by_name(cls: type) -> dict[str, FieldMeta]:
+    """The sub-section fields of a section class by NOMAD name (cached on the class)."""
+    found = cls.__dict__.get("_m_sub_sections_by_name")
+    if found is None:
+        found = {name: fm for name, fm in fields_by_name(cls).items() if fm.kind == "sub_section"}
+        type.__setattr__(cls, "_m_sub_sections_by_name", found)
+    return found  # type: ignore[no-any-return]
 
 
 def _display() -> ModuleType:
@@ -620,20 +652,21 @@ def _load_reference(section: Section, fm: FieldMeta, value: Any) -> Any:
 
 
 def _resolve_reference_value(section: Section, fm: FieldMeta, value: Any) -> Any:
-    path = _LazyPath(section, fm.name)
+    # where the reference sits is only spelled out when an error needs it (_LazyPath)
     if isinstance(value, list):
-        return [
-            v if not isinstance(v, str) or parse_reference(v) is None
-            else resolve_reference(section, v, source_path=f"{path}/{i}")
-            for i, v in enumerate(value)
-        ]
+        out = []
+        for i, v in enumerate(value):
+            parsed = parse_reference(v) if isinstance(v, str) else None
+            out.append(v if parsed is None else _resolve_parsed(section, v, parsed, _LazyPath(section, fm.name, i)))
+        return out
     if isinstance(value, str):
-        if parse_reference(value) is None:  # e.g. dataset ids in metadata.datasets
+        parsed = parse_reference(value)
+        if parsed is None:  # e.g. dataset ids in metadata.datasets
             return value
-        return resolve_reference(section, value, source_path=str(path))
+        return _resolve_parsed(section, value, parsed, _LazyPath(section, fm.name))
     if isinstance(value, dict):  # resolve-inplace answers put the target itself here
         return value
-    _warn(path, f"reference holds a {type(value).__name__}")
+    _warn(_LazyPath(section, fm.name), f"reference holds a {type(value).__name__}")
     return value
 
 
@@ -993,8 +1026,11 @@ def _walk(start: Section, segments: Sequence[Segment], fail: Any) -> Any:
     return node
 
 
-def resolve_reference(holder: Section, ref: str, source_path: str | None = None) -> Any:
+def resolve_reference(holder: Section, ref: str, source_path: object = None) -> Any:
     """Follow ``ref`` as written in section ``holder``; return the target section or value.
+
+    ``source_path`` (where the reference is written, for errors) may be any object whose
+    ``str()`` is that path: it is only turned into text when an error is raised.
 
     Raises:
         DanglingReferenceError: the target does not exist (names the failing segment).
@@ -1004,10 +1040,16 @@ def resolve_reference(holder: Section, ref: str, source_path: str | None = None)
     parsed = parse_reference(ref)
     if parsed is None:
         raise DanglingReferenceError(
-            "not a reference", reference=ref, source_path=source_path, entry_id=holder.m_entry_id
+            "not a reference", reference=ref, source_path=_text(source_path), entry_id=holder.m_entry_id
         )
+    return _resolve_parsed(holder, ref, parsed, source_path)
+
+
+def _resolve_parsed(holder: Section, ref: str, parsed: ParsedReference, source_path: object) -> Any:
     ctx = holder._m_ctx
-    root = holder.m_root
+    root = holder
+    while root._m_parent is not None:
+        root = root._m_parent
     if not parsed.is_local:
         target_id = parsed.target_entry_id(ctx.upload_id if ctx else None)
         same = ctx is not None and target_id is not None and target_id == ctx.entry_id
@@ -1018,7 +1060,7 @@ def resolve_reference(holder: Section, ref: str, source_path: str | None = None)
                     "reference into another archive; load with a source (a folder of archives "
                     "or archivemap.Client) to follow it",
                     reference=ref,
-                    source_path=source_path,
+                    source_path=_text(source_path),
                     entry_id=ctx.entry_id if ctx else None,
                 )
             root = other
@@ -1033,11 +1075,65 @@ def resolve_reference(holder: Section, ref: str, source_path: str | None = None)
             _download_unless_present(root, planned)
             # one planned element per fragment segment; what is left indexes into a value
             segments = tuple(str(s) for s in planned) + segments[len(planned):]
+    else:
+        found = _walk_fragment_fast(root, segments)
+        if found is not None:
+            return found
     return resolve_fragment(root, segments, reference=ref, source_path=source_path)
 
 
+def _text(path: object) -> str | None:
+    return None if path is None else str(path)
+
+
+def _walk_fragment_fast(root: Section, segments: tuple[str, ...]) -> Any:
+    """The common reference walk (names and digit indices down to a set value), or ``None``.
+
+    No closures, no path strings: ``None`` hands anything unusual (keys, negative indices,
+    extras, values indexed into, unset properties, errors) to :func:`resolve_fragment`, which
+    gives the same answer or the error.
+    """
+    node: Any = root
+    i = 0
+    n = len(segments)
+    while i < n:
+        if not isinstance(node, Section):
+            return None
+        cls = type(node)
+        by_name = cls.__dict__.get("_m_fields_by_name")
+        if by_name is None:
+            by_name = fields_by_name(cls)
+        fm = by_name.get(segments[i])
+        if fm is None:
+            return None
+        try:
+            value = object.__getattribute__(node, fm.attribute)
+        except AttributeError:
+            value = getattr(node, fm.attribute)  # first read: converted now
+        if value is None:
+            return None
+        i += 1
+        if fm.kind == "sub_section" and fm.repeats and type(value) is list:
+            if i >= n:
+                return value
+            seg = segments[i]
+            if not seg.isdigit():
+                return None
+            index = int(seg)
+            if index >= len(value):
+                return None
+            value = value[index]
+            if value is None:
+                return None
+            i += 1
+        elif fm.kind != "sub_section":
+            return value if i == n else None
+        node = value
+    return node
+
+
 def resolve_fragment(
-    root: Section, segments: Sequence[str], reference: str | None = None, source_path: str | None = None
+    root: Section, segments: Sequence[str], reference: str | None = None, source_path: object = None
 ) -> Any:
     """Walk reference ``segments`` from ``root`` (the same walk as :func:`get_path`).
 
@@ -1047,7 +1143,7 @@ def resolve_fragment(
 
     def fail(kind: str, segment: Segment, done: Sequence[Segment], why: str) -> Exception:
         return DanglingReferenceError(
-            why, reference=reference, source_path=source_path, segment=str(segment), entry_id=root.m_entry_id
+            why, reference=reference, source_path=_text(source_path), segment=str(segment), entry_id=root.m_entry_id
         )
 
     return _walk(root, tuple(segments), fail)

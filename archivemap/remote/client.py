@@ -252,6 +252,15 @@ def api_base_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
+def _installation_key(base: str) -> tuple[str, str, int | None, str]:
+    """What identifies an installation: scheme, host, port (default filled in) and API path.
+
+    Compared instead of strings so ``HTTP://Host:80/api/v1`` and ``http://host/api/v1`` are
+    one installation, and user info (``http://a@b``) cannot disguise a host.
+    """
+    return (*_origin(base), urlsplit(base).path.rstrip("/"))
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     """Scheme, host and port (with the scheme's default filled in) of a URL."""
     parts = urlsplit(url)
@@ -288,7 +297,7 @@ def _base64_spellings(text: str) -> set[str]:
     return encoded | {e.rstrip("=") for e in encoded}
 
 
-def _parse_json(content: bytes) -> Any:
+def _parse_json(content: bytes | bytearray) -> Any:
     try:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
@@ -626,38 +635,76 @@ class Client(ApiMethods):
         authenticate: bool = True,
     ) -> Any:
         url = self.url(path)
+        deadline = None if self.deadline is None else time.monotonic() + self.deadline
         attempt = 0
         refreshed = False
         while True:
             sent_token = self._current_token() if authenticate else None
             try:
                 response, content, final_url = self._send(
-                    method, url, params, json_body, form, sent_token
+                    method, url, params, json_body, form, sent_token, deadline
                 )
                 if 200 <= response.status_code < 300:
-                    return _parse_json(content)
-            except (*_RETRYABLE_EXCEPTIONS, _TruncatedBody) as exc:
-                if attempt >= self.retry_policy.retries:
-                    raise TransportError(
-                        f"{method} failed after {attempt + 1} attempts: "
-                        f"{type(exc).__name__}: {self._scrub(str(exc))[:300]}",
-                        url,
-                    ) from None
-                self._back_off(attempt, None, method, url, type(exc).__name__)
+                    return self._decode_answer(method, final_url, response, content)
+            except _DeadlineExceeded:
+                raise TransportError(
+                    f"{method} did not finish within its deadline of {self.deadline:g} s "
+                    "(Client(deadline=...))",
+                    self._scrub(url),
+                ) from None
+            except (*_RETRYABLE_EXCEPTIONS, _TruncatedBody, _Dropped) as exc:
+                why = f"{type(exc).__name__}: {self._scrub(str(exc))[:300]}"
+                if attempt >= self.retry_policy.retries or not self._back_off(
+                    attempt, None, method, url, type(exc).__name__, deadline
+                ):
+                    cls = MalformedResponseError if isinstance(exc, _TruncatedBody) else TransportError
+                    what = "answered with a body that is not JSON" if cls is MalformedResponseError else "failed"
+                    raise cls(f"{method} {what} after {attempt + 1} attempts: {why}", self._scrub(url)) from None
                 attempt += 1
                 continue
             status = response.status_code
             if status == 401 and authenticate and self._password is not None and not refreshed:
-                log.info("%s %s -> 401; logging in again", method, url)
+                log.info("%s %s -> 401; logging in again", method, self._scrub(url))
                 self._refresh_token(sent_token)
                 refreshed = True
                 continue
             if status in self.retry_policy.statuses and attempt < self.retry_policy.retries:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                self._back_off(attempt, retry_after, method, url, str(status))
-                attempt += 1
-                continue
+                if self._back_off(attempt, retry_after, method, url, str(status), deadline):
+                    attempt += 1
+                    continue
             raise self._status_error(method, final_url, response, content)
+
+    def _decode_answer(self, method: str, url: str, response: requests.Response, content: bytearray) -> Any:
+        """The JSON of a 2xx answer; :class:`_TruncatedBody` only where a cut is possible.
+
+        A body with a ``Content-Length`` or chunked framing that arrived complete and still
+        is not JSON will not become JSON on a retry: that is a malformed answer at once.
+        Only a body delimited by the connection closing may have been cut short unseen.
+        """
+        try:
+            return _parse_json(content)
+        except _TruncatedBody as exc:
+            framed = "Content-Length" in response.headers or "chunked" in response.headers.get(
+                "Transfer-Encoding", ""
+            ).lower()
+            if not framed:
+                raise
+            raise MalformedResponseError(
+                f"{method} answered {response.status_code} with a body that is not JSON: "
+                f"{self._scrub(str(exc))[:300]}",
+                self._scrub(url),
+            ) from None
+
+    def _timeout(self, deadline: float | None) -> tuple[float, float]:
+        """Socket timeouts, never longer than what is left of the deadline."""
+        connect, read = self.timeout
+        if deadline is None:
+            return connect, read
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _DeadlineExceeded
+        return min(connect, left), min(read, left)
 
     def _send(
         self,
@@ -667,10 +714,15 @@ class Client(ApiMethods):
         json_body: Any,
         form: Mapping[str, str] | None,
         token: _Secret | None,
-    ) -> tuple[requests.Response, bytes, str]:
-        """One request, following redirects ourselves so auth never leaves our host."""
+        deadline: float | None = None,
+    ) -> tuple[requests.Response, bytearray, str]:
+        """One request, following redirects ourselves so auth never leaves our host.
+
+        The body is streamed (``stream=True``) and read by :meth:`_read_body` under the size
+        limit and the deadline; a redirect's body is never read.
+        """
         for _ in range(self.max_redirects + 1):
-            headers = {"Accept": "application/json"}
+            headers = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
             if token is not None and self._same_origin(url):
                 headers["Authorization"] = f"Bearer {token.reveal()}"
             started = time.monotonic()
@@ -684,22 +736,41 @@ class Client(ApiMethods):
                     json=json_body,
                     data=form,
                     headers=headers,
-                    timeout=self.timeout,
+                    timeout=self._timeout(deadline),
                     allow_redirects=False,
+                    stream=True,
                 )
-                content = response.content  # inside the slot: the body is part of the load
+                location = response.headers.get("Location")
+                redirect = response.status_code in _REDIRECTS and bool(location)
+                complete = False
+                content = bytearray()
+                try:
+                    if redirect:
+                        pass
+                    elif 200 <= response.status_code < 300:
+                        # inside the slot: the body is part of the load
+                        content, complete = self._read_body(response, deadline, self.max_response_bytes, method)
+                    else:  # only read for its detail: cut, never refused
+                        content, complete = self._read_body(
+                            response, deadline, min(_ERROR_BODY_MAX, self.max_response_bytes), method, cut=True
+                        )
+                finally:
+                    # a connection goes back to the pool only with its answer read to the end
+                    if complete:
+                        response.raw.release_conn()
+                    else:
+                        response.close()
             with self._count_lock:
                 self._bytes_received += len(content)
             log.debug(
                 "%s %s -> %d (%d bytes, %.3f s)",
                 method,
-                response.url,
+                self._scrub(response.url),
                 response.status_code,
                 len(content),
                 time.monotonic() - started,
             )
-            location = response.headers.get("Location")
-            if response.status_code not in _REDIRECTS or not location:
+            if not redirect or location is None:
                 return response, content, response.url or url
             url = urljoin(response.url or url, location)
             params = None  # the Location carries its own query
@@ -707,46 +778,172 @@ class Client(ApiMethods):
                 # a login form holds the password: it never follows a redirect to another host
                 raise TransportError(
                     f"refusing to send credentials to another host after a {response.status_code} "
-                    "redirect", url.split("?", 1)[0],
+                    "redirect", self._scrub(url.split("?", 1)[0]),
                 )
             if response.status_code == 303 or (
                 response.status_code in (301, 302) and method == "POST"
             ):
                 method, json_body, form = "GET", None, None
-        raise TransportError(f"more than {self.max_redirects} redirects", url)
+        raise TransportError(f"more than {self.max_redirects} redirects", self._scrub(url))
+
+    def _read_body(
+        self, response: requests.Response, deadline: float | None, limit: int, method: str, *, cut: bool = False
+    ) -> tuple[bytearray, bool]:
+        """Stream a body into memory under ``limit`` bytes (wire and decoded) and the deadline.
+
+        Reads return whatever the socket has (``read1``), so the deadline is checked between
+        every few bytes a slow server drips; a watchdog shuts the socket down at the deadline
+        for a server that sends nothing at all. With ``cut``, a body past the limit is cut
+        there (error answers are read for their detail only) instead of refused.
+
+        Returns:
+            The body, and whether it was read to its end (only then may the connection be
+            reused).
+
+        Raises:
+            ResponseTooLargeError: the body passed ``limit`` (without ``cut``).
+            MalformedResponseError: an unsupported or corrupt content encoding.
+            _Dropped: the connection broke or stalled mid-body (retryable).
+            _DeadlineExceeded: the deadline passed.
+        """
+        url = response.url
+        try:
+            decoder = _Decoder(response.headers.get("Content-Encoding", ""))
+        except ValueError as exc:
+            raise MalformedResponseError(f"{method} answer: {exc}", self._scrub(url)) from None
+        out = bytearray()
+        wire = 0
+        fired = threading.Event()
+        watchdog = self._watchdog(response, deadline, fired)
+        try:
+            while True:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise _DeadlineExceeded
+                try:
+                    data = response.raw.read1(_CHUNK, decode_content=False)
+                except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                    if fired.is_set():
+                        raise _DeadlineExceeded from None
+                    raise _Dropped(f"connection broken while reading the body: {exc}") from None
+                if fired.is_set():
+                    raise _DeadlineExceeded
+                if not data:
+                    break
+                wire += len(data)
+                try:
+                    if wire > limit:
+                        raise _TooLarge
+                    decoder.feed(data, out, limit)
+                except _TooLarge:
+                    if cut:
+                        del out[limit:]
+                        return out, False
+                    raise ResponseTooLargeError(
+                        f"{method} answer exceeds the limit of {limit} bytes"
+                        f"{' once decompressed' if decoder.kind and wire <= limit else ''} "
+                        "(Client(max_response_bytes=...))",
+                        self._scrub(url),
+                        limit,
+                    ) from None
+                except zlib.error as exc:
+                    raise MalformedResponseError(
+                        f"{method} answer: corrupt {decoder.kind} body: {exc}", self._scrub(url)
+                    ) from None
+            try:
+                decoder.finish(out, limit)
+            except _TooLarge:
+                if cut:
+                    del out[limit:]
+                    return out, False
+                raise ResponseTooLargeError(
+                    f"{method} answer exceeds the limit of {limit} bytes once decompressed "
+                    "(Client(max_response_bytes=...))",
+                    self._scrub(url),
+                    limit,
+                ) from None
+            except zlib.error as exc:
+                raise MalformedResponseError(
+                    f"{method} answer: corrupt {decoder.kind} body: {exc}", self._scrub(url)
+                ) from None
+            return out, True
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+
+    @staticmethod
+    def _watchdog(
+        response: requests.Response, deadline: float | None, fired: threading.Event
+    ) -> threading.Timer | None:
+        """A timer that shuts the response's socket down when the deadline passes.
+
+        A blocked ``recv`` returns at once when its socket is shut down from another thread,
+        so even a server that sends nothing (or drips inside one read) cannot hold the
+        thread past the deadline; ``fired`` tells the reader why the body ended.
+        """
+        if deadline is None:
+            return None
+        connection = getattr(response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if not isinstance(sock, socket.socket):
+            return None
+
+        def fire() -> None:
+            fired.set()
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), fire)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _back_off(
-        self, attempt: int, retry_after: float | None, method: str, url: str, why: str
-    ) -> None:
+        self,
+        attempt: int,
+        retry_after: float | None,
+        method: str,
+        url: str,
+        why: str,
+        deadline: float | None = None,
+    ) -> bool:
+        """Wait before the next attempt; False (without waiting) if that would pass the deadline."""
         delay = self.retry_policy.delay(attempt, retry_after)
+        if deadline is not None and time.monotonic() + delay >= deadline:
+            log.info("%s %s: %s; no retry, the deadline would pass first", method, self._scrub(url), why)
+            return False
         if retry_after is not None:
             # The server throttles the client, not this request: hold back every thread.
             self._limiter.pause(delay)
         log.info(
             "%s %s: %s; retry %d/%d in %.2f s",
             method,
-            url,
+            self._scrub(url),
             why,
             attempt + 1,
             self.retry_policy.retries,
             delay,
         )
         time.sleep(delay)
+        return True
 
     def _status_error(
-        self, method: str, url: str, response: requests.Response, content: bytes
+        self, method: str, url: str, response: requests.Response, content: bytes | bytearray
     ) -> HTTPStatusError:
         try:
             parsed = _parse_json(content)
             detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
         except _TruncatedBody:
-            detail = content[:500].decode("utf-8", "replace")
+            # scrub before cutting: a cut through a secret would leave a piece of it
+            detail = self._scrub(bytes(content).decode("utf-8", "replace"))[:500]
         detail = self._scrub(detail)
         status = response.status_code
         cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else HTTPStatusError)
         summary = _summarise_detail(detail)
-        message = f"{method} -> {status} {response.reason or ''}".rstrip()
-        return cls(f"{message}: {summary}" if summary else message, url, status, detail)
+        # the reason phrase is the server's text too, and may echo a credential
+        message = self._scrub(f"{method} -> {status} {response.reason or ''}".rstrip())
+        return cls(f"{message}: {summary}" if summary else message, self._scrub(url), status, detail)
 
     # ------------------------------------------------------------------ auth
 
@@ -817,8 +1014,11 @@ class Client(ApiMethods):
         """A client for the installation serving ``url``, without this client's credentials.
 
         For cross-installation references (spec §3.2 form I). The same installation gives
-        this client back; other installations get one cached, anonymous client each that
-        shares the HTTP session and this client's limit settings.
+        this client back; an installation listed in ``follow_hosts`` gets one cached,
+        anonymous client that shares the HTTP session and this client's limit settings.
+        Any other installation is refused *before* a request is made: the URL comes from
+        archive data, and data must not steer requests to hosts nobody named (a cloud
+        metadata address, a service on a local port).
 
         Args:
             url: any URL of the installation (an archive URL, an API base...).
@@ -827,11 +1027,24 @@ class Client(ApiMethods):
             A client.
 
         Raises:
-            ValueError: not an http(s) URL.
+            UnsupportedReferenceError: ``url`` is not an http(s) URL, or names an
+                installation that is neither this one nor in ``follow_hosts``.
         """
-        base = api_base_url(url)
-        if base == api_base_url(self.base_url):
+        try:
+            base = api_base_url(url)
+            key = _installation_key(base)  # a bad port raises here too
+        except ValueError:
+            raise UnsupportedReferenceError(
+                f"{url[:200]!r} is not the URL of a NOMAD installation; nothing was requested"
+            ) from None
+        if key == _installation_key(api_base_url(self.base_url)):
             return self
+        if key not in {_installation_key(allowed) for allowed in self.follow_hosts}:
+            raise UnsupportedReferenceError(
+                f"reference into another NOMAD installation, {base}, which this client does not "
+                f"follow (nothing was requested); to allow it, create the client with "
+                f"Client(..., follow_hosts=[{base!r}])"
+            )
         with self._auth_lock:
             client = self._other_hosts.get(base)
             if client is None:
@@ -846,6 +1059,10 @@ class Client(ApiMethods):
                     timeout=self.timeout,
                     session=self._session,
                     max_redirects=self.max_redirects,
+                    max_response_bytes=self.max_response_bytes,
+                    deadline=self.deadline,
+                    # the same set of installations, seen from there
+                    follow_hosts=[*self.follow_hosts, api_base_url(self.base_url)],
                 )
                 self._other_hosts[base] = client
             return client
@@ -864,9 +1081,15 @@ class Client(ApiMethods):
 
         Halves the page size when the server refuses it with a 422, so a client configured
         for a generous installation still works against a strict one.
+
+        Raises:
+            MalformedResponseError: an answer without a ``data`` list of objects or without a
+                ``pagination`` object, or a ``next_page_after_value`` that was seen before
+                (a cursor cycle would otherwise page forever).
         """
         cursor = after
         size = page_size
+        seen: set[str] = set() if after is None else {after}
         while True:
             request = dict(pagination, page_size=size)
             if cursor is not None:
@@ -879,15 +1102,37 @@ class Client(ApiMethods):
                     log.warning("%s refused the page size; retrying with %d", path, size)
                     continue
                 raise
-            data = answer.get("data") or []
-            info = answer.get("pagination") or {}
+            data, info = self._page_parts(path, answer)
             yield data, cursor, info
             following = info.get("next_page_after_value")
             if not data or following is None:
                 return
-            if following == cursor:
-                raise ClientError(f"pagination did not advance past {following!r}", self.url(path))
+            if not isinstance(following, (str, int)) or isinstance(following, bool):
+                raise MalformedResponseError(
+                    f"next_page_after_value is a {type(following).__name__}, not a string", self.url(path)
+                )
+            following = str(following)
+            if following in seen:
+                raise MalformedResponseError(
+                    f"pagination cycles: next_page_after_value {following[:100]!r} came back after "
+                    f"{len(seen)} page(s)", self.url(path)
+                )
+            seen.add(following)
             cursor = following
+
+    def _page_parts(self, path: str, answer: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """``data`` and ``pagination`` of a listing answer, checked for NOMAD's shape."""
+        if not isinstance(answer, dict):
+            raise MalformedResponseError(f"answer is a {type(answer).__name__}, not an object", self.url(path))
+        data = answer.get("data")
+        if data is None:
+            data = []
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise MalformedResponseError("answer's data is not a list of objects", self.url(path))
+        info = answer.get("pagination")
+        if not isinstance(info, dict):
+            raise MalformedResponseError("answer has no pagination object", self.url(path))
+        return data, info
 
     def entries(
         self,
@@ -961,13 +1206,13 @@ class Client(ApiMethods):
             NotFoundError: unknown or invisible entry, or an entry without archive.
             BadRequestError: the server cannot apply ``required``.
             ValidationError: ``required`` has invalid syntax.
-            ClientError: the answer has no archive.
+            MalformedResponseError: the answer has no archive object.
         """
         path = f"entries/{quote(entry_id, safe='')}/archive/query"
         answer = self.post_json(path, {"required": required})
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, dict) or not isinstance(data.get("archive"), dict):
-            raise ClientError(f"answer for entry {entry_id} has no data.archive", self.url(path))
+            raise MalformedResponseError(f"answer for entry {entry_id} has no data.archive object", self.url(path))
         return data
 
     def archive_raw(self, entry_id: str, required: Required = "*") -> dict[str, Any]:
@@ -1117,6 +1362,10 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
             ``None`` before the first one.
         total: the number of entries the query matches (from the first listing page).
         missing: ``{entry_id: reason}`` for entries whose archive could not be had.
+        failed: ``{entry_id: EntryFailure}`` for entries the server answered with an error
+            (HTTP 500) even on their own; every other entry of their batches is delivered.
+            :meth:`retry_failed` downloads them again. Like missing entries, they are
+            behind :attr:`cursor` once passed.
     """
 
     def __init__(
@@ -1143,14 +1392,38 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
         self.cursor: str | None = after
         self.total: int | None = None
         self.missing: dict[str, str] = {}
-        self._generator = self._run(*_decode_cursor(after))
+        self.failed: dict[str, EntryFailure] = {}
+        self._generator: Iterator[tuple[str, dict[str, Any]]] = self._run(*_decode_cursor(after))
 
     def __next__(self) -> tuple[str, dict[str, Any]]:
         return next(self._generator)
 
     def close(self) -> None:
         """Stop downloading; pending requests are cancelled."""
-        self._generator.close()
+        close = getattr(self._generator, "close", None)
+        if close is not None:
+            close()
+
+    def retry_failed(self) -> ArchiveStream:
+        """A new stream over the entries in :attr:`failed` so far (e.g. once the server is fixed).
+
+        Its own :attr:`failed` reports those that fail again.
+        """
+        ids = sorted(self.failed)
+        stream = ArchiveStream(
+            self._client,
+            query={"entry_id:any": ids},
+            required=self._required,
+            page_size=self._page_size,
+            batch_size=self._batch_size,
+            after=None,
+            owner=self._owner,
+            progress=self._progress_enabled,
+            max_attempts=self._max_attempts,
+        )
+        if not ids:
+            stream._generator = iter(())  # nothing to list: no request at all
+        return stream
 
     def _run(
         self, after: str | None, skip: int
@@ -1198,7 +1471,7 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
                     else:
                         future = executor.submit(self._fetch_batch, batch)
                     in_flight[future] = batch
-                while order and (order[0] in done or order[0] in self.missing):
+                while order and (order[0] in done or order[0] in self.missing or order[0] in self.failed):
                     entry_id = order.popleft()
                     page_cursor, index = position.pop(entry_id)
                     self.cursor = _encode_cursor(page_cursor, index + 1)
@@ -1214,7 +1487,7 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
                     for entry_id in batch:
                         if entry_id in found:
                             done[entry_id] = found[entry_id]
-                        elif entry_id not in self.missing:
+                        elif entry_id not in self.missing and entry_id not in self.failed:
                             attempts[entry_id] = attempts.get(entry_id, 0) + 1
                             pending.appendleft(entry_id)
         finally:
@@ -1247,9 +1520,27 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
                 half = len(batch) // 2
                 return {**self._fetch_batch(batch[:half]), **self._fetch_batch(batch[half:])}
             raise
+        except ServerError as error:
+            if error.status_code in self._client.retry_policy.statuses:
+                raise  # overload or gateway trouble after every retry: not an entry's fault
+            # NOMAD answers a whole batch 500 when it cannot render one archive in it:
+            # bisect until the failing entries are known, and deliver the rest
+            if len(batch) == 1:
+                self._record_failure(batch[0], error)
+                return {}
+            half = len(batch) // 2
+            log.info("archive batch of %d answered %d; splitting it", len(batch), error.status_code)
+            return {**self._fetch_batch(batch[:half]), **self._fetch_batch(batch[half:])}
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if data is None and isinstance(answer, dict) and "data" not in answer:
+            data = []
+        if not isinstance(data, list):
+            raise MalformedResponseError(
+                "archive answer's data is not a list", self._client.url("entries/archive/query")
+            )
         wanted = set(batch)
         found: dict[str, dict[str, Any]] = {}
-        for item in answer.get("data") or []:
+        for item in data:
             entry_id = item.get("entry_id") if isinstance(item, dict) else None
             archive = item.get("archive") if isinstance(item, dict) else None
             if entry_id in wanted and isinstance(archive, dict):
@@ -1257,6 +1548,11 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
         if len(found) < len(batch):
             log.info("archive answer lacked %d of %d entries", len(batch) - len(found), len(batch))
         return found
+
+    def _record_failure(self, entry_id: str, error: HTTPStatusError) -> None:
+        failure = EntryFailure(entry_id, error.status_code, _summarise_detail(error.detail) or str(error), error.url or "")
+        log.warning("entry %s: the server answered %d: %s", entry_id, failure.status, failure.detail[:300])
+        self.failed[entry_id] = failure
 
     def _fetch_single(self, entry_id: str) -> dict[str, dict[str, Any]]:
         """Last resort for an entry batches keep dropping: ask for it alone.
@@ -1268,6 +1564,11 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
             return {entry_id: self._client.archive_raw(entry_id, self._required)}
         except NotFoundError as error:
             reason = str(error)
+        except ServerError as error:
+            if error.status_code in self._client.retry_policy.statuses:
+                raise
+            self._record_failure(entry_id, error)
+            return {}
         except (TransportError, HTTPStatusError):
             raise
         except ClientError as error:  # a 200 without an archive

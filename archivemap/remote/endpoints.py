@@ -22,6 +22,7 @@ the server said ``Accept-Ranges: bytes`` (and answers 206), and starts over othe
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,12 +34,16 @@ import requests
 
 from archivemap._progress import Progress
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
-from archivemap.errors import ClientError, ForbiddenError, HTTPStatusError, QueryError, TransportError
+from archivemap.errors import (
+    ClientError,
+    DownloadLimitError,
+    HTTPStatusError,
+    MissingScopeError,
+    QueryError,
+    TransportError,
+)
 from archivemap.metainfo.search import SearchQuantities, search_quantities
 from archivemap.remote.query import Query, query_json, validate_order_by
-
-if TYPE_CHECKING:
-    import pandas
 
 __all__ = ["MAX_ENTRY_DOWNLOAD", "ApiMethods", "DownloadLimitError", "MissingScopeError", "missing_scopes"]
 
@@ -57,22 +62,6 @@ _SCOPES: Final = re.compile(r"missing scopes?:?\s*\[?([^\]]*)\]?", re.IGNORECASE
 MAX_ENTRY_DOWNLOAD: Final = 50_000
 
 QueryLike = Query | Mapping[str, Any] | None
-
-
-class MissingScopeError(ForbiddenError):
-    """403 because the token (a personal access token) lacks a scope the endpoint needs.
-
-    Attributes:
-        scopes: the scopes NOMAD named (``["uploads:read"]``).
-    """
-
-    def __init__(self, message: str, url: str | None, status_code: int, detail: Any, scopes: list[str]) -> None:
-        self.scopes = scopes
-        super().__init__(message, url, status_code, detail)
-
-
-class DownloadLimitError(ClientError):
-    """A download larger than the ``max_bytes`` the caller allowed (nothing complete is kept)."""
 
 
 def missing_scopes(error: HTTPStatusError) -> list[str]:
@@ -373,10 +362,13 @@ class ApiMethods:
             result[key] = [_bucket(item) for item in buckets or [] if isinstance(item, dict)]
         return result
 
-    def aggregate_frame(self, query: QueryLike = None, **options: Any) -> pandas.DataFrame:
-        """:meth:`aggregate` as one DataFrame with columns ``key``, ``value``, ``count`` (needs pandas)."""
-        try:
-            import pandas as pd  # optional extra
+    def aggregate_frame(self, query: QueryLike = None, **options: Any) -> Any:
+        """:meth:`aggregate` as one ``pandas.DataFrame`` with columns ``key``, ``value``, ``count``.
+
+        Needs the optional pandas; typed ``Any`` so the library does not need pandas' stubs.
+        """
+        try:  # the optional extra, imported only here (``import archivemap`` stays light)
+            pd = importlib.import_module("pandas")
         except ImportError as error:  # pragma: no cover - depends on the environment
             raise ImportError("aggregate_frame needs pandas: pip install pandas") from error
         rows = [
@@ -520,6 +512,8 @@ class ApiMethods:
                     ranges = ranges and retry.ranges
                     if not ranges:
                         part.unlink(missing_ok=True)
+                    log.info("%s %s: %s; %s", method, url, retry,
+                             "resuming with a range" if ranges and part.exists() else "starting over")
                     if attempt >= policy.retries:
                         raise TransportError(
                             f"{method} download failed after {attempt + 1} attempts: {retry}", url

@@ -28,7 +28,7 @@ from archivemap.archive.context import ArchiveContext, new_archive
 from archivemap.archive.references import ParsedReference
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
 from archivemap.archive.sections import Section
-from archivemap.errors import DanglingReferenceError, NotDownloadedError
+from archivemap.errors import DanglingReferenceError, NotDownloadedError, UnsupportedReferenceError
 from archivemap.paths import format_path
 from archivemap.metainfo.fields import fields_by_name
 from archivemap.remote.required import (
@@ -72,7 +72,10 @@ class ArchiveAPI(Protocol):
         ...
 
     def for_host(self, url: str) -> ArchiveAPI:
-        """A client for another installation, without this one's credentials."""
+        """A client for another installation, without this one's credentials.
+
+        Raises ``UnsupportedReferenceError`` for an installation the user did not allow.
+        """
         ...
 
 
@@ -230,8 +233,23 @@ class ClientSource:
             self._roots.setdefault((self.client.base_url, root.m_entry_id), root)
 
     def archive_for(self, ref: ParsedReference, context: ArchiveContext) -> Section:
-        """A lazy root for the referenced entry; nothing is downloaded until it is read."""
-        client = self.client if ref.installation is None else self.client.for_host(ref.installation)
+        """A lazy root for the referenced entry; nothing is downloaded until it is read.
+
+        References and ``m_def`` values come from archive data, so the installation they
+        name is checked before anything is sent: only the client's own and those the user
+        listed (``Client(follow_hosts=...)``) are followed.
+
+        Raises:
+            UnsupportedReferenceError: another installation that is not allowed (no request
+                is made), naming it and how to allow it.
+            DanglingReferenceError: the reference names no entry.
+        """
+        client = self.client
+        if ref.installation is not None:
+            try:
+                client = self.client.for_host(ref.installation)
+            except UnsupportedReferenceError as exc:
+                raise UnsupportedReferenceError(str(exc), reference=ref.raw, entry_id=context.entry_id) from None
         entry_id = ref.target_entry_id(context.upload_id)
         if entry_id is None:
             raise DanglingReferenceError("cannot tell which entry this reference points to", reference=ref.raw)

@@ -15,6 +15,7 @@ import secrets
 import traceback
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from archivemap._json import parse_json

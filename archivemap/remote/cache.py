@@ -1,0 +1,447 @@
+"""A disk cache of downloaded archive data, shared by processes, keyed by processing state.
+
+Why: without it every run downloads everything again, and a cluster of workers downloads the
+same entries as often as it has workers. One row per ``(deployment, entry_id)`` holds the
+partial archive fetched so far, the ``required`` spec that covers it (the union of every spec
+that filled it, :func:`~archivemap.remote.required.merge_required`) and the entry's
+*processing state*: NOMAD's ``metadata.last_processing_time`` (``complete_time`` when an
+entry has no ``last_processing_time``). An entry reprocessed on the server gets a new state,
+so its stale row is never answered from; a wider ``required`` fetches only what the row lacks
+(:func:`required_difference`) and grafts it in (:func:`~archivemap.remote.required.graft`).
+
+Storage is stdlib ``sqlite3`` in WAL mode, not ``diskcache``: WAL gives several readers and
+one writer across processes (Dask workers on one machine share it), and the cache needs its
+own columns (state, covering spec, size, last access) and a transactional
+read-graft-write, which a key-value store would have to emulate; so no new dependency.
+Payloads are orjson + zlib. The cache is bounded (``size_limit`` bytes of payload): the
+least recently used rows are evicted after a write.
+
+The cache is opt-in (``Client(cache=True)`` or a folder): a default-on cache would silently
+answer from data a user did not know was kept, fill disks of users who never asked for it,
+and change request counts that existing code and tests rely on. ``cache=True`` uses
+:func:`default_cache_dir` (``$ARCHIVEMAP_CACHE_DIR``, else the platform's user cache folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+import platformdirs
+
+from archivemap.errors import NotDownloadedError
+from archivemap.remote.required import Required, graft, merge_required
+
+__all__ = [
+    "STATE_FIELDS",
+    "ArchiveCache",
+    "CachedArchive",
+    "EntryState",
+    "cached_archives",
+    "canonical_json",
+    "default_cache_dir",
+    "list_entries",
+    "payload_hash",
+    "project",
+    "required_difference",
+]
+
+#: the environment variable naming the cache folder (overrides the platform's cache folder)
+CACHE_DIR_ENV = "ARCHIVEMAP_CACHE_DIR"
+#: 2 GiB of compressed payload by default
+DEFAULT_SIZE_LIMIT = 2 * 1024**3
+#: the entry metadata a listing asks for: what the cache key and a lockfile need
+STATE_FIELDS = ("entry_id", "upload_id", "last_processing_time", "complete_time", "license")
+
+
+def default_cache_dir() -> Path:
+    """``$ARCHIVEMAP_CACHE_DIR``, else ``<user cache dir>/archivemap/archives``."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_cache_dir("archivemap")) / "archives"
+
+
+def canonical_json(value: Any) -> bytes:
+    """Key-sorted compact JSON: the same data always gives the same bytes (and hash)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def payload_hash(value: Any) -> str:
+    """``sha256:`` of the canonical JSON of ``value``."""
+    return "sha256:" + hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+@dataclass(frozen=True)
+class EntryState:
+    """What a listing says about one entry: enough to key the cache and write a lockfile.
+
+    Attributes:
+        entry_id: the entry.
+        upload_id: its upload (relative references resolve against it).
+        processing_time: ``last_processing_time`` (else ``complete_time``, else ``""``).
+        license: the entry's licence, when the server gives one.
+    """
+
+    entry_id: str
+    upload_id: str | None
+    processing_time: str
+    license: str | None = None
+
+    @classmethod
+    def from_metadata(cls, item: Mapping[str, Any]) -> EntryState:
+        """Read one ``entries/query`` item."""
+        state = item.get("last_processing_time") or item.get("complete_time") or ""
+        upload = item.get("upload_id")
+        licence = item.get("license")
+        return cls(
+            str(item["entry_id"]),
+            None if upload is None else str(upload),
+            str(state),
+            None if licence is None else str(licence),
+        )
+
+
+@dataclass(frozen=True)
+class CachedArchive:
+    """One cache row: the partial archive, the spec covering it and the state it belongs to."""
+
+    state: str
+    upload_id: str | None
+    required: Required
+    archive: dict[str, Any]
+
+
+def required_difference(new: Required, old: Required) -> Required | None:
+    """The part of ``new`` that ``old`` does not already download, or None when covered.
+
+    Conservative by design: where the two cannot be compared key by key (directives other
+    than ``"*"``, different index selections), the whole sub-spec of ``new`` is returned,
+    so the answer never fetches *less* than needed, only sometimes a little more.
+    """
+    if new == old or old == "*" and not isinstance(new, str):
+        return None
+    if old == "*" and new == "*":
+        return None
+    if isinstance(new, dict) and isinstance(old, dict):
+        if any(not isinstance(key, str) or key.startswith("resolve") for key in (*new, *old)):
+            return new if new != old else None
+        out: dict[str, Any] = {}
+        for key, sub in new.items():
+            if key not in old:
+                out[key] = sub
+                continue
+            rest = required_difference(sub, old[key])
+            if rest is not None:
+                out[key] = rest
+        return out or None
+    return new
+
+
+def project(archive: Mapping[str, Any], required: Required) -> dict[str, Any]:
+    """The part of a (wider) cached archive that ``required`` selects.
+
+    Why: a cache row grows with every ``required`` that filled it, but a run (and its
+    lockfile's payload hashes) must see the same data whatever else the cache happens to
+    hold. Plain property names are followed; a key with an index selection, a wildcard or a
+    directive keeps its whole value (a superset, still independent of other specs'
+    names), and ``m_ref_archives`` is kept as it is.
+    """
+    if not isinstance(required, dict):
+        return dict(archive)
+    if "*" in required or any(not isinstance(key, str) or key.startswith("resolve") for key in required):
+        return dict(archive)
+    out: dict[str, Any] = {}
+    for key, sub in required.items():
+        name = key.split("[", 1)[0]
+        if name not in archive:
+            continue
+        value = archive[name]
+        if "[" in key or not isinstance(sub, dict):
+            out[name] = value
+        elif isinstance(value, dict):
+            out[name] = project(value, sub)
+        elif isinstance(value, list):
+            out[name] = [project(item, sub) if isinstance(item, dict) else item for item in value]
+        else:
+            out[name] = value
+    if "m_ref_archives" in archive:
+        out["m_ref_archives"] = archive["m_ref_archives"]
+    return out
+
+
+class ArchiveCache:
+    """The disk cache: one SQLite file in ``directory``, safe across threads and processes.
+
+    Args:
+        directory: the folder (created); default :func:`default_cache_dir`.
+        size_limit: the most payload bytes kept; least recently used rows go first.
+
+    Pickles as its folder and limit, so a Dask worker opens the same cache.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *, size_limit: int = DEFAULT_SIZE_LIMIT) -> None:
+        if size_limit < 1:
+            raise ValueError(f"size_limit must be positive, not {size_limit}")
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.size_limit = int(size_limit)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "archives.sqlite3"
+        self._lock = threading.RLock()
+        self._connection: sqlite3.Connection | None = None
+        self._pid = -1
+        with self._transaction() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS archives (deployment TEXT NOT NULL, entry_id TEXT NOT NULL, "
+                "state TEXT NOT NULL, upload_id TEXT, required TEXT NOT NULL, payload BLOB NOT NULL, "
+                "size INTEGER NOT NULL, accessed REAL NOT NULL, PRIMARY KEY (deployment, entry_id))"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS archives_accessed ON archives (accessed)")
+
+    def __repr__(self) -> str:
+        return f"ArchiveCache({str(self.directory)!r}, size_limit={self.size_limit})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_cache, (str(self.directory), self.size_limit))
+
+    def _db(self) -> sqlite3.Connection:
+        # One connection per process: a forked child must not share its parent's.
+        if self._connection is None or self._pid != os.getpid():
+            connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+    def close(self) -> None:
+        """Close this process's connection (reopened on next use)."""
+        with self._lock:
+            if self._connection is not None and self._pid == os.getpid():
+                self._connection.close()
+            self._connection = None
+
+    def get(self, deployment: str, entry_id: str) -> CachedArchive | None:
+        """The row of one entry, or None."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT state, upload_id, required, payload FROM archives WHERE deployment=? AND entry_id=?",
+                (deployment, entry_id),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE archives SET accessed=? WHERE deployment=? AND entry_id=?", (time.time(), deployment, entry_id)
+            )
+        state, upload_id, required, payload = row
+        return CachedArchive(state, upload_id, orjson.loads(required), orjson.loads(zlib.decompress(payload)))
+
+    def put(
+        self,
+        deployment: str,
+        entry_id: str,
+        state: str,
+        upload_id: str | None,
+        required: Required,
+        archive: Mapping[str, Any],
+    ) -> None:
+        """Store (replace) the row of one entry, then evict down to ``size_limit``."""
+        payload = zlib.compress(orjson.dumps(archive), 3)
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO archives VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (deployment, entry_id, state, upload_id, orjson.dumps(required).decode(), payload, len(payload), time.time()),
+            )
+            self._evict(db)
+
+    def add(
+        self,
+        deployment: str,
+        entry_id: str,
+        state: str,
+        upload_id: str | None,
+        required: Required,
+        answer: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Graft a fetched ``answer`` (for ``required``) into the row and return the whole archive.
+
+        A row of another state is replaced, not grafted into: its data belongs to an older
+        processing of the entry.
+        """
+        with self._transaction():
+            cached = self.get(deployment, entry_id)
+            if cached is None or cached.state != state:
+                archive = graft({}, answer, required)
+                covering = required
+            else:
+                archive = graft(cached.archive, answer, required)
+                covering = merge_required([cached.required, required])
+            self.put(deployment, entry_id, state, upload_id, covering, archive)
+        return archive
+
+    def _evict(self, db: sqlite3.Connection) -> None:
+        total = db.execute("SELECT COALESCE(SUM(size), 0) FROM archives").fetchone()[0]
+        if total <= self.size_limit:
+            return
+        freed = 0
+        doomed: list[tuple[str, str]] = []
+        for deployment, entry_id, size in db.execute("SELECT deployment, entry_id, size FROM archives ORDER BY accessed"):
+            if total - freed <= self.size_limit:
+                break
+            doomed.append((deployment, entry_id))
+            freed += size
+        db.executemany("DELETE FROM archives WHERE deployment=? AND entry_id=?", doomed)
+
+    def info(self) -> dict[str, Any]:
+        """Folder, row count, payload bytes, the limit and rows per deployment."""
+        with self._transaction() as db:
+            count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM archives").fetchone()
+            per = dict(db.execute("SELECT deployment, COUNT(*) FROM archives GROUP BY deployment").fetchall())
+        return {
+            "directory": str(self.directory),
+            "entries": count,
+            "bytes": size,
+            "size_limit": self.size_limit,
+            "deployments": per,
+        }
+
+    def clear(self, deployment: str | None = None) -> int:
+        """Delete every row (of one deployment); returns how many."""
+        with self._transaction() as db:
+            if deployment is None:
+                cursor = db.execute("DELETE FROM archives")
+            else:
+                cursor = db.execute("DELETE FROM archives WHERE deployment=?", (deployment,))
+            count = cursor.rowcount
+        with self._lock:
+            self._db().execute("VACUUM")
+        return count
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` under the cache's thread lock; re-entrant."""
+
+    def __init__(self, cache: ArchiveCache) -> None:
+        self.cache = cache
+        self.outer = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.cache._lock.acquire()  # noqa: SLF001 (the cache's own helper)
+        db = self.cache._db()  # noqa: SLF001
+        self.outer = not db.in_transaction
+        if self.outer:
+            db.execute("BEGIN IMMEDIATE")
+        return db
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        db = self.cache._db()  # noqa: SLF001
+        try:
+            if self.outer:
+                db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.cache._lock.release()  # noqa: SLF001
+
+
+def _rebuild_cache(directory: str, size_limit: int) -> ArchiveCache:
+    return ArchiveCache(directory, size_limit=size_limit)
+
+
+class ArchiveClient(Protocol):
+    """What the cached download needs of a client (:class:`~archivemap.remote.client.Client`)."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    def entries(self, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]: ...
+
+    def archives_raw(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def list_entries(client: ArchiveClient, query: Any, *, page_size: int = 1000, owner: str = "visible") -> list[EntryState]:
+    """The entries a query matches, ordered by entry id, with their processing state.
+
+    A metadata listing, not an archive download: this is what lets a warm run check every
+    cached row against the server and then download nothing.
+    """
+    items = client.entries(query, {"include": list(STATE_FIELDS)}, page_size=page_size, owner=owner, order_by="entry_id")
+    seen: set[str] = set()
+    states: list[EntryState] = []
+    for item in items:
+        state = EntryState.from_metadata(item)
+        if state.entry_id not in seen:
+            seen.add(state.entry_id)
+            states.append(state)
+    return states
+
+
+def cached_archives(
+    client: ArchiveClient,
+    cache: ArchiveCache | None,
+    entries: Sequence[EntryState],
+    required: Required,
+    *,
+    offline: bool = False,
+    chunk: int = 200,
+    missing: dict[str, str] | None = None,
+    **options: Any,
+) -> Iterator[tuple[EntryState, dict[str, Any]]]:
+    """``(state, archive)`` for each of ``entries``, in order: from the cache where it covers
+    ``required`` at the entry's state, else by downloading only the difference.
+
+    Args:
+        client: downloads with :meth:`~archivemap.remote.client.Client.archives_raw`.
+        cache: the cache (None: download everything, fill nothing).
+        entries: from :func:`list_entries` (or a lockfile).
+        required: what each archive must hold.
+        offline: never download; an entry the cache cannot answer raises
+            :class:`~archivemap.errors.NotDownloadedError`.
+        chunk: entries downloaded per ``archives_raw`` call (ids go in the query).
+        missing: filled with ``entry_id -> reason`` for entries without archive.
+        options: passed to ``archives_raw`` (``batch_size`` ...).
+    """
+    deployment = client.base_url
+    for start in range(0, len(entries), chunk):
+        part = entries[start : start + chunk]
+        found: dict[str, dict[str, Any]] = {}
+        wanted: dict[str, tuple[Required, list[EntryState]]] = {}
+        for state in part:
+            cached = None if cache is None else cache.get(deployment, state.entry_id)
+            rest: Required = required
+            if cached is not None and cached.state == state.processing_time:
+                difference = required_difference(required, cached.required)
+                if difference is None:
+                    found[state.entry_id] = project(cached.archive, required)
+                    continue
+                rest = difference
+            if offline:
+                raise NotDownloadedError("not in the cache (offline)", entry_id=state.entry_id)
+            key = canonical_json(rest).decode()
+            wanted.setdefault(key, (rest, []))[1].append(state)
+        for spec, states in wanted.values():
+            by_id = {state.entry_id: state for state in states}
+            stream = client.archives_raw({"entry_id:any": list(by_id)}, spec, **options)
+            for entry_id, answer in stream:
+                owner = by_id.get(entry_id)
+                if owner is None:
+                    continue
+                if cache is None:
+                    found[entry_id] = graft({}, answer, spec)
+                else:
+                    whole = cache.add(deployment, entry_id, owner.processing_time, owner.upload_id, spec, answer)
+                    found[entry_id] = project(whole, required)
+            if missing is not None:
+                missing.update(getattr(stream, "missing", {}))
+        for state in part:
+            if state.entry_id in found:
+                yield state, found[state.entry_id]

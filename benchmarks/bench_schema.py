@@ -1,0 +1,138 @@
+"""Benchmark: ``import archivemap`` + default schema ready + load of a small archive, cold vs warm.
+
+Plain script, prints medians and ratios, asserts nothing::
+
+    python benchmarks/bench_schema.py [--repeat 5]
+
+Every figure is the wall time of a fresh interpreter (what a user waits for at a prompt),
+interleaved round by round so that load on the machine hits every variant alike, against
+``python -c pass`` measured in the same run:
+
+- ``cold``: an empty cache folder (``ARCHIVEMAP_CACHE_DIR`` in a new temporary folder each
+  time): the embedded export is decompressed, parsed and written to the cache;
+- ``warm``: the cache written by an earlier run: the parsed form is read back;
+- ``schema only``: the same two without the archive layer (``default_environment()``
+  alone), which shows the schema's own cost apart from importing numpy and pint;
+- ``numpy+pint+attrs``: importing the libraries the archive layer needs, the floor under
+  any load.
+
+Goals (issue 14): import + schema ready ≤ 0.1 s warm, ≤ 0.3 s cold.
+The user's real cache is never touched: every run uses a temporary ``ARCHIVEMAP_CACHE_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHIVE = REPO / "samples" / "archives" / "si2-single-point.archive.json"
+
+LOAD = f"""
+import archivemap
+a = archivemap.load({str(ARCHIVE)!r})
+v = a.workflow[0].calculation_result_ref.energy.total.value.to("eV")
+"""
+SCHEMA_ONLY = """
+from archivemap.metainfo.default import default_environment
+default_environment().section("nomad.datamodel.datamodel.EntryArchive").all_properties
+"""
+FLOOR = "import numpy, pint, attrs"
+BREAKDOWN = """
+import time, gc
+t0 = time.perf_counter()
+from archivemap.metainfo import cache, default
+from archivemap.metainfo.definitions import Environment
+t1 = time.perf_counter()
+sha = default.default_sha256()
+t2 = time.perf_counter()
+data = default.default_export()
+t3 = time.perf_counter()
+env = Environment(data, source="x")
+t4 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+"""
+
+
+def _cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _run(code: str, cache: str) -> tuple[float, float, str]:
+    """Wall and CPU time (user + system) of a fresh interpreter running ``code``, and its output.
+
+    CPU time is reported too because on a shared 2-core machine wall time includes waiting
+    for a core; CPU time does not.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "ARCHIVEMAP_METAINFO")}
+    env["ARCHIVEMAP_CACHE_DIR"] = cache
+    cpu, start = _cpu(), time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=REPO)
+    return time.perf_counter() - start, _cpu() - cpu, out.stdout
+
+
+def _wall(code: str, cache: str) -> tuple[float, str]:
+    wall, _cpu_s, out = _run(code, cache)
+    return wall, out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        warm_dir = str(Path(tmp) / "warm")
+        _wall(SCHEMA_ONLY, warm_dir)  # writes the cache the warm runs read
+        _wall("import archivemap, numpy, pint", warm_dir)  # bytecode compiled, files in the page cache
+        rows: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
+        cold_breakdown: list[list[float]] = []
+        warm_breakdown: list[list[float]] = []
+        for i in range(args.repeat):
+            cold = lambda tag: str(Path(tmp) / f"cold-{tag}-{i}")  # noqa: E731
+            for name, code, where in (
+                ("python -c pass", "pass", warm_dir),
+                ("import archivemap", "import archivemap", warm_dir),
+                ("import numpy+pint+attrs (floor)", FLOOR, warm_dir),
+                ("schema only, cold", SCHEMA_ONLY, cold("s")),
+                ("schema only, warm", SCHEMA_ONLY, warm_dir),
+                ("import + schema + load, cold", LOAD, cold("l")),
+                ("import + schema + load, warm", LOAD, warm_dir),
+            ):
+                wall, cpu, _out = _run(code, where)
+                rows.setdefault(name, []).append(wall)
+                cpus.setdefault(name, []).append(cpu)
+            cold_breakdown.append([float(x) for x in _wall(BREAKDOWN, cold("b"))[1].split()])
+            warm_breakdown.append([float(x) for x in _wall(BREAKDOWN, warm_dir)[1].split()])
+
+    med = {name: statistics.median(times) for name, times in rows.items()}
+    cpu = {name: statistics.median(times) for name, times in cpus.items()}
+    base, cbase = med["python -c pass"], cpu["python -c pass"]
+    print(f"fresh interpreters, medians of {args.repeat} interleaved rounds ({os.cpu_count()} cores):")
+    print(f"  {'':34} {'wall':>8} {'- pass':>8} {'x pass':>7} {'cpu':>8} {'- pass':>8} {'x pass':>7}")
+    for name, value in med.items():
+        c = cpu[name]
+        print(f"  {name:34} {value:7.3f}s {value - base:7.3f}s {value / base:6.1f}x "
+              f"{c:7.3f}s {c - cbase:7.3f}s {c / cbase:6.1f}x")
+    goal = {"import + schema + load, warm": 0.1, "import + schema + load, cold": 0.3}
+    for name, limit in goal.items():
+        extra = med[name] - base
+        print(f"  goal {name}: +{extra:.3f} s over python -c pass, goal ≤ {limit} s: {'met' if extra <= limit else 'NOT met'}")
+    labels = ("import metainfo layer", "hash package file", "export: cache or gunzip+parse", "Environment()")
+    for title, runs in (("cold", cold_breakdown), ("warm", warm_breakdown)):
+        parts = ", ".join(f"{label} {statistics.median(r[j] for r in runs) * 1000:.1f} ms" for j, label in enumerate(labels))
+        print(f"  schema ready, in process, {title}: {parts}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""The disk cache of archive data (archivemap.remote.cache), against a real LocalServer.
+
+Done when (issue 10): a second run of the same bulk analysis makes no archive request, and a
+partial cache plus a wider ``required`` downloads only the difference; both read off the
+server's request log. Real disk (tmp folders), real HTTP on 127.0.0.1, no mocks.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archivemap.errors import NotDownloadedError
+from archivemap.remote.cache import (
+    ArchiveCache,
+    cached_archives,
+    list_entries,
+    payload_hash,
+    project,
+    required_difference,
+)
+from archivemap.remote.client import Client
+from archivemap.server import LocalServer
+from tests.conftest import SHARED
+
+pytestmark = pytest.mark.shared
+
+ARCHIVES = SHARED / "archives"
+PROCESSED = "2025-01-01T00:00:00+00:00"
+
+
+def synthesise(folder: Path, count: int, *, prefix: str = "synth") -> list[str]:
+    """``count`` archives in ``folder``, copies of the shared real archives with new entry ids.
+
+    The 2 MB LAMMPS trajectory is left out (it would dominate every download); each copy gets
+    its own ``entry_id`` and a ``last_processing_time``, as NOMAD's metadata has.
+    """
+    sources = [p for p in sorted(ARCHIVES.glob("*.archive.json")) if "lammps" not in p.name]
+    originals = [json.loads(p.read_text()) for p in sources]
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = []
+    for index in range(count):
+        archive = dict(originals[index % len(originals)])
+        entry_id = f"{prefix}{index:06d}"
+        metadata = dict(archive.get("metadata") or {})
+        metadata.update(entry_id=entry_id, last_processing_time=PROCESSED)
+        metadata.setdefault("upload_id", "synth_upload")
+        archive["metadata"] = metadata
+        (folder / f"{entry_id}.json").write_text(json.dumps(archive))
+        ids.append(entry_id)
+    return ids
+
+
+def archive_requests(server: LocalServer) -> list[Any]:
+    """The archive downloads in the server's log (bulk and single-entry)."""
+    return [r for r in server.requests if "archive" in r.path and r.path.startswith("entries")]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalServer, list[str]]]:
+    folder = tmp_path_factory.mktemp("archives")
+    ids = synthesise(folder, 60)
+    with LocalServer(folder, max_log_records=100_000) as server:
+        yield server, ids
+
+
+REQUIRED = {"metadata": "*"}
+WIDER = {"metadata": "*", "results": {"material": "*"}}
+
+
+def run(client: Client, cache: ArchiveCache, required: Any) -> dict[str, str]:
+    states = list_entries(client, None)
+    return {state.entry_id: payload_hash(archive) for state, archive in cached_archives(client, cache, states, required)}
+
+
+def test_second_run_makes_no_archive_request(served: tuple[LocalServer, list[str]], tmp_path: Path) -> None:
+    server, ids = served
+    cache = ArchiveCache(tmp_path / "cache")
+    client = Client(server.url)
+    server.clear_log()
+    first = run(client, cache, REQUIRED)
+    assert sorted(first) == ids
+    assert archive_requests(server)
+    server.clear_log()
+    second = run(client, cache, REQUIRED)
+    assert second == first
+    assert archive_requests(server) == []
+    assert cache.info()["entries"] == len(ids)
+
+
+def test_wider_required_fetches_only_the_difference(served: tuple[LocalServer, list[str]], tmp_path: Path) -> None:
+    server, ids = served
+    cache = ArchiveCache(tmp_path / "cache")
+    client = Client(server.url)
+    run(client, cache, REQUIRED)
+    server.clear_log()
+    wider = run(client, cache, WIDER)
+    asked = [r.body["required"] for r in archive_requests(server)]
+    assert asked and all(spec == {"results": {"material": "*"}} for spec in asked)
+    # the same data as a cold download of the wider spec
+    cold = run(client, ArchiveCache(tmp_path / "cold"), WIDER)
+    assert wider == cold
+    server.clear_log()
+    assert run(client, cache, WIDER) == wider
+    assert archive_requests(server) == []
+
+
+def test_reprocessed_entry_is_downloaded_again(tmp_path: Path) -> None:
+    folder = tmp_path / "archives"
+    ids = synthesise(folder, 5)
+    cache = ArchiveCache(tmp_path / "cache")
+    with LocalServer(folder) as server:
+        port = server.port
+        run(Client(server.url), cache, REQUIRED)
+    changed = json.loads((folder / f"{ids[2]}.json").read_text())
+    changed["metadata"]["last_processing_time"] = "2026-06-01T00:00:00+00:00"
+    (folder / f"{ids[2]}.json").write_text(json.dumps(changed))
+    with LocalServer(folder, port=port) as server:  # the same deployment URL
+        url = server.url
+        run(Client(url), cache, REQUIRED)
+        fetched = [r.body["query"]["entry_id:any"] for r in server.requests if r.path == "entries/archive/query"]
+    assert fetched == [[ids[2]]]
+    row = cache.get(url, ids[2])
+    assert row is not None and row.state == "2026-06-01T00:00:00+00:00"
+
+
+def test_offline_answers_from_the_cache_or_raises(served: tuple[LocalServer, list[str]], tmp_path: Path) -> None:
+    server, _ = served
+    cache = ArchiveCache(tmp_path / "cache")
+    client = Client(server.url)
+    states = list_entries(client, None)
+    list(cached_archives(client, cache, states[:10], REQUIRED))
+    server.clear_log()
+    got = list(cached_archives(client, cache, states[:10], REQUIRED, offline=True))
+    assert len(got) == 10 and server.requests == []
+    with pytest.raises(NotDownloadedError):
+        list(cached_archives(client, cache, states[:11], REQUIRED, offline=True))
+    with pytest.raises(NotDownloadedError):
+        list(cached_archives(client, cache, states[:10], WIDER, offline=True))
+    assert server.requests == []
+
+
+def test_size_bound_evicts_least_recently_used(tmp_path: Path) -> None:
+    cache = ArchiveCache(tmp_path / "cache", size_limit=40_000)  # about three rows
+    blob = {"data": [f"{i}-{i * 7919 % 104729}" for i in range(2000)]}
+    for index in range(10):
+        cache.put("http://x/api/v1", f"e{index}", "t", None, "*", {**blob, "i": index})
+        cache.get("http://x/api/v1", "e0")  # keep e0 recently used
+    info = cache.info()
+    assert info["bytes"] <= 40_000 and info["entries"] < 10
+    assert cache.get("http://x/api/v1", "e0") is not None
+    assert cache.get("http://x/api/v1", "e1") is None
+    assert cache.get("http://x/api/v1", "e9") is not None
+
+
+def _writer(directory: str, worker: int, count: int) -> None:
+    cache = ArchiveCache(directory)
+    for index in range(count):
+        cache.add("http://x/api/v1", f"e{index}", "t", None, {f"w{worker}": "*"}, {f"w{worker}": {"n": index}})
+
+
+def test_several_processes_write_at_once(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_writer, args=(str(tmp_path), worker, 40)) for worker in range(3)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(120)
+        assert process.exitcode == 0
+    cache = ArchiveCache(tmp_path)
+    for index in range(40):
+        row = cache.get("http://x/api/v1", f"e{index}")
+        assert row is not None
+        # every process's part was grafted in: no lost update under concurrent writers
+        assert row.archive == {f"w{w}": {"n": index} for w in range(3)}
+        assert required_difference({"w0": "*", "w1": "*", "w2": "*"}, row.required) is None
+
+
+def test_cache_pickles_as_its_folder(tmp_path: Path) -> None:
+    import pickle
+
+    cache = ArchiveCache(tmp_path, size_limit=12345)
+    copy = pickle.loads(pickle.dumps(cache))
+    assert copy.directory == cache.directory and copy.size_limit == 12345
+
+
+def test_required_difference_and_projection() -> None:
+    assert required_difference({"a": "*"}, {"a": "*", "b": "*"}) is None
+    assert required_difference({"a": "*", "b": {"c": "*"}}, {"a": "*"}) == {"b": {"c": "*"}}
+    assert required_difference({"b": {"c": "*", "d": "*"}}, {"b": {"c": "*"}}) == {"b": {"d": "*"}}
+    assert required_difference("*", {"a": "*"}) == "*"
+    assert required_difference({"a": "*"}, "*") is None
+    assert project({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": "*"}}) == {"b": {"c": 2}}
