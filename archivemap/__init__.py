@@ -81,6 +81,7 @@ __all__ = [
     "html",
     "load",
     "load_environment",
+    "open_dataset",
     "parse_reference",
     "pretty",
     "read_json",
@@ -162,6 +163,7 @@ _EXPORTS: dict[str, str] = {
     "to_dataframe": "archivemap.views.dataframe",
     "to_trajectory": "archivemap.views.ase",
     "write_extxyz": "archivemap.views.ase",
+    "open_dataset": "archivemap.remote.dataset",
 }
 
 if TYPE_CHECKING:
@@ -217,6 +219,7 @@ if TYPE_CHECKING:
     )
     from archivemap.metainfo.definitions import Environment, load_environment
     from archivemap.remote.client import ArchiveStream, Client
+    from archivemap.remote.dataset import open_dataset
     from archivemap.remote.query import Q, Query
     from archivemap.server import LocalServer
     from archivemap.views.ase import to_atoms, to_trajectory, write_extxyz

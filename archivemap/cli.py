@@ -38,7 +38,10 @@ from archivemap.errors import HTTPStatusError, NotFoundError, QueryError, Transp
 from archivemap.graph.draw import to_html
 from archivemap.metainfo.fields import fields_by_name
 from archivemap.metainfo.search import search_quantities
+from archivemap.remote.cache import ArchiveCache
 from archivemap.remote.client import api_base_url
+from archivemap.remote.dataset import open_dataset
+from archivemap.remote.lockfile import dataset_raw
 from archivemap.remote.query import explain_query, query_json
 from archivemap.server import LocalServer
 from archivemap.views.display import pretty
@@ -244,14 +247,13 @@ def _load_one(source: str, args: argparse.Namespace) -> Any:
 
 
 def _load_remote(entry_id: str, args: argparse.Namespace) -> Any:
-    schema = _schema_for(args)
-    if schema is None:
-        raise CommandError("--metainfo (or ARCHIVEMAP_METAINFO) is needed to map remote archives")
+    client = _client(args.url)
+    schema = _schema_for(args) or client.deployment_schema()  # the deployment's own metainfo
     required = args.required if args.required is not None else "*"
     unknown = _unknown_required(required, _archive_names(schema))
     if unknown:
         raise CommandError(unknown[0])
-    return _client(args.url).archive(entry_id, required=required, schema=schema)
+    return client.archive(entry_id, required=required, schema=schema)
 
 
 # -- showing values ------------------------------------------------------------------------------------
@@ -399,8 +401,12 @@ def _check_required(required: Any, answer: Any, args: argparse.Namespace, entry_
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    """Download (part of) one archive as JSON."""
+    """Download (part of) one archive as JSON; with ``--lock``, a whole query's (issue 10)."""
 
+    if args.lock:
+        return _fetch_locked(args)
+    if not args.entry_id or not args.url:
+        raise UsageError("fetch needs ENTRY_ID and --url (or --lock FILE for a dataset)")
     client = _client(args.url)
     data = client.archive_raw(args.entry_id, required=args.required)
     _check_required(args.required, data, args, args.entry_id)
@@ -410,6 +416,55 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         print(f"wrote {args.output} ({len(text)} bytes)", file=sys.stderr)
     else:
         print(text)
+    return 0
+
+
+# -- issue 10: datasets (fetch --lock) and the disk cache (cache info|clear) ----------------------------
+def _fetch_locked(args: argparse.Namespace) -> int:
+    """Download a query's archives through the disk cache and write (or replay) a lockfile.
+
+    With ``--url``: list the query, download what the cache lacks, write the lock. Without
+    it: reproduce the lock's dataset (its own URL) and name the entries changed since.
+    Writes one JSON line ``{"entry_id", "archive"}`` per entry (``-o`` or stdout).
+    """
+    cache = ArchiveCache(args.cache_dir) if args.cache_dir else ArchiveCache()
+    out = open(args.output, "w", encoding="utf-8") if args.output and args.output != "-" else sys.stdout  # noqa: SIM115
+    count = 0
+    try:
+        if args.url:
+            query = _checked_query(args)
+            stream = dataset_raw(_client(args.url), query, args.required, lock=args.lock, cache=cache)
+            for state, archive in stream:
+                out.write(json.dumps({"entry_id": state.entry_id, "archive": archive}) + "\n")
+                count += 1
+        else:
+            dataset = open_dataset(args.lock, cache=cache, offline=args.offline, strict=False)
+            for entry_id, archive in dataset.archives.items():
+                out.write(json.dumps({"entry_id": entry_id, "archive": archive}) + "\n")
+                count += 1
+            for entry_id, reason in {**dataset.changed, **dataset.unavailable}.items():
+                print(f"{entry_id}: {reason}", file=sys.stderr)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"{count} entries ({args.lock})", file=sys.stderr)
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """``cache info``: where the disk cache is and what it holds; ``cache clear``: empty it."""
+    cache = ArchiveCache(args.cache_dir) if args.cache_dir else ArchiveCache()
+    if args.action == "clear":
+        removed = cache.clear(api_base_url(args.url) if args.url else None)
+        print(f"removed {removed} cached archives from {cache.directory}")
+        return 0
+    info = cache.info()
+    if args.json:
+        print(_json_text(info))
+    else:
+        print(f"{info['directory']}: {info['entries']} archives, {info['bytes']} of {info['size_limit']} bytes")
+        for url, count in sorted(info["deployments"].items()):
+            print(f"  {url}: {count}")
     return 0
 
 
@@ -594,12 +649,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("fetch", help="download (part of) an archive as JSON")
-    p.add_argument("entry_id", help="the entry to download")
-    p.add_argument("--url", required=True, help="NOMAD API v1 URL (…/api/v1)")
+    p.add_argument("entry_id", nargs="?", help="the entry to download (not with --lock)")
+    p.add_argument("--url", help="NOMAD API v1 URL (…/api/v1)")
     p.add_argument("--required", type=_required_type, default="*", help='required spec as JSON, e.g. \'{"workflow2": "*"}\'')
     p.add_argument("--metainfo", help="metainfo export to check --required against; env ARCHIVEMAP_METAINFO")
     p.add_argument("-o", "--output", help="output file (default: stdout)")
+    # issue 10: a query's archives with a dataset lockfile (JSON lines out)
+    p.add_argument("--lock", help="dataset lockfile: with --url, download --query and write it; alone, replay it")
+    p.add_argument("--query", type=_query_type, help="with --lock: the query (default: all entries)")
+    p.add_argument("--no-check", action="store_true", help="send the query unchecked")
+    p.add_argument("--offline", action="store_true", help="with --lock alone: from the disk cache only")
+    p.add_argument("--cache-dir", help="disk cache folder (default: $ARCHIVEMAP_CACHE_DIR or the user cache)")
     p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("cache", help="the disk cache of downloaded archives: info or clear")
+    p.add_argument("action", choices=["info", "clear"])
+    p.add_argument("--cache-dir", help="disk cache folder (default: $ARCHIVEMAP_CACHE_DIR or the user cache)")
+    p.add_argument("--url", help="clear: only this deployment's archives")
+    p.add_argument("--json", action="store_true", help="info: print JSON")
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("query", help="page through entries matching a query")
     p.add_argument("--url", required=True, help="NOMAD API v1 URL (…/api/v1)")

@@ -20,7 +20,7 @@ the whole cluster refused. Here:
   requests into one second, so the sum over slots stays within ``rate``).
 * Workers share the disk cache (:mod:`archivemap.remote.cache`, SQLite WAL), so a second
   run of the same analysis downloads nothing; and :func:`write_lock` writes a dataset lockfile
-  (:mod:`archivemap.remote.dataset`) for a bag, replayable by ``read_archives(lock=...)``.
+  (:mod:`archivemap.remote.lockfile`) for a bag, replayable by ``read_archives(lock=...)``.
 
 Dask is an optional extra (``pip install 'archivemap[dask]'``); nothing in the library imports
 this module, and it imports Dask only when called.
@@ -45,10 +45,11 @@ from archivemap.remote.cache import (
     payload_hash,
 )
 from archivemap.remote.client import Client
-from archivemap.remote.dataset import (
+from archivemap.remote.lockfile import (
     DatasetIntegrityError,
     LockWriter,
     lock_header,
+    locked_states,
     read_lock,
 )
 from archivemap.remote.required import Required
@@ -287,10 +288,7 @@ def read_archives(
         locked = read_lock(lock)
         header = lock_header_offline(driver.base_url, query_json, required)
         if all(locked.get(key) == header[key] for key in ("query", "required_hash")) and locked.get("complete"):
-            states = [
-                EntryState(str(item["entry_id"]), item.get("upload_id"), str(item.get("processing_time") or ""), item.get("license"))
-                for item in locked["entries"]
-            ]
+            states = locked_states(locked)
             hashes = {str(item["entry_id"]): str(item["payload_hash"]) for item in locked["entries"]}
     if states is None:
         if offline:

@@ -1,23 +1,33 @@
-"""Load + navigation vs orjson.loads, and full materialisation time and memory.
+"""Issue 14's figures in one run: load + navigation, custom schemas, references, full read, memory.
 
-Reports ratios against a baseline measured in the same run (never asserts):
+Every figure is a ratio against a baseline measured in the same run, interleaved, medians
+(the machine is shared: never trust one timing). Nothing is asserted here; the invariants that
+do not depend on time are tests/test_perf_invariants.py.
 
-* load + the navigation of the seed story (workflow → calculation → energy in eV, a dotted
-  m_get, the last system's positions) vs ``orjson.loads`` of the same bytes, on every real
-  archive in ../shared and on a ~100 MB archive made with make_large.py (target ≤ 1.5×);
-* reading every quantity of the large archive: time, and peak memory vs the parsed dict
-  (target ≤ 2×).
+1. Each shared archive (../shared/nomad-data/archives): ``orjson.loads`` of its bytes vs
+   ``load`` alone and ``load`` + the navigation of its golden values (every check of
+   golden/<name>.json read with ``m_get``, with its unit; every resolved reference followed, as
+   tests/test_golden.py does). Target ≤ 1.5x.
+2. 1,000 loads of one custom-schema entry (ELN, its own section definitions): classes built
+   (``Schema.classes_built``) and traced memory kept between load 100 and load 1,000.
+3. Every reference of the large archive resolved: references/s now vs the implementation at
+   ``--baseline`` (a git revision, run in a subprocess; see bench_references.py).
+4. The large archive (make_large.py, ``--steps 4200`` ≈ 108 MB): full read (parse + every
+   quantity of every section) vs its parse (``orjson.loads``); memory kept after the full read
+   vs the parsed dict alone (tracemalloc).
+5. With ``--nomad-python`` (or ``--make-nomad-venv DIR``, which installs nomad-lab 2.0.0 and
+   the plugins the large archive needs into a venv there): nomad-lab's
+   ``EntryArchive.m_from_dict`` of the same archive vs ours without parsing.
 
-* the same full materialisation vs nomad-lab 2.0.0's ``EntryArchive.m_from_dict`` (target
-  ≥ 5× faster), when a Python with nomad-lab is given (``--nomad-python``) or made on request
-  (``--make-nomad-venv DIR`` installs nomad-lab 2.0.0 and the run/workflow/atomistic plugins).
-
-Usage: python benchmarks/bench_load.py [--steps 4200] [--repeat 3] [--nomad-python PY]
+Usage: python benchmarks/bench_load.py [--steps 4200] [--repeat 3] [--baseline REV]
+       [--large PATH] [--nomad-python PY | --make-nomad-venv DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import statistics
 import subprocess
 import sys
@@ -25,15 +35,22 @@ import tempfile
 import time
 import tracemalloc
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "nomad-data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_references  # noqa: E402  (beside this file)
+
+ELN_ENTRY = "eln-inheriting-sections.recorded.archive.json"
 
 
-def _median(fn, repeat: int) -> float:
+def _median(fn: Callable[[], Any], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -42,23 +59,41 @@ def _median(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def _navigate(archive) -> None:
-    workflow = archive.workflow2 if archive.workflow2 is not None else None
-    if archive.workflow:
-        calc = archive.workflow[0].calculation_result_ref
-        if calc is not None and calc.energy is not None and calc.energy.total is not None:
-            calc.energy.total.value.to("eV")
-    elif workflow is not None and getattr(workflow, "results", None) is not None:
-        getattr(workflow.results, "calculation_result_ref", None)
-    if archive.run:
-        calcs = archive.run[0].calculation
-        if calcs:
-            energy = calcs[-1].energy
-            if energy is not None and energy.total is not None:
-                energy.total.value.to("eV")
-        systems = archive.run[0].system
-        if systems and systems[-1].atoms is not None:
-            systems[-1].atoms.positions  # noqa: B018
+def _navigate_golden(root: Any, golden: dict[str, Any]) -> None:
+    """Read every golden value and follow every resolved reference (as tests/test_golden.py)."""
+    for check in golden["checks"]:
+        kind, path = check.get("kind"), check["path"]
+        try:
+            if kind == "m_def":
+                type(root.m_get(path.rpartition(".")[0])).m_qualified_name  # noqa: B018
+            elif kind == "definition_reference":
+                owner, _, name = path.rpartition(".")
+                root.m_get(owner).m_reference(name)
+            else:
+                value = root.m_get(path)
+                if check.get("unit"):
+                    value.to(check["unit"])
+        except LookupError:
+            pass
+    for ref in golden["references"]:
+        if ref.get("status") != "resolved":
+            continue
+        if ref.get("kind") == "definition":
+            root.m_resolve("#" + ref["section_path"])
+        else:
+            root.m_resolve("#" + ref["owner_path"]).m_resolve(ref["reference"])
+
+
+def _read_everything(archive: Any) -> int:
+    n = 0
+    for section in archive.m_contents():
+        for fm in section.m_set_fields():
+            try:
+                getattr(section, fm.attribute)
+            except LookupError:  # a dangling reference: reading it raises, by design
+                pass
+            n += fm.kind == "quantity"
+    return n
 
 
 NOMAD_PACKAGES = [
@@ -102,22 +137,123 @@ def nomad_from_dict(python: Path, archive: Path, repeat: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def _touch_everything(archive) -> int:
+def shared_archives(schema: Any, rounds: int) -> None:
+    from archivemap.archive.load import load
+    from archivemap.archive.sources import DirectorySource
+
+    source = DirectorySource(SHARED / "archives", schema)
+    print("1. load + golden navigation vs orjson.loads (medians of interleaved rounds)")
+    print(f"   {'archive':<44}{'orjson':>10}{'load':>10}{'load+nav':>11}{'load/orj':>10}{'+nav/orj':>10}")
+    rows = []
+    for path in sorted((SHARED / "archives").glob("*.archive.json")):
+        data = path.read_bytes()
+        golden = json.loads((SHARED / "golden" / path.name.replace(".archive.json", ".json")).read_text())
+        def ours() -> None:
+            _navigate_golden(load(data, schema, archives=source), golden)
+        ours()  # warm: classes built, units parsed (once per process)
+        repeat = 5 if len(data) > 1_000_000 else 50
+        base, alone, full = [], [], []
+        for _ in range(rounds):
+            base.append(_median(lambda: orjson.loads(data), repeat))
+            alone.append(_median(lambda: load(data, schema, archives=source), repeat))
+            full.append(_median(ours, repeat))
+        b, a, f = statistics.median(base), statistics.median(alone), statistics.median(full)
+        rows.append((path.name, b, a, f))
+        print(f"   {path.name[:42]:<44}{b * 1e3:8.3f}ms{a * 1e3:8.3f}ms{f * 1e3:9.3f}ms{a / b:9.2f}x{f / b:9.2f}x")
+
+
+def thousand_loads(schema: Any) -> None:
+    from archivemap.archive.load import load
+
+    data = (SHARED / "archives" / ELN_ENTRY).read_bytes()
+    warnings.simplefilter("ignore")
+    for _ in range(100):
+        _read_everything(load(data, schema))
+    built = schema.classes_built
+    gc.collect()
+    tracemalloc.start()
+    gc.collect()
+    before = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    for _ in range(900):
+        _read_everything(load(data, schema))
+    per_load = (time.perf_counter() - start) / 900
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(f"\n2. 1,000 loads of {ELN_ENTRY} (custom schema), every property read:")
+    print(f"   classes built by loads 101-1,000: {schema.classes_built - built} (the schema had built "
+          f"{built} before them); traced memory kept by loads 101-1,000: {(after - before) / 1e3:+.1f} kB "
+          f"({(after - before) / 900:+.0f} B per load); {per_load * 1e6:.0f} µs per load + full read")
+
+
+def references(large: Path, baseline: str, rounds: int) -> None:
+    metainfo = SHARED / "metainfo" / "nomad-2.0.0-metainfo.json"
+    with tempfile.TemporaryDirectory() as tmp:
+        old = bench_references.export_baseline(baseline, Path(tmp))
+        before, after = [], []
+        n = 0
+        for _ in range(rounds):
+            b = bench_references.measure(old, large, metainfo, 1)
+            a = bench_references.measure(REPO, large, metainfo, 1)
+            n = a["references"]
+            before += b["times"]
+            after += a["times"]
+    print(f"\n3. every reference of the large archive resolved ({n} references; medians of {rounds}, interleaved):")
+    for label, k in (("wall", 0), ("CPU", 1)):
+        tb = statistics.median(t[k] for t in before)
+        ta = statistics.median(t[k] for t in after)
+        print(f"   {label:4} before ({baseline}): {tb:.3f} s = {n / tb:>9,.0f} refs/s | now: {ta:.3f} s = "
+              f"{n / ta:>9,.0f} refs/s | {tb / ta:.1f}x")
+
+
+def large_archive(schema: Any, large: Path, rounds: int, nomad_python: Path | None) -> None:
+    from archivemap.archive.load import load
+
+    data = large.read_bytes()
+    base, full = [], []
     n = 0
-    for section in archive.m_contents():
-        for fm in section._m_set_fields():
-            try:
-                getattr(section, fm.attribute)
-            except LookupError:  # a dangling reference: reading it raises, by design
-                pass
-            n += fm.kind == "quantity"
-    return n
+    for _ in range(rounds):
+        base.append(_median(lambda: orjson.loads(data), 1))
+        t = time.perf_counter()
+        n = _read_everything(load(data, schema))
+        full.append(time.perf_counter() - t)
+        gc.collect()
+    b, f = statistics.median(base), statistics.median(full)
+    print(f"\n4. large archive, {len(data) / 1e6:.0f} MB ({large.name}):")
+    print(f"   full read (parse + {n} quantities): {f:.2f} s vs orjson.loads {b:.2f} s -> {f / b:.2f}x the parse")
+    gc.collect()
+    tracemalloc.start()
+    start = tracemalloc.get_traced_memory()[0]
+    parsed = orjson.loads(data)
+    dict_kept = tracemalloc.get_traced_memory()[0] - start
+    del parsed
+    gc.collect()
+    start = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    archive = load(data, schema)
+    _read_everything(archive)
+    gc.collect()
+    kept = tracemalloc.get_traced_memory()[0] - start
+    tracemalloc.stop()
+    del archive
+    print(f"   memory kept after reading everything: {kept / 1e6:.0f} MB vs the parsed dict alone "
+          f"{dict_kept / 1e6:.0f} MB -> {kept / dict_kept:.2f}x")
+    if nomad_python:
+        theirs = nomad_from_dict(nomad_python, large, rounds)
+        ours = f - b  # nomad-lab gets the parsed dict (json.load is not timed)
+        print(f"5. nomad-lab EntryArchive.m_from_dict: {theirs:.2f} s; archivemap without parsing: {ours:.2f} s "
+              f"-> {theirs / ours:.1f}x faster")
+    else:
+        print("5. nomad-lab: pass --nomad-python PY or --make-nomad-venv DIR to compare")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=4200, help="make_large.py -n (4200 ≈ 108 MB)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--large", type=Path, help="an existing large archive (else make_large.py makes one)")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--baseline", default="HEAD", help="git revision whose references are compared")
     parser.add_argument("--nomad-python", type=Path, help="a Python with nomad-lab 2.0.0 and plugins")
     parser.add_argument("--make-nomad-venv", type=Path, help="create that venv here first")
     args = parser.parse_args()
@@ -127,54 +263,23 @@ def main() -> int:
         print(f"skipped: {SHARED} not found")
         return 0
     import archivemap
-    from archivemap.archive.load import load
 
-    schema = archivemap.Schema(SHARED / "metainfo" / "nomad-2.0.0-metainfo.json")
     warnings.simplefilter("ignore")
-    print("file                                        orjson.loads   load+navigate   ratio")
-    files = sorted((SHARED / "archives").glob("*.archive.json"))
+    schema = archivemap.Schema(SHARED / "metainfo" / "nomad-2.0.0-metainfo.json")
     with tempfile.TemporaryDirectory() as tmp:
-        large = Path(tmp) / "large.archive.json"
-        subprocess.run(
-            [sys.executable, str(SHARED / "make_large.py"), str(SHARED / "archives" / "lammps-methane-nvt-md.parsed.archive.json"),
-             str(large), "-n", str(args.steps)],
-            check=True, capture_output=True,
-        )
-        for path in [*files, large]:
-            data = path.read_bytes()
-            repeat = args.repeat if len(data) > 10_000_000 else max(args.repeat, 200)
-            _navigate(load(data, schema))  # warm: classes built, units parsed (once per process)
-            base = _median(lambda: orjson.loads(data), repeat)
-            ours = _median(lambda: _navigate(load(data, schema)), repeat)
-            print(f"{path.name[:42]:<44}{base * 1e3:10.3f} ms {ours * 1e3:12.3f} ms {ours / base:7.2f}x")
-        data = large.read_bytes()
-        print(f"\nlarge archive: {len(data) / 1e6:.0f} MB")
-        tracemalloc.start()
-        parsed = orjson.loads(data)
-        dict_peak = tracemalloc.get_traced_memory()[1]
-        dict_kept = tracemalloc.get_traced_memory()[0]
-        del parsed
-        tracemalloc.reset_peak()
-        archive = load(data, schema)
-        n = _touch_everything(archive)
-        full_peak = tracemalloc.get_traced_memory()[1]
-        full_kept = tracemalloc.get_traced_memory()[0]
-        tracemalloc.stop()
-        del archive
-        full = _median(lambda: _touch_everything(load(data, schema)), args.repeat)
-        print(f"full materialisation (parse + every quantity): {n} quantities in {full:.2f} s; "
-              f"peak {full_peak / 1e6:.0f} MB vs parsed dict {dict_peak / 1e6:.0f} MB ({full_peak / dict_peak:.2f}x); "
-              f"kept after reading everything {full_kept / 1e6:.0f} MB vs the dict alone "
-              f"{dict_kept / 1e6:.0f} MB ({full_kept / dict_kept:.2f}x)")
-        if args.nomad_python:
-            # nomad-lab gets the parsed dict (json.load is not timed), so add ours without parsing
-            parsed_time = _median(lambda: orjson.loads(data), args.repeat)
-            theirs = nomad_from_dict(args.nomad_python, large, args.repeat)
-            ours = full - parsed_time
-            print(f"nomad-lab EntryArchive.m_from_dict: {theirs:.2f} s; archivemap without parsing: {ours:.2f} s "
-                  f"-> {theirs / ours:.1f}x faster")
-        else:
-            print("nomad-lab m_from_dict: pass --nomad-python or --make-nomad-venv DIR to compare")
+        large = args.large
+        if large is None:
+            large = Path(tmp) / "large.archive.json"
+            subprocess.run(
+                [sys.executable, str(SHARED / "make_large.py"),
+                 str(SHARED / "archives" / "lammps-methane-nvt-md.parsed.archive.json"), str(large),
+                 "-n", str(args.steps)],
+                check=True, capture_output=True,
+            )
+        shared_archives(schema, args.repeat)
+        thousand_loads(schema)
+        references(large, args.baseline, args.repeat)
+        large_archive(schema, large, args.repeat, args.nomad_python)
     return 0
 
 

@@ -11,13 +11,13 @@ Usage: python benchmarks/bench_references.py [--steps 4200] [--repeat 3] [--base
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tarfile
-import io
 import tempfile
 from pathlib import Path
 
@@ -28,10 +28,8 @@ SHARED = REPO.parent / "shared" / "nomad-data"
 _MEASURE = r"""
 import json, sys, time, warnings
 warnings.simplefilter("ignore")
-import orjson
 import archivemap
 from archivemap.archive.load import load
-from archivemap.archive.sections import Section
 
 schema = archivemap.Schema(sys.argv[2])
 data = open(sys.argv[1], "rb").read()

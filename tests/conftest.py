@@ -28,7 +28,10 @@ mypy
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,6 +41,12 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 SHARED = REPO.parent / "shared" / "nomad-data"
 SHARED_REASON = f"real NOMAD data not found at {SHARED} (../shared/nomad-data beside the repo)"
+
+# The parsed-metainfo cache (archivemap.metainfo.cache) goes to a folder of this session, never
+# the user's real cache folder; subprocesses started by tests inherit the variable.
+_CACHE_DIR = tempfile.mkdtemp(prefix="archivemap-test-cache-")
+os.environ["ARCHIVEMAP_CACHE_DIR"] = _CACHE_DIR
+atexit.register(shutil.rmtree, _CACHE_DIR, True)
 
 # --------------------------------------------------------------------------- Hypothesis
 

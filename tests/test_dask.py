@@ -83,6 +83,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalServ
     faults = Faults(
         rate_limit=RATE_LIMIT,
         max_concurrent=CONCURRENCY_LIMIT,
+        latency=0.05,
+        latency_jitter=0.1,
         retry_after=1,
         fail_probability=0.02,
         drop_probability=0.01,
@@ -93,11 +95,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalServ
         yield server, ids
 
 
-def _kill_one_worker(client: Any, server: LocalServer, after: int) -> None:
+def _kill_one_worker(client: Any, server: LocalServer, after: int, killed: list[int]) -> None:
+    """SIGKILL one worker process once ``after`` archive requests have been made."""
     while len(archive_requests(server)) < after:
         time.sleep(0.05)
-    pids = client.run(os.getpid)
-    os.kill(next(iter(pids.values())), signal.SIGKILL)
+    pid = next(iter(client.run(os.getpid).values()))
+    os.kill(pid, signal.SIGKILL)
+    killed.append(pid)
 
 
 def test_cluster_run_exactly_once_within_limits(cluster: Any, served: tuple[LocalServer, list[str]], tmp_path: Path) -> None:
@@ -106,17 +110,20 @@ def test_cluster_run_exactly_once_within_limits(cluster: Any, served: tuple[Loca
     server.clear_log()
     bag = amdask.read_archives(server.url, None, REQUIRED, cache=cache, rate=RATE_LIMIT, shard_size=100, client_options=OPTIONS)
     assert bag.npartitions == -(-len(ids) // 100)
-    server.update_faults(fail_next=10)  # a 503 storm at the start, with Retry-After
-    killer = threading.Thread(target=_kill_one_worker, args=(cluster, server, max(3, len(ids) // 40)), daemon=True)
+    server.update_faults(fail_next=10, truncate_next=3, drop_next=3)  # a 503 storm (Retry-After) first
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_one_worker, args=(cluster, server, max(3, len(ids) // 40), killed), daemon=True)
     killer.start()
     records = bag.compute()
     killer.join(5)
+    assert killed, "no worker was killed during the run"
     got = [record["entry_id"] for record in records]
     assert len(got) == len(set(got)), "duplicates"
     assert sorted(got) == ids, "lost entries"
     log = server.requests
     faults = {r.fault for r in log}
     assert {"storm", "drop", "truncate"} <= faults, faults
+    print(f"requests={len(log)} peak concurrency={max_concurrency(log)} peak rate={max_rate(log)}/s")
     assert max_concurrency(log) <= CONCURRENCY_LIMIT
     assert max_rate(log) <= RATE_LIMIT
     assert not any(r.fault in ("rate_limit", "concurrency") for r in log), "the server had to refuse requests"
@@ -134,3 +141,45 @@ def test_cluster_run_exactly_once_within_limits(cluster: Any, served: tuple[Loca
     replay = amdask.read_archives(server.url, None, REQUIRED, cache=cache, lock=lock, offline=True).compute()
     assert server.requests == []
     assert {r["entry_id"]: r["payload_hash"] for r in replay} == {r["entry_id"]: r["payload_hash"] for r in records}
+
+
+def test_dataframe_path(cluster: Any, served: tuple[LocalServer, list[str]], tmp_path: Path) -> None:
+    pytest.importorskip("dask.dataframe")  # dask[dataframe] (pandas, pyarrow) is not in the extra
+    server, ids = served
+    query = {"entry_id:any": ids[:30]}
+    frame = amdask.read_dataframe(
+        server.url,
+        query,
+        {"metadata": "*"},
+        lambda record: {"entry_id": record["entry_id"], "upload_id": record["archive"]["metadata"]["upload_id"]},
+        meta=[("entry_id", str), ("upload_id", str)],
+        cache=tmp_path / "cache",
+        shard_size=10,
+        client_options=OPTIONS,
+    )
+    table = frame.compute()
+    assert sorted(table["entry_id"]) == ids[:30]
+
+
+def test_import_archivemap_does_not_import_the_extra() -> None:
+    """Nothing in the library imports archivemap.dask or distributed (pint itself imports
+    ``dask`` when it is installed, so that one is not ours to check)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, archivemap, archivemap.remote.client, archivemap.remote.dataset, archivemap.cli; "
+        "print('archivemap.dask' in sys.modules, 'distributed' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
+
+
+def test_credentials_stay_out_of_the_graph_unless_passed(cluster: Any, served: tuple[LocalServer, list[str]]) -> None:
+    import pickle
+
+    server, ids = served
+    with pytest.raises(ValueError):
+        amdask.read_archives(server.url, {"entry_id:any": ids[:2]}, "*", client_options={"token": "secret"})
+    bag = amdask.read_archives(server.url, {"entry_id:any": ids[:2]}, {"metadata": "*"})
+    assert b"secret" not in pickle.dumps(dict(bag.__dask_graph__()))

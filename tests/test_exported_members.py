@@ -67,6 +67,7 @@ EXPECTED_PUBLIC_NAMES = [
     "html",
     "load",
     "load_environment",
+    "open_dataset",
     "parse_reference",
     "pretty",
     "read_json",

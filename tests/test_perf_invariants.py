@@ -11,8 +11,6 @@ from __future__ import annotations
 import gc
 import tracemalloc
 import warnings
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -122,10 +120,11 @@ def test_parsed_references_are_cached_and_bounded() -> None:
 
 
 @pytest.mark.shared
-def test_memory_after_reading_everything_is_about_the_parsed_dict(schema_2_0: Schema, tmp_path: Path) -> None:
+def test_memory_after_reading_everything_is_about_the_parsed_dict(schema_2_0: Schema) -> None:
     import orjson  # noqa: PLC0415
 
     data = (SHARED / "archives" / "lammps-methane-nvt-md.parsed.archive.json").read_bytes()
+    _read_all(load(data, schema_2_0))  # warm: classes, units, caches are built once, not per archive
     gc.collect()
     tracemalloc.start()
     try:
@@ -143,3 +142,32 @@ def test_memory_after_reading_everything_is_about_the_parsed_dict(schema_2_0: Sc
         tracemalloc.stop()
     assert kept <= 1.1 * dict_kept, f"kept {kept / dict_kept:.2f}x the parsed dict"
     assert root.to_dict() == orjson.loads(data)
+
+
+@pytest.mark.shared
+def test_arrays_standing_in_for_raw_lists_write_back_exactly(schema_2_0: Schema) -> None:
+    import numpy as np  # noqa: PLC0415
+    import orjson  # noqa: PLC0415
+
+    from archivemap.archive.sections import raw_data  # noqa: PLC0415
+
+    archive = {
+        "run": [{"system": [
+            {"atoms": {"positions": [[0.0, 1.5, 2.25], [3.0, -0.0, 1e-300]], "velocities": [[0.0, 1, 2.0]]}},
+            {"atoms": {"positions": [[0.5, None, 2.0]], "lattice_vectors": [[1.0, 0.0], [0.0, 1.0]]}},
+        ]}],
+    }
+    data = orjson.dumps(archive)
+    root = load(data, schema_2_0)
+    _read_all(root)
+    first, second = root.run[0].system
+    assert isinstance(raw_data(first.atoms)["positions"], np.ndarray)  # floats only: the array stands in
+    assert raw_data(first.atoms)["velocities"] == [[0.0, 1, 2.0]]  # an int: the raw list is kept
+    assert raw_data(second.atoms)["positions"] == [[0.5, None, 2.0]]  # null (NaN): kept
+    assert orjson.dumps(root.to_dict()) == data  # exact, types included
+    assert first.atoms.m_reference("positions") == archive["run"][0]["system"][0]["atoms"]["positions"]
+    # a dict given by the caller is never changed
+    given = orjson.loads(data)
+    root = load(given, schema_2_0)
+    _read_all(root)
+    assert orjson.dumps(given) == data and not isinstance(raw_data(root.run[0].system[0].atoms)["positions"], np.ndarray)

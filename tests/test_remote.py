@@ -141,8 +141,11 @@ def test_first_answer_with_index_selection_is_re_anchored(server, schema, raw_ar
     calc = archive.run[0].calculation[2]
     assert calc.m_reference("system_ref") == truth["system_ref"]
     assert calc.energy.total.value.to("J").magnitude == pytest.approx(truth["energy"]["total"]["value"])
-    with pytest.raises(ValueError, match="non-negative"):
-        client.archive(entry_id, {"run[0]": {"calculation[-1]": "*"}}, schema=schema)
+    # NOMAD's own form, calculation[-1] (issue 9): placed where it is, after one listing
+    last = client.archive(entry_id, {"run[0]": {"calculation[-1]": "*"}}, schema=schema).run[0].calculation[-1]
+    n = len(raw_archives[entry_id]["run"][0]["calculation"])
+    assert last.m_path() == f"/run/0/calculation/{n - 1}"
+    assert last.m_reference("system_ref") == raw_archives[entry_id]["run"][0]["calculation"][-1]["system_ref"]
     for eid, root in client.archives({"entry_id": entry_id}, {"run[0]": {"calculation[2]": "*"}}, schema=schema):
         assert root.run[0].calculation[2].m_reference("system_ref") == truth["system_ref"]
 

@@ -125,3 +125,15 @@ def test_qualified_m_def_needs_no_definitions_request(served, schema_2_0) -> Non
     assert archive.workflow2.tasks[0].m_def is not None
     bodies = [json.dumps(record.body or {}) for record in served.requests[seen:]]
     assert bodies and not any("definitions" in body for body in bodies)
+
+
+def test_no_schema_argument_anywhere(served) -> None:
+    # the bundled server serves no gui/artifacts.js: the embedded NOMAD 2.0 schema is used
+    client = archivemap.Client(served.url)
+    archive = client.archive("1WGSYo1RrGFEIcM17Re4kjHC7k6p", required={"workflow": "*"})
+    before = client.requests_made
+    energy = archive.workflow[0].calculation_result_ref.energy.total.value.to("eV")
+    assert energy.magnitude == pytest.approx(-86.7194, abs=1e-3)
+    assert client.requests_made == before + 1  # the seed path: exactly one request
+    for _, root in client.archives({"entry_id": "1WGSYo1RrGFEIcM17Re4kjHC7k6p"}, {"workflow": "*"}):
+        assert root.workflow[0].m_reference("calculation_result_ref") == "#/run/0/calculation/0"

@@ -10,6 +10,7 @@ against, so sections never see a schema, a source or a client directly.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any, Protocol
 
 from archivemap.archive.references import ParsedReference, parse_reference
@@ -49,6 +50,8 @@ class ArchiveContext:
         fetcher: fetches what was not downloaded, or ``None`` (everything is here).
         root: the root section.
         lock: serialises merges of downloaded data into this archive.
+        owns_data: the raw dict was parsed for this archive (no caller holds it), so sections
+            may let converted float arrays stand in for their raw lists (memory).
     """
 
     def __init__(
@@ -59,8 +62,10 @@ class ArchiveContext:
         fetcher: Fetcher | None = None,
         entry_id: str | None = None,
         upload_id: str | None = None,
+        owns_data: bool = False,
     ) -> None:
         self.schema = schema
+        self.owns_data = owns_data
         meta = raw_root.get("metadata") if isinstance(raw_root, dict) else None
         meta = meta if isinstance(meta, dict) else {}
         self.entry_id: str | None = entry_id or _str(meta.get("entry_id"))
@@ -68,10 +73,30 @@ class ArchiveContext:
         self.mainfile: str | None = _str(meta.get("mainfile"))
         self.source = source
         self.fetcher = fetcher
-        self.root: Section | None = None
+        self._root: weakref.ref[Section] | None = None
+        self._pinned: Section | None = None  # a root nobody else holds yet (unpickling)
         self.lock = threading.RLock()
         self._raw_root = raw_root
         self._custom_env: Environment | None = None
+
+    @property
+    def root(self) -> Section | None:
+        """The root section, held weakly.
+
+        Every section reaches the root through its parents, so whoever can reach this context
+        keeps the root alive; held strongly, root and context would form a reference cycle,
+        and an archive nobody navigated would wait for the garbage collector instead of
+        being freed when dropped (a large part of ``load`` for small archives).
+        """
+        ref = self._root
+        return ref() if ref is not None else self._pinned
+
+    @root.setter
+    def root(self, value: Section | None) -> None:
+        try:
+            self._root = weakref.ref(value) if value is not None else None
+        except TypeError:  # a section class without a weakref slot: hold it
+            self._root, self._pinned = None, value
 
     # -- pickling (see archivemap.archive.runtime) -------------------------------------------
     def __reduce__(self) -> tuple[Any, ...]:
@@ -191,13 +216,17 @@ def new_archive(
     fetcher: Fetcher | None = None,
     entry_id: str | None = None,
     upload_id: str | None = None,
+    owns_data: bool = False,
 ) -> Section:
     """The lazy root section of one parsed archive dict (nothing below it is converted).
 
     The one place where an archive gets its context: :func:`archivemap.load`, the sources
-    and the client all come through here.
+    and the client all come through here. ``owns_data``: ``raw`` was parsed for this archive
+    and no caller holds it (see :class:`ArchiveContext`).
     """
-    ctx = ArchiveContext(schema, raw, source=source, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)
+    ctx = ArchiveContext(
+        schema, raw, source=source, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id, owns_data=owns_data
+    )
     root = schema.root_class().m_load(raw, None, None, ctx)
     ctx.root = root
     if source is not None:
@@ -217,6 +246,7 @@ def _rebuild_context(
     root = new_archive(raw, schema, source=source, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)
     ctx = root.m_context
     assert isinstance(ctx, ArchiveContext)
+    ctx._pinned = root  # the unpickler holds the context only: keep its root
     return ctx
 
 

@@ -126,4 +126,7 @@ def load(
     sch = _pick_schema(schema)
     if isinstance(archives, (str, os.PathLike)):
         archives = DirectorySource(archives, sch)
-    return new_archive(raw, sch, source=archives, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)
+    owned = not isinstance(source, Mapping)  # parsed here: no caller holds the dict
+    return new_archive(
+        raw, sch, source=archives, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id, owns_data=owned
+    )

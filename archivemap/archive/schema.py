@@ -116,6 +116,7 @@ class Schema:
             weakref.WeakKeyDictionary()
         )
         self._item_classes: weakref.WeakKeyDictionary[Any, dict[str, type[Section]]] = weakref.WeakKeyDictionary()
+        self._digests: weakref.WeakKeyDictionary[Environment, str] = weakref.WeakKeyDictionary()
         self.classes_built = 0  # attrs.make_class calls: the test of the content cache counts them
         # -- pickling: where the metainfo came from, and who this schema is in this process
         self._origin = _origin_of(environment, self.source_sha256)
@@ -381,6 +382,26 @@ class Schema:
                 )
             return declared
 
+    def _package_digest(self, env: Environment) -> str | None:
+        """The sha256 of an archive's own definitions (once per environment), or ``None``.
+
+        ``None`` when they cannot be written as JSON or point into other archives (whose
+        definitions may change while these stay the same): then classes are keyed by their
+        fields instead.
+        """
+        digest = self._digests.get(env)
+        if digest is None:
+            try:
+                blob = orjson.dumps(env.raw)
+            except TypeError:
+                blob = b""
+            if not blob or b"../" in blob or b"/archive" in blob or blob.count(b"entry_id:") > 1:
+                digest = ""
+            else:
+                digest = hashlib.sha256(blob).hexdigest()
+            self._digests[env] = digest
+        return digest or None
+
     # -- generated classes ------------------------------------------------------------------
     def _generated_class(self, sdef: SectionDef) -> type[Section] | None:
         gen = self.generated
@@ -407,6 +428,18 @@ class Schema:
         bases = [b for b in sdef.base_sections if not b.extends_base_section]
         if bases:
             base = self.class_for(bases[0])
+        foreign = sdef.package.environment is not self.environment
+        key = ""
+        if foreign:
+            # Equal content, one class, whichever archive or load it came from. The key is
+            # the content of the archive's definitions (everything a class of them is made
+            # of, with this schema and this Python base); failing that, the fields themselves.
+            digest = self._package_digest(sdef.package.environment)
+            if digest is not None:
+                key = f"{self._serial}:{id(base)}:{digest}:{sdef.path}"
+                cached = _content_class(key)
+                if cached is not None:
+                    return cached
         inherited = section_fields(base)
         fields: dict[str, Any] = {}
         metas: list[FieldMeta] = []
@@ -427,18 +460,12 @@ class Schema:
             kwargs = {k: v for k, v in attrs.asdict(fm, recurse=False).items() if k not in ("name", "attribute", "kind")}
             fields[attr] = (sub_section if fm.kind == "sub_section" else quantity)(name, attr, **kwargs)
             metas.append(fm)
-        foreign = sdef.package.environment is not self.environment
-        key = ""
-        if foreign:
-            # Everything the class is made of: its schema, its Python base, its names and
-            # every field. Equal content, one class, whichever archive or load it came from.
+        if foreign and not key:
             content = (self._serial, id(base), sdef.name, sdef.qualified_name, sdef.definition_id, sdef.description, metas)
-            key = hashlib.sha256(repr(content).encode("utf-8", "surrogatepass")).hexdigest()
-            with _content_lock:
-                cached = _CONTENT_CLASSES.get(key)
-                if cached is not None:
-                    _CONTENT_CLASSES.move_to_end(key)
-                    return cached
+            key = "fields:" + hashlib.sha256(repr(content).encode("utf-8", "surrogatepass")).hexdigest()
+            cached = _content_class(key)
+            if cached is not None:
+                return cached
         self.classes_built += 1
         cls: Any = attrs.make_class(
             class_name(sdef.name),
@@ -462,6 +489,14 @@ class Schema:
                 while len(_CONTENT_CLASSES) > CONTENT_CACHE_SIZE:
                     _CONTENT_CLASSES.popitem(last=False)
         return cls
+
+
+def _content_class(key: str) -> type[Section] | None:
+    with _content_lock:
+        cached = _CONTENT_CLASSES.get(key)
+        if cached is not None:
+            _CONTENT_CLASSES.move_to_end(key)
+        return cached
 
 
 #: How many classes of archives' own definitions :data:`_CONTENT_CLASSES` keeps.

@@ -30,10 +30,14 @@ public functions at the bottom (:func:`raw_data`, :func:`built_value`, :func:`as
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from types import ModuleType
 from typing import Any, ClassVar, Final, Protocol, SupportsIndex
+
+import numpy as np
 
 from archivemap._json import merge_partial
 from archivemap._warnings import warn_at_caller
@@ -139,6 +143,8 @@ class SectionContext(Protocol):
         entry_id, upload_id: the entry's identity, when known.
         fetcher: downloads what is missing, or ``None`` when everything is here.
         lock: serialises merges of downloaded data into this archive.
+        owns_data (optional, read with ``getattr``): the raw dict was parsed for this archive
+            and no caller holds it, so converted float arrays may stand in for raw lists.
     """
 
     entry_id: str | None
@@ -369,7 +375,10 @@ class Section:
         data = self._m_data
         if data is None or self._m_dirty:
             return [(getattr(self, fm.attribute), fm) for fm in self.m_set_fields() if fm.kind == "sub_section"]
-        subs = _sub_sections_by_name(type(self))
+        cls = type(self)
+        subs = cls.__dict__.get("_m_sub_sections_by_name")
+        if subs is None:
+            subs = _sub_sections_by_name(cls)
         out = []
         for key, raw in data.items():
             if raw is not None and key in subs:
@@ -389,7 +398,23 @@ class Section:
             if node is not self:
                 yield node
             children: list[Section] = []
-            for value, _ in node._m_sub_section_values():
+            data = node._m_data
+            if data is None or node._m_dirty:
+                values = [value for value, _ in node._m_sub_section_values()]
+            else:  # the common case, inlined: the raw keys that are sub-sections
+                cls = type(node)
+                subs = cls.__dict__.get("_m_sub_sections_by_name")
+                if subs is None:
+                    subs = _sub_sections_by_name(cls)
+                values = []
+                for key, raw in data.items():
+                    if raw is not None and key in subs:
+                        attribute = subs[key].attribute
+                        try:
+                            values.append(object.__getattribute__(node, attribute))
+                        except AttributeError:
+                            values.append(getattr(node, attribute))
+            for value in values:
                 if isinstance(value, list):
                     children.extend([item for item in value if isinstance(item, Section)])
                 elif isinstance(value, Section):
@@ -405,7 +430,7 @@ class Section:
             )
         data = self._m_data
         if data is not None and fm.name in data and not (self._m_dirty and fm.attribute in self._m_dirty):
-            return data[fm.name]
+            return _copy_json(data[fm.name]) if type(data[fm.name]) is np.ndarray else data[fm.name]
         return dump_field(self, fm, getattr(self, fm.attribute))
 
     def m_resolve(self, reference: str) -> Any:
@@ -420,7 +445,7 @@ class Section:
             AbsentError: a property or index along the path is not set.
             NotDownloadedError: the data is on the server but was not downloaded.
         """
-        segments = parse_path(path)
+        segments = _parse_path(path)
         if _fetcher_of(self) is not None:
             _fetch_planned(self, segments)  # one request for the whole path, not one per level
         return _get_segments(self, segments)
@@ -473,6 +498,14 @@ class Section:
     # -- pickling (helpers at the end of this module; design in archivemap.archive.runtime) --
     def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
         return _reduce_section(self)
+
+
+_parse_path_cached = functools.lru_cache(maxsize=4096)(parse_path)
+
+
+def _parse_path(path: str) -> tuple[Segment, ...]:
+    """:func:`~archivemap.paths.parse_path`, cached for strings (paths repeat; tuples are immutable)."""
+    return _parse_path_cached(path) if type(path) is str else parse_path(path)
 
 
 def _sub_sections_by_name(cls: type) -> dict[str, FieldMeta]:
@@ -582,7 +615,32 @@ def _load_field(section: Section, fm: FieldMeta) -> Any:
         return _load_sub_section(section, fm, value)
     if fm.is_reference:
         return _load_reference(section, fm, value)
-    return load_value(value, fm, _LazyPath(section, fm.name))
+    out = load_value(value, fm, _LazyPath(section, fm.name))
+    if type(value) is list and ctx is not None and ctx.fetcher is None and getattr(ctx, "owns_data", False):
+        _keep_converted(data, fm.name, value, out)
+    return out
+
+
+def _keep_converted(data: dict[str, Any], name: str, raw: list[Any], value: Any) -> None:
+    """Keep a float array once: the converted one stands in for its raw JSON list.
+
+    A float64 array read from a list (of lists ...) of JSON floats writes back exactly that
+    list (``tolist()``: same floats, same nesting), so the raw list is dropped and the array
+    (the magnitude, in the definition's unit) takes its place in the raw dict: the lists of
+    a 100 MB MD archive cost ~4x the array. Anything else (ints, ``null``, strings, other
+    dtypes) keeps its raw JSON. :func:`_copy_json` writes such an array back as its list.
+    """
+    array = getattr(value, "magnitude", value)
+    if type(array) is not np.ndarray or array.dtype != np.float64 or array.ndim == 0 or not array.size:
+        return
+    flat: Iterable[Any] = raw
+    for _ in range(array.ndim - 1):
+        flat = chain.from_iterable(flat)
+    if set(map(type, flat)) == _FLOATS:
+        data[name] = array
+
+
+_FLOATS: Final = {float}
 
 
 def _load_sub_section(section: Section, fm: FieldMeta, value: Any) -> Any:
@@ -867,9 +925,13 @@ def _sub_sections_like(
 
 
 def _copy_json(value: Any) -> Any:
-    """A deep copy of JSON data, iterative so that deep nesting cannot overflow the stack."""
+    """A deep copy of JSON data, iterative so that deep nesting cannot overflow the stack.
+
+    A float array that stands in for its raw list (:func:`_keep_converted`) is written as
+    that list.
+    """
     if not isinstance(value, (dict, list)):
-        return value
+        return value.tolist() if type(value) is np.ndarray else value
     root: Any = {} if isinstance(value, dict) else []
     stack: list[tuple[Any, Any]] = [(value, root)]
     while stack:
@@ -881,7 +943,7 @@ def _copy_json(value: Any) -> Any:
                     dst[k] = new
                     stack.append((v, new))
                 else:
-                    dst[k] = v
+                    dst[k] = v.tolist() if type(v) is np.ndarray else v
         else:
             for v in src:
                 if isinstance(v, (dict, list)):
@@ -952,10 +1014,15 @@ def get_path(section: Section, path: str) -> Any:
         AbsentError: an unset property or an index out of range.
         NotDownloadedError: data that exists on the server but was not downloaded.
     """
-    return _get_segments(section, parse_path(path))
+    return _get_segments(section, _parse_path(path))
 
 
 def _get_segments(section: Section, segments: tuple[Segment, ...]) -> Any:
+    if _fetcher_of(section) is None:
+        found = _walk_fast(section, segments)
+        if found is not _MISS:
+            return found
+
     def fail(kind: str, segment: Segment, done: Sequence[Segment], why: str) -> Exception:
         where = format_path(tuple(done)) or "<root>"
         error = {_NOT_IN_SCHEMA: NotInSchemaError, _NOT_DOWNLOADED: NotDownloadedError}.get(kind, AbsentError)
@@ -1076,8 +1143,8 @@ def _resolve_parsed(holder: Section, ref: str, parsed: ParsedReference, source_p
             # one planned element per fragment segment; what is left indexes into a value
             segments = tuple(str(s) for s in planned) + segments[len(planned):]
     else:
-        found = _walk_fragment_fast(root, segments)
-        if found is not None:
+        found = _walk_fast(root, segments)
+        if found is not _MISS:
             return found
     return resolve_fragment(root, segments, reference=ref, source_path=source_path)
 
@@ -1086,48 +1153,60 @@ def _text(path: object) -> str | None:
     return None if path is None else str(path)
 
 
-def _walk_fragment_fast(root: Section, segments: tuple[str, ...]) -> Any:
-    """The common reference walk (names and digit indices down to a set value), or ``None``.
+_MISS: Final = object()
 
-    No closures, no path strings: ``None`` hands anything unusual (keys, negative indices,
-    extras, values indexed into, unset properties, errors) to :func:`resolve_fragment`, which
-    gives the same answer or the error.
+
+def _walk_fast(start: Section, segments: Sequence[Segment]) -> Any:
+    """The common walk (names, then indices into repeating sub-sections, down to a set
+    value), or :data:`_MISS`.
+
+    No closures, no path strings: :data:`_MISS` hands anything unusual (keys, extras, values
+    indexed into, unset properties, partial lists, errors) to :func:`_walk`, which gives the
+    same answer or the error. Indices are ``int`` (dotted paths) or digit strings (fragments).
     """
-    node: Any = root
+    node: Any = start
     i = 0
     n = len(segments)
     while i < n:
-        if not isinstance(node, Section):
-            return None
+        seg = segments[i]
+        if type(seg) is not str or not isinstance(node, Section):
+            return _MISS
         cls = type(node)
         by_name = cls.__dict__.get("_m_fields_by_name")
         if by_name is None:
             by_name = fields_by_name(cls)
-        fm = by_name.get(segments[i])
+        fm = by_name.get(seg)
         if fm is None:
-            return None
+            fm = section_fields(cls).get(seg)
+            if fm is None:
+                return _MISS
         try:
             value = object.__getattribute__(node, fm.attribute)
         except AttributeError:
             value = getattr(node, fm.attribute)  # first read: converted now
         if value is None:
-            return None
+            return _MISS
         i += 1
-        if fm.kind == "sub_section" and fm.repeats and type(value) is list:
-            if i >= n:
+        if fm.kind != "sub_section":
+            return value if i == n else _MISS
+        if fm.repeats:
+            if type(value) is not list:
+                return _MISS
+            if i == n:
                 return value
-            seg = segments[i]
-            if not seg.isdigit():
-                return None
-            index = int(seg)
-            if index >= len(value):
-                return None
+            selector = segments[i]
+            if type(selector) is int:
+                index = selector
+            elif type(selector) is str and selector.isdigit():
+                index = int(selector)
+            else:
+                return _MISS
+            if not -len(value) <= index < len(value):
+                return _MISS
             value = value[index]
             if value is None:
-                return None
+                return _MISS
             i += 1
-        elif fm.kind != "sub_section":
-            return value if i == n else None
         node = value
     return node
 

@@ -44,6 +44,9 @@ from archivemap.remote.required import Required, graft, merge_required
 __all__ = [
     "STATE_FIELDS",
     "ArchiveCache",
+    "as_cache",
+    "cached_answer",
+    "fill",
     "CachedArchive",
     "EntryState",
     "cached_archives",
@@ -351,6 +354,51 @@ class _Transaction:
                 db.execute("COMMIT" if kind is None else "ROLLBACK")
         finally:
             self.cache._lock.release()  # noqa: SLF001
+
+
+def as_cache(value: ArchiveCache | str | os.PathLike[str] | bool | None) -> ArchiveCache | None:
+    """What ``Client(cache=...)`` accepts: None/False (no cache), True (the default folder),
+    a folder, or an :class:`ArchiveCache`."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return ArchiveCache()
+    if isinstance(value, ArchiveCache):
+        return value
+    return ArchiveCache(value)
+
+
+def _has_selection(spec: Any) -> bool:
+    if isinstance(spec, dict):
+        return any("[" in str(key) or _has_selection(sub) for key, sub in spec.items())
+    return False
+
+
+def cached_answer(cache: ArchiveCache, deployment: str, entry_id: str, required: Required) -> dict[str, Any] | None:
+    """An ``archive/query``-shaped answer from the cache when its row covers ``required``.
+
+    For offline clients only: a single-entry read cannot tell whether the entry was
+    reprocessed since (that takes a listing), so an online client never answers from here.
+    Specs with index selections are not answered (the server compacts those; the cache
+    holds them anchored).
+    """
+    if _has_selection(required):
+        return None
+    row = cache.get(deployment, entry_id)
+    if row is None or required_difference(required, row.required) is not None:
+        return None
+    return {"entry_id": entry_id, "upload_id": row.upload_id, "archive": project(row.archive, required)}
+
+
+def fill(cache: ArchiveCache, deployment: str, entry_id: str, required: Required, answer: dict[str, Any]) -> None:
+    """Graft a lazy follow-up's answer into an entry's existing row (at the row's state).
+
+    Only rows that exist are grown: a follow-up knows no processing state of its own, and
+    the row's state was checked by the listing that created it.
+    """
+    row = cache.get(deployment, entry_id)
+    if row is not None:
+        cache.add(deployment, entry_id, row.state, row.upload_id, required, answer)
 
 
 def _rebuild_cache(directory: str, size_limit: int) -> ArchiveCache:

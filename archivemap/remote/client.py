@@ -50,6 +50,7 @@ from archivemap._version import __version__
 from archivemap._progress import Progress as _Progress
 from archivemap.remote._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, parse_retry_after
 from archivemap.errors import (
+    ArchivemapError,
     AuthenticationError,
     BadRequestError,
     ClientError,
@@ -63,9 +64,11 @@ from archivemap.errors import (
     UnsupportedReferenceError,
     ValidationError,
 )
+from archivemap.archive.load import default_schema
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
 from archivemap.archive.sections import Section
 from archivemap.remote.endpoints import ApiMethods
+from archivemap.metainfo.deployment import deployment_environment
 from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
 from archivemap.remote.query import Query
 from archivemap.remote.required import Required
@@ -142,6 +145,105 @@ class _TooLarge(Exception):
     """The body passed the size limit (on the wire or decoded)."""
 
 
+#: The deadline of the API call the current thread is making (read by the connections).
+_CALL = threading.local()
+
+
+def _shut_down_at(deadline: float, get_socket: Any, fired: threading.Event | None = None) -> threading.Timer:
+    """A started timer that shuts down ``get_socket()`` at ``deadline`` (a monotonic time).
+
+    A ``recv`` blocked in another thread returns at once when its socket is shut down, so
+    a server dripping bytes cannot hold that thread past the deadline, however short each
+    individual wait is. The socket is looked up when the timer fires (a connection may open
+    its socket only after the timer was armed).
+    """
+
+    def fire() -> None:
+        if fired is not None:
+            fired.set()
+        sock = get_socket()
+        if isinstance(sock, socket.socket):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), fire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _arm(connection: Any) -> None:
+    deadline = getattr(_CALL, "deadline", None)
+    if deadline is not None:
+        connection._archivemap_watch = _shut_down_at(deadline, lambda: getattr(connection, "sock", None))
+
+
+def _disarm(connection: Any) -> None:
+    timer = getattr(connection, "_archivemap_watch", None)
+    if timer is not None:
+        timer.cancel()
+        connection._archivemap_watch = None
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    """An HTTP connection whose request and header phase end at the calling thread's deadline.
+
+    Socket timeouts bound each ``recv``, not their sum: a server that sends its status line
+    and headers one byte per second never trips them. The body is watched by the client
+    itself (:meth:`Client._read_body`).
+    """
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _arm(self)
+        try:
+            super().request(*args, **kwargs)
+        except BaseException:
+            _disarm(self)
+            raise
+
+    def getresponse(self) -> Any:
+        try:
+            return super().getresponse()
+        finally:
+            _disarm(self)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    """:class:`_WatchedHTTPConnection` for https."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _arm(self)
+        try:
+            super().request(*args, **kwargs)
+        except BaseException:
+            _disarm(self)
+            raise
+
+    def getresponse(self) -> Any:
+        try:
+            return super().getresponse()
+        finally:
+            _disarm(self)
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """The client's transport adapter: pools whose connections honour the call's deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
 @attrs.frozen
 class EntryFailure:
     """An entry of a bulk download whose archive the server refused to produce.
@@ -180,6 +282,8 @@ class _Decoder:
             raise ValueError(f"unsupported Content-Encoding {header!r}")
         self.kind = codings[0] if codings else None
         self._started = False
+        self._later_member = False  # inside a second or later gzip member
+        self._swallow = False  # trailing garbage after a complete gzip member: ignored
         self._z: Any = None
         if self.kind in ("gzip", "x-gzip"):
             self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -193,10 +297,14 @@ class _Decoder:
                 raise _TooLarge
             out += data
             return
-        while data:
+        while data and not self._swallow:
             try:
                 chunk = self._z.decompress(data, _DECODE_STEP)
             except zlib.error:
+                if self._later_member:
+                    # what other gzip clients (urllib3, browsers) do with junk after a member
+                    self._swallow = True
+                    return
                 if self.kind == "deflate" and not self._started:
                     self._z = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, no zlib header
                     self._started = True
@@ -210,10 +318,11 @@ class _Decoder:
             if not data and self._z.eof and self._z.unused_data and self.kind != "deflate":
                 data = self._z.unused_data  # a further gzip member
                 self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._later_member = True
 
     def finish(self, out: bytearray, limit: int) -> None:
         """Flush the decoder; raise :class:`_Dropped` for a compressed stream cut short."""
-        if self._z is None:
+        if self._z is None or self._swallow:
             return
         out += self._z.flush()
         if len(out) > limit:
@@ -405,7 +514,9 @@ class Client(ApiMethods):
                 abandoned while streaming with :class:`~archivemap.errors.ResponseTooLargeError`.
             deadline: seconds one API call may take in total, every attempt, backoff and
                 ``Retry-After`` wait included (``None``: no deadline). Socket timeouts alone
-                do not bound a server that sends one byte per second; this does.
+                do not bound a server that sends one byte per second; this does (for the
+                status line and headers only with the client's own session: a ``session``
+                passed in keeps its own transport adapters).
             follow_hosts: other installations (any of their URLs; their API base is used)
                 whose archives references and ``m_def`` values in archive data may lead to.
                 Archive data is input: without this list, a reference to any other host
@@ -455,6 +566,7 @@ class Client(ApiMethods):
         self._username = username
         self._password = _Secret(password) if password else None
         self._owns_session = session is None
+        self._deployment_schema: Schema | None = None
         self._session = session if session is not None else self._new_session(max_concurrency)
         self._auth_lock = threading.Lock()
         self._count_lock = threading.Lock()
@@ -467,7 +579,7 @@ class Client(ApiMethods):
     def _new_session(pool_size: int) -> requests.Session:
         session = requests.Session()
         # Retries are ours (they must share the limiter); urllib3's own are switched off.
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        adapter = _DeadlineAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["User-Agent"] = f"archivemap/{__version__}"
@@ -653,6 +765,13 @@ class Client(ApiMethods):
                     self._scrub(url),
                 ) from None
             except (*_RETRYABLE_EXCEPTIONS, _TruncatedBody, _Dropped) as exc:
+                if deadline is not None and time.monotonic() >= deadline:
+                    # the watchdog cut the connection (or a timeout ran into the deadline)
+                    raise TransportError(
+                        f"{method} did not finish within its deadline of {self.deadline:g} s "
+                        "(Client(deadline=...))",
+                        self._scrub(url),
+                    ) from None
                 why = f"{type(exc).__name__}: {self._scrub(str(exc))[:300]}"
                 if attempt >= self.retry_policy.retries or not self._back_off(
                     attempt, None, method, url, type(exc).__name__, deadline
@@ -729,17 +848,21 @@ class Client(ApiMethods):
             with self._limiter.slot():
                 with self._count_lock:
                     self._requests_made += 1
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json_body,
-                    data=form,
-                    headers=headers,
-                    timeout=self._timeout(deadline),
-                    allow_redirects=False,
-                    stream=True,
-                )
+                _CALL.deadline = deadline  # for the connection's header-phase watchdog
+                try:
+                    response = self._session.request(
+                        method,
+                        url,
+                        params=params,
+                        json=json_body,
+                        data=form,
+                        headers=headers,
+                        timeout=self._timeout(deadline),
+                        allow_redirects=False,
+                        stream=True,
+                    )
+                finally:
+                    _CALL.deadline = None
                 location = response.headers.get("Location")
                 redirect = response.status_code in _REDIRECTS and bool(location)
                 complete = False
@@ -876,28 +999,14 @@ class Client(ApiMethods):
     ) -> threading.Timer | None:
         """A timer that shuts the response's socket down when the deadline passes.
 
-        A blocked ``recv`` returns at once when its socket is shut down from another thread,
-        so even a server that sends nothing (or drips inside one read) cannot hold the
-        thread past the deadline; ``fired`` tells the reader why the body ended.
+        Reads return what the socket has, but one read may still wait up to the socket
+        timeout; the watchdog ends even that wait at the deadline. ``fired`` tells the
+        reader why the body ended.
         """
         if deadline is None:
             return None
         connection = getattr(response.raw, "connection", None)
-        sock = getattr(connection, "sock", None)
-        if not isinstance(sock, socket.socket):
-            return None
-
-        def fire() -> None:
-            fired.set()
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-        timer = threading.Timer(max(0.0, deadline - time.monotonic()), fire)
-        timer.daemon = True
-        timer.start()
-        return timer
+        return _shut_down_at(deadline, lambda: getattr(connection, "sock", None), fired)
 
     def _back_off(
         self,
@@ -1007,7 +1116,7 @@ class Client(ApiMethods):
         answer = self.get_json("auth/app_token", params={"expires_in": int(expires_in)})
         token = answer.get("app_token") if isinstance(answer, dict) else None
         if not isinstance(token, str):
-            raise ClientError("auth/app_token answered without an app_token", self.url("auth/app_token"))
+            raise MalformedResponseError("auth/app_token answered without an app_token", self.url("auth/app_token"))
         return token
 
     def for_host(self, url: str) -> Client:
@@ -1169,7 +1278,9 @@ class Client(ApiMethods):
         Raises:
             QueryError: the query does not fit the deployment's search keys (no request sent).
             HTTPStatusError: (a subclass per status) the server refused the query.
-            TransportError: no answer after all retries.
+            TransportError: no answer after all retries, or the deadline passed.
+            MalformedResponseError: an answer not shaped like NOMAD's, or a cursor cycle.
+            ResponseTooLargeError: an answer past ``max_response_bytes``.
         """
         return self._entries(self.query_json(query, schema, order_by), required, page_size, owner, order_by, order, after)
 
@@ -1271,7 +1382,9 @@ class Client(ApiMethods):
 
         Returns:
             An iterator of ``(entry_id, archive_raw)``, each entry exactly once, in listing
-            order, with ``cursor``, ``total`` and ``missing`` attributes.
+            order, with ``cursor``, ``total``, ``missing`` and ``failed`` attributes (entries the
+            server answers 500 are isolated by splitting their batch; see
+            :attr:`ArchiveStream.failed` and :meth:`ArchiveStream.retry_failed`).
         """
         if batch_size < 1 or page_size < 1:
             raise ValueError("page_size and batch_size must be positive")
@@ -1289,7 +1402,7 @@ class Client(ApiMethods):
 
 
     def archive(
-        self, entry_id: str, required: Required = "*", *, schema: Schema | SchemaSource, fetch: bool = True
+        self, entry_id: str, required: Required = "*", *, schema: Schema | SchemaSource | None = None, fetch: bool = True
     ) -> Section:
         """One entry's archive as a lazy typed root; what is not downloaded is fetched on access.
 
@@ -1298,28 +1411,53 @@ class Client(ApiMethods):
             required: what to download now (spec §4); ``"*"`` for everything. Navigating past
                 it fetches exactly the missing path (see :mod:`archivemap.remote.fetch`).
             schema: the metainfo to map with (a :class:`~archivemap.archive.schema.Schema`, or a
-                path or URL of an export).
+                path or URL of an export); by default the deployment's own (see
+                :meth:`deployment_schema`).
             fetch: fetch what was not downloaded when it is read; with ``False``, reading it
                 raises :class:`~archivemap.errors.NotDownloadedError` instead.
 
         Returns:
             The root section (EntryArchive).
         """
-        return open_archive(self, entry_id, required, schema=schema, fetch=fetch)
+        return open_archive(self, entry_id, required, schema=self._schema_or_default(schema), fetch=fetch)
+
+    def deployment_schema(self) -> Schema:
+        """The schema archives of this deployment are mapped with when no ``schema=`` is given.
+
+        :attr:`schema` when set; else the deployment's own metainfo (its ``gui/artifacts.js``,
+        downloaded once, kept in the user's cache directory, revalidated with one conditional
+        request per process and usable offline); else, for a server that does not serve it
+        (the bundled test server, an unreachable GUI), the NOMAD 2.0 metainfo embedded in the
+        package. Chosen once per client.
+        """
+        if self.schema is not None:
+            return self.schema
+        if self._deployment_schema is None:
+            try:
+                env = deployment_environment(self.base_url, session_get=self._session.get)
+                self._deployment_schema = as_schema(env)
+            except (ArchivemapError, OSError) as exc:
+                log.info("no metainfo from %s (%s); using the embedded NOMAD schema", self.base_url, exc)
+                self._deployment_schema = default_schema()
+        return self._deployment_schema
+
+    def _schema_or_default(self, schema: Schema | SchemaSource | None) -> Schema:
+        return as_schema(schema) if schema is not None else self.deployment_schema()
 
     def archives(
         self,
         query: Query | Mapping[str, Any] | None = None,
         required: Required = "*",
         *,
-        schema: Schema | SchemaSource,
+        schema: Schema | SchemaSource | None = None,
         **options: Any,
     ) -> Iterator[tuple[str, Section]]:
         """:meth:`archives_raw` mapped to lazy roots: ``(entry_id, root)``, each once.
 
-        The query is checked against ``schema`` before any request (see :meth:`query_json`).
+        The query is checked against ``schema`` (by default :meth:`deployment_schema`) before
+        any request (see :meth:`query_json`).
         """
-        sch = as_schema(schema)
+        sch = self._schema_or_default(schema)
         stream = self.archives_raw(query, required, schema=sch, **options)
         return self._mapped(stream, required, sch)
 

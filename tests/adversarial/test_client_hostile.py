@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import copy
+import gzip
 import hashlib
 import json
 import logging
 import math
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
@@ -34,7 +36,6 @@ from archivemap.errors import (
     MalformedResponseError,
     ResponseTooLargeError,
     ServerError,
-    TransportError,
     UnsupportedReferenceError,
 )
 from archivemap.remote.client import Client, EntryFailure, api_base_url
@@ -107,23 +108,28 @@ def test_body_larger_than_the_limit_is_refused_naming_the_url(hostile: Callable[
     assert Client(server.url).max_response_bytes == 1024**3  # the generous default: 1 GiB
 
 
-def test_body_dripping_byte_by_byte_fails_at_the_deadline() -> None:
-    """Socket timeouts never fire on a body that drips; the per-request deadline does."""
+@pytest.mark.parametrize("phase", ["body", "headers"])
+def test_answer_dripping_byte_by_byte_fails_at_the_deadline(phase: str) -> None:
+    """Socket timeouts never fire on an answer that drips; the per-request deadline does."""
     result = run_bounded(
-        """
+        f"""
         import time
         from tests.adversarial.hostile_http import HostileServer
         from archivemap.remote.client import Client
         from archivemap.errors import TransportError
 
-        def respond(handler, method, path, body):
-            handler.send_response(200)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", "100000")
-            handler.end_headers()
-            for _ in range(100000):
-                handler.wfile.write(b" ")
+        def drip(handler, data):
+            for byte in data:
+                handler.wfile.write(bytes([byte]))
                 time.sleep(0.5)
+
+        def respond(handler, method, path, body):
+            head = b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: 100000\\r\\n"
+            if "{phase}" == "headers":
+                drip(handler, head + b"X-Slow: " + b"x" * 100000)
+            else:
+                handler.wfile.write(head + b"\\r\\n")
+                drip(handler, b" " * 100000)
 
         with HostileServer(respond) as server:
             client = Client(server.url, deadline=3, timeout=(10, 30), retries=3, rate=0, backoff_base=0.01)
@@ -231,6 +237,34 @@ def test_malformed_200_answers_raise_a_typed_error_naming_the_url(
     assert isinstance(info.value, ClientError)
     assert info.value.url is not None and info.value.url.startswith(server.url)
     assert info.value.url in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "encoding, body",
+    [
+        ("br", b"\x8b\x02\x80{}\x03"),
+        ("gzip, gzip", gzip.compress(gzip.compress(b"{}"))),
+        ("gzip", b"this is not gzip at all"),
+        ("deflate", b"neither zlib nor raw deflate \xff\xff\xff"),
+    ],
+)
+def test_unsupported_or_corrupt_content_encoding_is_a_typed_error(
+    hostile: Callable[..., HostileServer], encoding: str, body: bytes
+) -> None:
+    server = hostile(lambda h, m, p, b: send_json(h, 200, None, {"Content-Encoding": encoding}, raw=body))
+    with pytest.raises(MalformedResponseError) as info:
+        Client(server.url, retries=1, **FAST).get_json("entries")
+    assert info.value.url == f"{server.url}/entries"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_answers_decode(hostile: Callable[..., HostileServer], encoding: str) -> None:
+    payload = json.dumps({"data": list(range(50_000))}).encode()
+    packed = gzip.compress(payload) + b"trailing junk" if encoding == "gzip" else zlib.compress(payload)
+    server = hostile(lambda h, m, p, b: send_json(h, 200, None, {"Content-Encoding": encoding}, raw=packed))
+    client = Client(server.url, **FAST)
+    assert client.get_json("entries") == {"data": list(range(50_000))}
+    assert client.bytes_received == len(payload)
 
 
 # --------------------------------------------------------------------------- 2. SSRF
