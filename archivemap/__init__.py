@@ -76,6 +76,7 @@ __all__ = [
     "ValidationError",
     "ZipSource",
     "dangling_references",
+    "default_schema",
     "display_units",
     "entry_id_from_mainfile",
     "html",
@@ -146,6 +147,7 @@ _EXPORTS: dict[str, str] = {
     "ValidationError": "archivemap.errors",
     "ZipSource": "archivemap.archive.sources",
     "dangling_references": "archivemap.graph",
+    "default_schema": "archivemap.archive.load",
     "display_units": "archivemap.views.units",
     "entry_id_from_mainfile": "archivemap.archive.references",
     "html": "archivemap.views.display",
@@ -169,7 +171,7 @@ _EXPORTS: dict[str, str] = {
 if TYPE_CHECKING:
     from archivemap._json import read_json
     from archivemap.archive.context import ArchiveSource
-    from archivemap.archive.load import load, set_default_schema
+    from archivemap.archive.load import default_schema, load, set_default_schema
     from archivemap.archive.references import ParsedReference, entry_id_from_mainfile, parse_reference
     from archivemap.archive.schema import Schema
     from archivemap.archive.sections import Fetcher, Section

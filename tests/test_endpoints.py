@@ -22,7 +22,8 @@ from archivemap.archive.load import default_schema
 from archivemap.archive.schema import Schema
 from archivemap.cli import main
 from archivemap.errors import AuthenticationError, NotFoundError, QueryError
-from archivemap.remote.endpoints import DownloadLimitError, MissingScopeError, missing_scopes
+from archivemap.errors import DownloadLimitError, MissingScopeError
+from archivemap.remote.endpoints import missing_scopes
 from archivemap.remote.query import Q
 from archivemap.server import LocalServer
 from archivemap.units import registry
@@ -366,3 +367,18 @@ def test_histogram_request_uses_nomads_model(client: Client, server: LocalServer
             "histogram": {"quantity": "results.properties.electronic.band_gap.value", "interval": 1e-19}
         }
     }
+
+
+def test_explain_says_what_a_bulk_download_costs_before_it_starts() -> None:
+    from archivemap.server import LocalServer
+
+    from .conftest import SAMPLES
+
+    with LocalServer(SAMPLES / "archives") as server:
+        client = Client(server.url, rate=10)
+        plan = client.explain(None, {"workflow": "*"}, sample=2, batch_size=2)
+        archive_requests = [r for r in server.requests if r.path.endswith("archive/query")]
+        assert plan.entries == 3 and plan.sampled == 2 and len(archive_requests) == 2
+        assert plan.requests == 1 + 2  # one listing page, two batches of two
+        assert plan.approx_bytes > 0 and plan.approx_seconds == pytest.approx(0.3)
+        assert "3 entries" in str(plan)

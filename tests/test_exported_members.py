@@ -62,6 +62,7 @@ EXPECTED_PUBLIC_NAMES = [
     "ValidationError",
     "ZipSource",
     "dangling_references",
+    "default_schema",
     "display_units",
     "entry_id_from_mainfile",
     "html",

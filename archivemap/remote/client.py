@@ -644,6 +644,11 @@ class Client(ApiMethods):
         return self._limiter.max_concurrency
 
     @property
+    def rate(self) -> float:
+        """The request rate this client keeps to (requests per second, ``0``: unlimited)."""
+        return self._limiter.bucket.rate
+
+    @property
     def requests_made(self) -> int:
         """HTTP requests sent so far, counting every retry and redirect hop."""
         return self._requests_made
@@ -1354,7 +1359,7 @@ class Client(ApiMethods):
         batch_size: int = 10,
         after: str | None = None,
         owner: str = "visible",
-        progress: bool = False,
+        progress: bool | None = None,
         max_attempts: int = 3,
         schema: Schema | SchemaSource | None = None,
     ) -> ArchiveStream:
@@ -1375,7 +1380,8 @@ class Client(ApiMethods):
             after: :attr:`ArchiveStream.cursor` of an earlier, interrupted download (or a
                 NOMAD ``page_after_value``) to resume from.
             owner: the owner scope of the listing and the downloads.
-            progress: show a progress line on stderr (tqdm's bar if tqdm is installed).
+            progress: show progress on stderr (tqdm's bar if tqdm is installed); by default
+                (``None``) only where a human watches: a terminal or a notebook.
             max_attempts: batch attempts for an entry before it is fetched on its own.
             schema: the deployment's metainfo to check the query against (default
                 :attr:`schema`).
@@ -1516,7 +1522,7 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
         batch_size: int,
         after: str | None,
         owner: str,
-        progress: bool,
+        progress: bool | None,
         max_attempts: int,
     ) -> None:
         self._client = client

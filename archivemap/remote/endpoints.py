@@ -30,6 +30,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urljoin
 
+import attrs
+import orjson
 import requests
 
 from archivemap._progress import Progress
@@ -45,7 +47,7 @@ from archivemap.errors import (
 from archivemap.metainfo.search import SearchQuantities, search_quantities
 from archivemap.remote.query import Query, query_json, validate_order_by
 
-__all__ = ["MAX_ENTRY_DOWNLOAD", "ApiMethods", "DownloadLimitError", "MissingScopeError", "missing_scopes"]
+__all__ = ["MAX_ENTRY_DOWNLOAD", "ApiMethods", "DownloadPlan", "missing_scopes"]
 
 log = logging.getLogger("archivemap.remote.endpoints")
 
@@ -101,6 +103,31 @@ def _quote_path(path: str) -> str:
     return "/".join(quote(part, safe="") for part in parts)
 
 
+@attrs.frozen
+class DownloadPlan:
+    """What :meth:`ApiMethods.explain` found a bulk download will cost.
+
+    Attributes:
+        entries: how many entries the query matches.
+        requests: listing pages plus archive batches.
+        approx_bytes: sampled bytes per entry times the entries.
+        approx_seconds: the requests at the client's rate limit (a lower bound).
+        sampled: how many entries the byte estimate rests on.
+    """
+
+    entries: int
+    requests: int
+    approx_bytes: int
+    approx_seconds: float
+    sampled: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.entries} entries, {self.requests} requests, ~{self.approx_bytes / 1e6:.1f} MB "
+            f"(from {self.sampled} sampled), >= {self.approx_seconds:.1f} s at the rate limit"
+        )
+
+
 class ApiMethods:
     """NOMAD endpoints beyond entries and archives; a base class of ``Client``.
 
@@ -120,6 +147,10 @@ class ApiMethods:
         get_json: Callable[..., Any]
         post_json: Callable[..., Any]
         entries: Callable[..., Iterator[dict[str, Any]]]
+        archive_raw: Callable[..., dict[str, Any]]
+
+        @property
+        def rate(self) -> float: ...
 
     # ------------------------------------------------------------------ typed queries
 
@@ -304,6 +335,41 @@ class ApiMethods:
                 yield item
 
     # ------------------------------------------------------------------ aggregations
+
+    def explain(
+        self,
+        query: QueryLike = None,
+        required: Any = "*",
+        *,
+        sample: int = 3,
+        page_size: int = 1000,
+        batch_size: int = 10,
+        schema: Schema | SchemaSource | None = None,
+    ) -> DownloadPlan:
+        """What a bulk download of ``query`` with ``required`` will cost, before starting it.
+
+        One ``page_size=0`` query gives the number of entries; ``sample`` entries are
+        downloaded with ``required`` to estimate the bytes per entry; requests and time follow
+        from the listing page size, the batch size and this client's rate limit. A scientist
+        about to download 50,000 archives from a shared deployment should know it first.
+
+        Returns:
+            The plan (entries, requests, approximate bytes and seconds), also readable as text.
+        """
+        body = {"owner": "visible", "query": self.query_json(query, schema), "pagination": {"page_size": 0}}
+        answer = self.post_json("entries/query", body)
+        pagination = answer.get("pagination") if isinstance(answer, dict) else None
+        total = int(pagination.get("total", 0)) if isinstance(pagination, dict) else 0
+        sizes: list[int] = []
+        if sample > 0 and total:
+            for entry in self.entries(query, page_size=min(sample, page_size), schema=schema):
+                if len(sizes) >= sample:
+                    break
+                sizes.append(len(orjson.dumps(self.archive_raw(str(entry["entry_id"]), required))))
+        requests_needed = -(-total // page_size) + -(-total // batch_size) if total else 1
+        per_entry = sum(sizes) / len(sizes) if sizes else 0.0
+        seconds = requests_needed / self.rate if self.rate > 0 else 0.0
+        return DownloadPlan(total, requests_needed, int(per_entry * total), seconds, len(sizes))
 
     def aggregate(
         self,
