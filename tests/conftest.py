@@ -53,6 +53,8 @@ atexit.register(shutil.rmtree, _CACHE_DIR, True)
 _TIMING_FREE = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 settings.register_profile("ci", max_examples=100, print_blob=True, **_TIMING_FREE)
 settings.register_profile("dev", max_examples=20, **_TIMING_FREE)
+# benchmarks/nightly_properties.py: the parser and round-trip properties at 10,000 examples
+settings.register_profile("nightly", max_examples=10_000, print_blob=True, **_TIMING_FREE)
 HYPOTHESIS_PROFILE = os.environ.get("ARCHIVEMAP_HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 settings.load_profile(HYPOTHESIS_PROFILE)
 

@@ -377,6 +377,7 @@ class _Builder:
         self.fetched: dict[str, Section] = {}
         self.targets: dict[tuple[str, tuple[str, ...]], tuple[str, _Target | None]] = {}
         self.by_string: dict[tuple[str, str], Any] = {}
+        self._paths: dict[int, tuple[Any, str]] = {}
 
     def build(self, roots: list[Section], progress: bool | None = None) -> nx.MultiDiGraph:
         bar = Progress(None if progress is None and len(roots) > 1 else bool(progress) and len(roots) > 1, desc="graph")
@@ -399,8 +400,31 @@ class _Builder:
         base.update({k: v for k, v in attrs.items() if v is not None})
         self.g.add_node(node, **base)
 
+    def path_of(self, link: _Link) -> str:
+        """The path string of a link, from the nearest link whose path is already known.
+
+        With containment every section becomes a node, and walking each one's links to the
+        root would be quadratic in the nesting depth (8,000 levels: 2 s); each path is instead
+        its parent's plus one segment.
+        """
+        if link is None:
+            return "/"
+        known = self._paths.get(id(link))
+        if known is not None:
+            return known[1]
+        pending: list[tuple[Any, str]] = []
+        node: _Link = link
+        while node is not None and id(node) not in self._paths:
+            pending.append(node)
+            node = node[0]
+        path = "" if node is None else self._paths[id(node)][1].rstrip("/")
+        for each in reversed(pending):
+            path = f"{path}/{each[1]}"
+            self._paths[id(each)] = (each, path)  # the link itself is kept alive with its id
+        return path
+
     def add_section_node(self, entry_id: str, cur: _Cursor) -> str:
-        path = _path_of(cur.link)
+        path = self.path_of(cur.link) if self.containment else _path_of(cur.link)
         node = _address(entry_id, path)
         self.add_node(node, entry_id, path, section=cur.cls.m_qualified_name, label=_label(path, cur.raw))
         return node

@@ -35,6 +35,9 @@ def dangling_references(g: nx.MultiDiGraph) -> list[tuple[str, str, dict[str, An
 
 
 def _nearest_container(g: nx.MultiDiGraph, node: str) -> str | None:
+    for parent, _, kind in g.in_edges(node, data="kind"):  # built with containment: O(1)
+        if kind == "contains":
+            return str(parent)
     entry, _, path = node.rpartition("#")
     segments = [s for s in path.split("/") if s]
     while segments:

@@ -70,9 +70,12 @@ def test_reference_parsing_is_linear() -> None:
     result = run_bounded(
         """
         from archivemap.archive.references import parse_reference
+        from archivemap.server._refs import parse_reference_url  # the server's parser too
         for n in (4000, 16000):  # 64 kB and 256 kB of '/upload/archive/' before a '?'
             assert parse_reference("/upload/archive/" * n + "?#/x") is None
             parse_reference("../upload/archive/" * n + "#/x")
+            assert parse_reference_url("/upload/archive/" * n + "?#/x", "u") is None
+            assert parse_reference_url("/upload/archive/" * n + "#", "u") is None
         print("ok")
         """,
         seconds=20,
@@ -365,3 +368,40 @@ def test_a_fifo_in_an_archives_folder_is_skipped(tmp_path: Path, schema: archive
     )
     assert result.returncode == 0, result.stderr
     assert "133Gj4_SgWS0a0dp1Cv0h1JjOfB8" in result.stdout
+
+
+# -- Schema(url) ----------------------------------------------------------------------------------
+def test_schema_from_a_url_fails_typed_and_bounded(tmp_path: Path) -> None:
+    result = run_bounded(
+        """
+        import gzip, threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import archivemap
+        from archivemap.errors import DefinitionError
+        from archivemap.metainfo import definitions
+        definitions.MAX_METAINFO_BYTES = 8 << 20
+        bomb = gzip.compress(b" " * (512 << 20), compresslevel=9)  # 512 MB of blanks, ~0.5 MB
+
+        class Bomb(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(bomb)))
+                self.end_headers()
+                self.wfile.write(bomb)
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Bomb)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        for url in (f"http://127.0.0.1:{server.server_port}/gui/artifacts.js", "http://127.0.0.1:1/api/v1"):
+            try:
+                archivemap.Schema(url)
+            except DefinitionError as error:
+                print(type(error).__name__, "larger than" in str(error) or "cannot download" in str(error))
+        server.shutdown()
+        """,
+        seconds=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["DefinitionError", "True", "DefinitionError", "True"]
