@@ -89,10 +89,10 @@ def parse_reference_url(url: str, current_upload_id: str | None) -> ParsedRefere
         by_entry, kind, fragment = match_a.groups()
         return ParsedReference(None, current_upload_id, by_entry, None, kind, _leading_slash(fragment))
 
-    installation, upload_id, kind, id_or_path, fragment = match
+    installation, found_upload, kind, id_or_path, fragment = match
     if installation in ("", ".."):
         installation = None
-    upload_id = upload_id or current_upload_id
+    upload_id = found_upload or current_upload_id
     mainfile: str | None = None
     entry_id: str | None = id_or_path
     if kind == "archive":
