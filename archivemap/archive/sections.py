@@ -1229,6 +1229,19 @@ def resolve_fragment(
 
 
 # ============================================================ partial archives (the fetch seam)
+def _raw_at(raw: Any, path: Path) -> Any:
+    """The raw value at ``path`` (names and absolute indices), or ``None``."""
+    node = raw
+    for seg in path:
+        if isinstance(seg, int):
+            node = node[seg] if isinstance(node, list) and -len(node) <= seg < len(node) else None
+        else:
+            node = node.get(seg) if isinstance(node, dict) else None
+        if node is None:
+            return None
+    return node
+
+
 def _present(raw: Any, path: Path) -> bool:
     """Whether the raw data holds something (not ``None``: "not loaded") at ``path``."""
     node = raw
@@ -1408,9 +1421,18 @@ def _plan_path(root: Section, segments: Sequence[str]) -> Path | None:
             else:
                 keys = [k for k in (fm.key_quantity, "name") if k]
                 by_index = _is_int(selector)
-                items = _list_items(root, tuple(out), [] if by_index else keys)
-                if by_index:
-                    fetcher.mark_complete_list(tuple(out))
+                list_path = tuple(out)
+                known = _raw_at(root._m_data, list_path)
+                if isinstance(known, list) and (
+                    fetcher.is_downloaded(list_path) or (by_index and fetcher.is_complete_list(list_path))
+                ):
+                    # the list is here in full (a covering answer): its length, and the keys
+                    # of downloaded items, need no request
+                    items = known
+                else:
+                    items = _list_items(root, list_path, [] if by_index else keys)
+                    if by_index:
+                        fetcher.mark_complete_list(list_path)
                 found = select_item(items, selector, fm.key_quantity)
                 if found is None:
                     raise AbsentError(
