@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
 
 from archivemap.errors import ArchiveDataError
 
-__all__ = ["MISSING", "merge_partial", "merged", "parse_json", "read_json"]
+__all__ = ["MISSING", "merge_partial", "merged", "pad_list", "parse_json", "read_json", "value_at"]
 
 #: "No value here at all", as opposed to ``None`` ("a value not loaded yet").
 MISSING: Final = object()
@@ -111,3 +112,36 @@ def merge_partial(target: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]
     for key, value in new.items():
         target[key] = merged(target.get(key, MISSING), value)
     return target
+
+
+def value_at(data: Any, path: Sequence[str | int]) -> Any:
+    """The value at ``path`` (names and list indices) inside JSON data, or ``None``."""
+    node = data
+    for seg in path:
+        if isinstance(seg, int):
+            node = node[seg] if isinstance(node, list) and -len(node) <= seg < len(node) else None
+        else:
+            node = node.get(seg) if isinstance(node, dict) else None
+        if node is None:
+            return None
+    return node
+
+
+def pad_list(data: Any, list_path: Sequence[str | int], length: int) -> bool:
+    """Make the list at ``list_path`` at least ``length`` long, padding with ``None``.
+
+    In a partial archive ``None`` means "not loaded". A missing list is created only when its
+    parent exists; parents are never invented (a dict where a list belongs would later read as
+    "empty"). Returns whether the list is there now.
+    """
+    parent = value_at(data, list_path[:-1])
+    if not isinstance(parent, dict):
+        return False
+    items = parent.get(list_path[-1])
+    if items is None:
+        items = parent[list_path[-1]] = []
+    if not isinstance(items, list):
+        return False
+    if len(items) < length:
+        items.extend([None] * (length - len(items)))
+    return True

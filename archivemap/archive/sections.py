@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Final, Protocol, SupportsIndex
 
 import numpy as np
 
-from archivemap._json import merge_partial
+from archivemap._json import merge_partial, pad_list, value_at
 from archivemap._warnings import warn_at_caller
 from archivemap.archive.converter import assignment_problem, converter, dump_value, load_value
 from archivemap.archive.references import ParsedReference, parse_reference
@@ -1229,34 +1229,9 @@ def resolve_fragment(
 
 
 # ============================================================ partial archives (the fetch seam)
-def _raw_at(raw: Any, path: Path) -> Any:
-    """The raw value at ``path`` (names and absolute indices), or ``None``."""
-    node = raw
-    for seg in path:
-        if isinstance(seg, int):
-            node = node[seg] if isinstance(node, list) and -len(node) <= seg < len(node) else None
-        else:
-            node = node.get(seg) if isinstance(node, dict) else None
-        if node is None:
-            return None
-    return node
-
-
 def _present(raw: Any, path: Path) -> bool:
     """Whether the raw data holds something (not ``None``: "not loaded") at ``path``."""
-    node = raw
-    for seg in path:
-        if isinstance(seg, int):
-            if not isinstance(node, list) or not -len(node) <= seg < len(node):
-                return False
-            node = node[seg]
-        else:
-            if not isinstance(node, dict):
-                return False
-            node = node.get(seg)
-        if node is None:
-            return False
-    return True
+    return value_at(raw, path) is not None
 
 
 def _download(root: Section, paths: Sequence[Path]) -> None:
@@ -1315,29 +1290,9 @@ def _list_items(root: Section, list_path: Path, keys: Sequence[str]) -> list[Any
 
 
 def _pad_raw_list(root: Section, list_path: Path, length: int) -> None:
-    """Make the raw list at ``list_path`` at least ``length`` long (``None``: not loaded).
-
-    Only where its parent is already in the raw data: parents are never invented (a dict where
-    a list belongs would read as "empty" later).
-    """
-    node: Any = root._m_data
-    for seg in list_path[:-1]:
-        if isinstance(seg, int):
-            node = node[seg] if isinstance(node, list) and seg < len(node) else None
-        else:
-            node = node.get(seg) if isinstance(node, dict) else None
-        if node is None:
-            return
-    name = list_path[-1]
-    if not isinstance(node, dict):
+    """Make the raw list at ``list_path`` at least ``length`` long (``None``: not loaded)."""
+    if not pad_list(root._m_data, list_path, length):
         return
-    items = node.get(name)
-    if items is None:
-        items = node[name] = []
-    if not isinstance(items, list):
-        return
-    if len(items) < length:
-        items.extend([None] * (length - len(items)))
     _patch_built_sections(root, list_path)
 
 
@@ -1422,7 +1377,7 @@ def _plan_path(root: Section, segments: Sequence[str]) -> Path | None:
                 keys = [k for k in (fm.key_quantity, "name") if k]
                 by_index = _is_int(selector)
                 list_path = tuple(out)
-                known = _raw_at(root._m_data, list_path)
+                known = value_at(root._m_data, list_path)
                 if isinstance(known, list) and (
                     fetcher.is_downloaded(list_path) or (by_index and fetcher.is_complete_list(list_path))
                 ):

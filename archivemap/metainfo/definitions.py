@@ -40,8 +40,11 @@ __all__ = [
     "SubSectionDef",
     "TypeDef",
     "artifacts_url",
+    "MAX_METAINFO_BYTES",
+    "METAINFO_DEADLINE",
     "load_environment",
     "parse_export",
+    "read_metainfo_body",
 ]
 
 _DEF_ID_SUFFIX = re.compile(r"@([0-9a-fA-F]{40})$")
@@ -886,6 +889,26 @@ MAX_METAINFO_BYTES = 256 * 1024 * 1024
 METAINFO_DEADLINE = 300.0
 
 
+def read_metainfo_body(response: Any, url: str, deadline: float) -> bytes:
+    """The body of a streamed metainfo answer, within :data:`MAX_METAINFO_BYTES` and ``deadline``.
+
+    Counted as it is decompressed, so a compressed bomb stops at the limit.
+
+    Raises:
+        DefinitionError: too large, or past ``deadline`` (a ``time.monotonic()`` value).
+    """
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=1 << 16):
+        size += len(chunk)
+        if size > MAX_METAINFO_BYTES:
+            raise DefinitionError(f"metainfo larger than {MAX_METAINFO_BYTES} bytes", url)
+        if time.monotonic() > deadline:
+            raise DefinitionError(f"metainfo download took longer than {METAINFO_DEADLINE:.0f} s", url)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _download_text(requests: Any, url: str) -> str:
     """GET ``url`` as text, streamed, within :data:`MAX_METAINFO_BYTES` and the deadline.
 
@@ -896,16 +919,7 @@ def _download_text(requests: Any, url: str) -> str:
     try:
         with requests.get(url, timeout=(10, 60), stream=True) as response:
             response.raise_for_status()
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(chunk_size=1 << 16):  # decompressed as it comes
-                size += len(chunk)
-                if size > MAX_METAINFO_BYTES:
-                    raise DefinitionError(f"metainfo larger than {MAX_METAINFO_BYTES} bytes", url)
-                if time.monotonic() > deadline:
-                    raise DefinitionError(f"metainfo download took longer than {METAINFO_DEADLINE:.0f} s", url)
-                chunks.append(chunk)
-            return b"".join(chunks).decode("utf-8", "replace")  # NOMAD serves UTF-8
+            return read_metainfo_body(response, url, deadline).decode("utf-8", "replace")  # NOMAD: UTF-8
     except requests.RequestException as exc:
         raise DefinitionError(f"cannot download metainfo: {type(exc).__name__}: {exc}", url) from None
 

@@ -36,11 +36,11 @@ import requests
 from archivemap.errors import DefinitionError
 from archivemap.metainfo.cache import cache_dir, load_parsed, store_parsed
 from archivemap.metainfo.definitions import (
-    MAX_METAINFO_BYTES,
     METAINFO_DEADLINE,
     Environment,
     artifacts_url,
     parse_export,
+    read_metainfo_body,
 )
 
 __all__ = ["Download", "deployment_environment", "download_metainfo", "forget_deployments"]
@@ -84,16 +84,7 @@ def download_metainfo(
             return Download(304, etag, modified, b"")
         if status >= 400:
             raise DefinitionError(f"cannot download metainfo: HTTP {status}", url)
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_content(chunk_size=1 << 16):  # decompressed as it comes
-            size += len(chunk)
-            if size > MAX_METAINFO_BYTES:
-                raise DefinitionError(f"metainfo larger than {MAX_METAINFO_BYTES} bytes", url)
-            if time.monotonic() > deadline:
-                raise DefinitionError(f"metainfo download took longer than {METAINFO_DEADLINE:.0f} s", url)
-            chunks.append(chunk)
-        return Download(status, etag, modified, b"".join(chunks))
+        return Download(status, etag, modified, read_metainfo_body(response, url, deadline))
 
 
 def deployment_environment(

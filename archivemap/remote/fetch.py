@@ -24,6 +24,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from archivemap._json import pad_list
 from archivemap.archive.context import ArchiveContext, new_archive
 from archivemap.archive.references import ParsedReference
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
@@ -341,7 +342,7 @@ def open_archive(
         raw = anchored(data["archive"], required, src)
         fetcher = RemoteFetcher(client, entry_id, _without_resolve_inplace(required), auto=fetch, source=src)
         for list_path, length in lengths.items():  # learned already: no second listing later
-            if _pad_list(raw, list_path, length):
+            if pad_list(raw, list_path, length):
                 fetcher.mark_complete_list(list_path)
         upload_id = data.get("upload_id") or upload_id
     return new_archive(raw, schema, source=src, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)
@@ -465,21 +466,3 @@ def _list_length(client: ArchiveAPI, entry_id: str, list_path: Path) -> int:
     answer = client.archive_raw(entry_id, required_for_path(list(list_path), leaf={"m_def": "*"}))
     node = _compacted(answer, list_path)
     return len(node) if isinstance(node, list) else 0
-
-
-def _pad_list(raw: dict[str, Any], list_path: Path, length: int) -> bool:
-    """Pad the list at ``list_path`` of a partial archive dict to ``length`` (``None``: not
-    loaded); ``False`` when its parent is not in the data (nothing is invented)."""
-    node: Any = raw
-    for seg in list_path[:-1]:
-        if isinstance(seg, int):
-            node = node[seg] if isinstance(node, list) and seg < len(node) else None
-        else:
-            node = node.get(seg) if isinstance(node, dict) else None
-        if node is None:
-            return False
-    items = node.get(list_path[-1]) if isinstance(node, dict) else None
-    if not isinstance(items, list):
-        return False
-    items.extend([None] * (length - len(items)))
-    return True
