@@ -187,45 +187,35 @@ def _disarm(connection: Any) -> None:
         connection._archivemap_watch = None
 
 
-class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
-    """An HTTP connection whose request and header phase end at the calling thread's deadline.
+class _Watched:
+    """The request and header phase of a connection end at the calling thread's deadline.
 
     Socket timeouts bound each ``recv``, not their sum: a server that sends its status line
     and headers one byte per second never trips them. The body is watched by the client
-    itself (:meth:`Client._read_body`).
+    itself (:meth:`Client._read_body`). Mixed into urllib3's http and https connections.
     """
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _arm(self)
         try:
-            super().request(*args, **kwargs)
+            super().request(*args, **kwargs)  # type: ignore[misc]
         except BaseException:
             _disarm(self)
             raise
 
     def getresponse(self) -> Any:
         try:
-            return super().getresponse()
+            return super().getresponse()  # type: ignore[misc]
         finally:
             _disarm(self)
 
 
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    """:class:`_WatchedHTTPConnection` for https."""
+class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    """An http connection with a deadline on its request and header phase."""
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _arm(self)
-        try:
-            super().request(*args, **kwargs)
-        except BaseException:
-            _disarm(self)
-            raise
 
-    def getresponse(self) -> Any:
-        try:
-            return super().getresponse()
-        finally:
-            _disarm(self)
+class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    """An https connection with a deadline on its request and header phase."""
 
 
 class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
