@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from archivemap.archive.references import ParsedReference, parse_reference
 from archivemap.archive.schema import Schema
-from archivemap.archive.sections import Fetcher, Section
+from archivemap.archive.sections import AccessRecorder, Fetcher, Section
 from archivemap.errors import DefinitionError, UnknownDefinitionError
 from archivemap.metainfo.definitions import Definition, Environment, SectionDef
 from archivemap.metainfo.fields import FieldMeta
@@ -66,6 +66,7 @@ class ArchiveContext:
     ) -> None:
         self.schema = schema
         self.owns_data = owns_data
+        self.recorder: AccessRecorder | None = None
         meta = raw_root.get("metadata") if isinstance(raw_root, dict) else None
         meta = meta if isinstance(meta, dict) else {}
         self.entry_id: str | None = entry_id or _str(meta.get("entry_id"))

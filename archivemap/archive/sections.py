@@ -61,6 +61,7 @@ from archivemap.paths import Key, Segment, format_path, parse_path
 
 __all__ = [
     "EMPTY",
+    "AccessRecorder",
     "Fetcher",
     "PartialList",
     "Section",
@@ -103,6 +104,11 @@ class Fetcher(Protocol):
         """Whether ``path`` was covered by a download (present or proven absent)."""
         ...
 
+    def was_asked(self, path: Path) -> bool:
+        """Whether a download asked for the key at ``path``: NOMAD answers every key asked for
+        that exists, so a key missing from the data is absent and needs no request."""
+        ...
+
     def is_complete_list(self, path: Path) -> bool:
         """Whether the repeating sub-section at ``path`` is known at its full length."""
         ...
@@ -136,6 +142,29 @@ class Fetcher(Protocol):
         ...
 
 
+class AccessRecorder(Protocol):
+    """Told what is read of an archive, so that a ``required`` spec can be derived from it.
+
+    Only the first read of each property is reported (later reads hit the filled slot).
+    """
+
+    def read(self, section: Section, fm: FieldMeta) -> None:
+        """Property ``fm`` of ``section`` was read."""
+        ...
+
+    def reached(self, target: Section, holder: Section, fm: FieldMeta) -> None:
+        """``target`` was reached through the reference quantity ``fm`` of ``holder``."""
+        ...
+
+    def iterated(self, owner: Section, name: str) -> None:
+        """The whole list of repeating sub-section ``name`` was iterated or measured."""
+        ...
+
+    def indexed(self, owner: Section, name: str, index: int) -> None:
+        """One item of ``name`` was taken by ``index`` (negative: counted from the end)."""
+        ...
+
+
 class SectionContext(Protocol):
     """What every section of one loaded archive shares (see ``ArchiveContext``).
 
@@ -143,14 +172,17 @@ class SectionContext(Protocol):
         entry_id, upload_id: the entry's identity, when known.
         fetcher: downloads what is missing, or ``None`` when everything is here.
         lock: serialises merges of downloaded data into this archive.
-        owns_data (optional, read with ``getattr``): the raw dict was parsed for this archive
-            and no caller holds it, so converted float arrays may stand in for raw lists.
+        owns_data: the raw dict was parsed for this archive and no caller holds it, so
+            converted float arrays may stand in for raw lists.
+        recorder: told what an analysis reads (see :class:`AccessRecorder`), or ``None``.
     """
 
     entry_id: str | None
     upload_id: str | None
     fetcher: Fetcher | None
     lock: threading.RLock
+    owns_data: bool
+    recorder: AccessRecorder | None
 
     def sub_section_class(self, owner: type[Section], fm: FieldMeta) -> type[Section]:
         """The declared class of sub-section ``fm`` of ``owner``."""
@@ -600,6 +632,8 @@ def _load_field(section: Section, fm: FieldMeta) -> Any:
     if data is None:  # constructed, not loaded: attrs __init__ filled every slot
         return None if not (fm.kind == "sub_section" and fm.repeats) else []
     ctx: SectionContext | None = section._m_ctx
+    if ctx is not None and ctx.recorder is not None and not _resolving():
+        ctx.recorder.read(section, fm)  # what the analysis reads, not what a reference walks
     if fm.name not in data and ctx is not None and ctx.fetcher is not None:
         _fetch_missing(section, fm, ctx, ctx.fetcher)
         data = section._m_data
@@ -616,7 +650,7 @@ def _load_field(section: Section, fm: FieldMeta) -> Any:
     if fm.is_reference:
         return _load_reference(section, fm, value)
     out = load_value(value, fm, _LazyPath(section, fm.name))
-    if type(value) is list and ctx is not None and ctx.fetcher is None and getattr(ctx, "owns_data", False):
+    if type(value) is list and ctx is not None and ctx.fetcher is None and ctx.owns_data:
         _keep_converted(data, fm.name, value, out)
     return out
 
@@ -690,6 +724,11 @@ def _load_sub_section(section: Section, fm: FieldMeta, value: Any) -> Any:
 _RESOLVING = threading.local()
 
 
+def _resolving() -> bool:
+    """Whether this thread is inside a reference resolution right now."""
+    return bool(getattr(_RESOLVING, "active", None))
+
+
 def _load_reference(section: Section, fm: FieldMeta, value: Any) -> Any:
     active: set[tuple[int, str]] | None = getattr(_RESOLVING, "active", None)
     if active is None:
@@ -704,9 +743,15 @@ def _load_reference(section: Section, fm: FieldMeta, value: Any) -> Any:
         )
     active.add(key)
     try:
-        return _resolve_reference_value(section, fm, value)
+        resolved = _resolve_reference_value(section, fm, value)
     finally:
         active.discard(key)
+    ctx = section._m_ctx
+    if ctx is not None and ctx.recorder is not None:
+        for target in resolved if isinstance(resolved, list) else [resolved]:
+            if isinstance(target, Section):
+                ctx.recorder.reached(target, section, fm)
+    return resolved
 
 
 def _resolve_reference_value(section: Section, fm: FieldMeta, value: Any) -> Any:
@@ -1262,8 +1307,8 @@ def _download_unless_present(root: Section, path: Path) -> None:
 def _fetch_missing(section: Section, fm: FieldMeta, ctx: SectionContext, fetcher: Fetcher) -> None:
     """A property absent from a partial archive's raw data: learn or fetch it."""
     path = path_segments(section) + (fm.name,)
-    if fetcher.is_downloaded(path):
-        return
+    if fetcher.is_downloaded(path) or fetcher.was_asked(path):
+        return  # the answer that asked for it had none: absent
     if fm.kind != "sub_section":
         _download(section.m_root, [path])
         return
@@ -1446,11 +1491,21 @@ class PartialList(list):  # type: ignore[type-arg]
         _list_items(self._owner.m_root, path, [])
         fetcher.mark_complete_list(path)
 
+    def _record(self, index: int | None = None) -> None:
+        ctx = self._owner._m_ctx
+        if ctx is not None and ctx.recorder is not None and not _resolving():
+            if index is None:
+                ctx.recorder.iterated(self._owner, self._name)
+            else:
+                ctx.recorder.indexed(self._owner, self._name, index)
+
     def __len__(self) -> int:
+        self._record()
         self._ensure_complete()
         return super().__len__()
 
     def __iter__(self) -> Iterator[Any]:
+        self._record()
         self._ensure_complete()
         missing = [i for i in range(list.__len__(self)) if list.__getitem__(self, i) is None]
         if missing:  # one request for every item not loaded yet
@@ -1460,6 +1515,7 @@ class PartialList(list):  # type: ignore[type-arg]
             yield super().__getitem__(i)
 
     def __getitem__(self, index: Any) -> Any:
+        self._record(index if isinstance(index, int) else None)
         if isinstance(index, slice):
             self._ensure_complete()
             wanted = range(*index.indices(super().__len__()))

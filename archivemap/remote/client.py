@@ -26,6 +26,7 @@ memory nor hold a thread forever.
 from __future__ import annotations
 
 import base64
+import itertools
 import html
 import json
 import logging
@@ -35,7 +36,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Final, SupportsIndex
 from urllib.parse import quote, quote_plus, urljoin, urlsplit
@@ -69,6 +70,7 @@ from archivemap.archive.schema import Schema, SchemaSource, as_schema
 from archivemap.archive.sections import Section
 from archivemap.remote.endpoints import ApiMethods
 from archivemap.metainfo.deployment import deployment_environment
+from archivemap.remote.derive import SAMPLE_REQUIRED, Analysis, required_for
 from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
 from archivemap.remote.query import Query
 from archivemap.remote.required import Required
@@ -1436,6 +1438,60 @@ class Client(ApiMethods):
                 log.info("no metainfo from %s (%s); using the embedded NOMAD schema", self.base_url, exc)
                 self._deployment_schema = default_schema()
         return self._deployment_schema
+
+    def analyze(
+        self,
+        query: Query | Mapping[str, Any] | None,
+        analysis: Callable[[Section], Any],
+        *,
+        sample: int = 3,
+        schema: Schema | SchemaSource | None = None,
+        **options: Any,
+    ) -> Analysis:
+        """Run ``analysis`` on every entry of ``query``, downloading only what it reads.
+
+        The ``required`` spec is derived by running the analysis lazily on the first
+        ``sample`` entries (:func:`~archivemap.remote.derive.required_for`), then every entry
+        is downloaded in bulk with it and the analysis runs on each. What the samples did not
+        touch is still answered, by lazy follow-ups, and counted in the result.
+
+        Args:
+            query: the entries (a dict or :class:`~archivemap.remote.query.Query`).
+            analysis: a function of an archive root; its return value is the entry's result.
+            sample: how many entries to derive the spec from.
+            schema: the metainfo (default: :meth:`deployment_schema`).
+            **options: passed on to :meth:`archives` (``batch_size``, ``page_size`` ...).
+
+        Returns:
+            The results with the spec used and the requests and bytes it all cost.
+        """
+        sch = self._schema_or_default(schema)
+        requests_before, bytes_before = self.requests_made, self.bytes_received
+        # samples the analysis has something to say about teach it most: up to 4x as many
+        # entries are tried until `sample` of them give a result that is not None
+        candidates = [str(e["entry_id"]) for e in itertools.islice(self.entries(query, schema=sch), 4 * sample)]
+        informative: list[str] = []
+        for entry_id in candidates:
+            if len(informative) >= sample:
+                break
+            if analysis(self.archive(entry_id, required=SAMPLE_REQUIRED, schema=sch)) is not None:
+                informative.append(entry_id)
+        samples = informative or candidates[:sample]
+        required = required_for(analysis, self, samples, schema=sch, bulk=True)
+        results: list[tuple[str, Any]] = []
+        follow_ups = 0
+        for entry_id, root in self.archives(query, required, schema=sch, **options):
+            results.append((entry_id, analysis(root)))
+            ctx = root.m_context
+            if ctx is not None and ctx.fetcher is not None:
+                follow_ups += ctx.fetcher.fetches
+        return Analysis(
+            results,
+            required,
+            self.requests_made - requests_before,
+            self.bytes_received - bytes_before,
+            follow_ups,
+        )
 
     def _schema_or_default(self, schema: Schema | SchemaSource | None) -> Schema:
         return as_schema(schema) if schema is not None else self.deployment_schema()

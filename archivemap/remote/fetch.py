@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from archivemap._json import pad_list
 from archivemap.archive.context import ArchiveContext, new_archive
-from archivemap.archive.references import ParsedReference
+from archivemap.archive.references import ParsedReference, parse_reference
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
 from archivemap.archive.sections import Section
 from archivemap.errors import DanglingReferenceError, NotDownloadedError, UnsupportedReferenceError
@@ -35,6 +35,7 @@ from archivemap.metainfo.fields import fields_by_name
 from archivemap.remote.required import (
     RESOLVE_INPLACE,
     Required,
+    asks_for,
     covers,
     format_required_key,
     graft,
@@ -138,6 +139,20 @@ class RemoteFetcher:
         """Whether ``path`` (names and absolute indices) is covered by what was downloaded."""
         return any(covers(spec, list(path)) for spec in self.downloaded)
 
+    def learn_placed_targets(self, partial: Any, spec: Required) -> None:
+        """Remember what an answer holds of the targets of references the spec followed.
+
+        ``{"workflow2": {"results": {"calculation_result_ref": {"energy": "*"}}}}`` makes NOMAD
+        place ``run[0].calculation[5].energy`` at its own path: that path was asked for too,
+        so a key missing there is absent, not a reason for another request.
+        """
+        for target, sub in _followed_references(partial, spec):
+            self.downloaded.append(required_for_path(list(target), leaf=sub))
+
+    def was_asked(self, path: Path) -> bool:
+        """Whether a download asked for the key at ``path`` (so its absence means absent)."""
+        return any(asks_for(spec, list(path)) for spec in self.downloaded)
+
     def is_complete_list(self, path: Path) -> bool:
         """Whether the list at ``path`` was padded to its full length."""
         return tuple(path) in self._complete_lists
@@ -157,6 +172,7 @@ class RemoteFetcher:
             answer = self._ask(spec)
             partial = graft({}, answer, spec)
             self.downloaded.append(spec)
+            self.learn_placed_targets(partial, spec)
             return partial
 
     def probe(self, path: Path, repeats: bool, keys: Sequence[str]) -> list[Any] | dict[str, Any] | None:
@@ -341,6 +357,7 @@ def open_archive(
         data = client.archive_answer_raw(entry_id, required)
         raw = anchored(data["archive"], required, src)
         fetcher = RemoteFetcher(client, entry_id, _without_resolve_inplace(required), auto=fetch, source=src)
+        fetcher.learn_placed_targets(raw, required)
         for list_path, length in lengths.items():  # learned already: no second listing later
             if pad_list(raw, list_path, length):
                 fetcher.mark_complete_list(list_path)
@@ -354,6 +371,7 @@ def open_archive_from(
     """The lazy root of an archive already downloaded in bulk with ``required``."""
     raw = anchored(answer, required, source)
     fetcher = RemoteFetcher(client, entry_id, required, source=source)
+    fetcher.learn_placed_targets(raw, required)
     return new_archive(raw, schema, source=source, fetcher=fetcher, entry_id=entry_id)
 
 
@@ -466,3 +484,46 @@ def _list_length(client: ArchiveAPI, entry_id: str, list_path: Path) -> int:
     answer = client.archive_raw(entry_id, required_for_path(list(list_path), leaf={"m_def": "*"}))
     node = _compacted(answer, list_path)
     return len(node) if isinstance(node, list) else 0
+
+
+def _followed_references(data: Any, spec: Required) -> list[tuple[Path, Required]]:
+    """``(target path, sub-spec)`` of every local reference a dict spec followed in ``data``.
+
+    ``data`` is an anchored partial archive (items at their original indices).
+    """
+    found: list[tuple[Path, Required]] = []
+    stack: list[tuple[Any, Any]] = [(data, spec)]
+    while stack:
+        node, sub = stack.pop()
+        if not isinstance(node, dict) or not isinstance(sub, dict):
+            continue
+        for key, child_spec in sub.items():
+            if key in ("*", RESOLVE_INPLACE) or not isinstance(child_spec, dict):
+                continue
+            prop, selection = parse_required_key(key)
+            value = node.get(prop)
+            if isinstance(value, list):
+                if isinstance(selection, int):
+                    picked = [value[selection]] if 0 <= selection < len(value) else []
+                elif isinstance(selection, slice):
+                    picked = value[selection]
+                else:
+                    picked = value
+            else:
+                picked = [value]
+            for item in picked:
+                if isinstance(item, str):
+                    target = _local_target(item)
+                    if target is not None:
+                        found.append((target, child_spec))
+                elif isinstance(item, dict):
+                    stack.append((item, child_spec))
+    return found
+
+
+def _local_target(reference: str) -> Path | None:
+    """The path (names and indices) of a reference into the same archive, else ``None``."""
+    parsed = parse_reference(reference)
+    if parsed is None or not parsed.is_local or not parsed.fragment:
+        return None
+    return tuple(int(s) if s.isdigit() else s for s in parsed.fragment)

@@ -30,6 +30,7 @@ from archivemap.paths import Key, Segment, format_archive_path, parse_archive_pa
 __all__ = [
     "DIRECTIVES",
     "RESOLVE_INPLACE",
+    "asks_for",
     "Key",
     "Required",
     "Segment",
@@ -447,6 +448,43 @@ def _covers(spec: Any, segments: tuple[Segment, ...], position: int) -> bool:
     if not isinstance(following, int) or isinstance(following, bool):
         return False  # the whole list, or an item by key: only part of the list was selected
     return _selection_contains(selection, following) and _covers(sub, segments, position + 2)
+
+
+def asks_for(required: Required, path: str | Sequence[Segment]) -> bool:
+    """Whether ``required`` names the last key of ``path`` (so an answer would hold it).
+
+    NOMAD answers a ``required`` with every key it asked for that exists (spec §4): when a
+    spec asked for ``workflow2.results`` and the answer has no ``workflow2``, the archive has
+    none, and reading it needs no further request. Unlike :func:`covers`, the subtree below
+    the key need not have been selected in full.
+
+    Args:
+        required: the spec that was sent.
+        path: names and absolute indices, e.g. ``("workflow2",)`` or ``("run", 0, "system")``.
+    """
+    return _asks_for(required, parse_archive_path(path), 0)
+
+
+def _asks_for(spec: Any, segments: tuple[Segment, ...], position: int) -> bool:
+    if isinstance(spec, str):
+        return spec in _INCLUDING
+    if not isinstance(spec, dict) or position >= len(segments):
+        return False
+    name = segments[position]
+    if not isinstance(name, str) or isinstance(name, Key):
+        return False
+    plan, wildcard = _plan(spec)
+    selection, sub = plan.get(name, (None, wildcard))
+    if sub is None or sub == "exclude":
+        return False
+    if position + 1 == len(segments):
+        return True  # the key itself was asked for
+    following = segments[position + 1]
+    if isinstance(following, int) and not isinstance(following, bool):
+        if selection is not None and not _selection_contains(selection, following):
+            return False
+        return position + 2 == len(segments) or _asks_for(sub, segments, position + 2)
+    return _asks_for(sub, segments, position + 1)
 
 
 def _selection_contains(selection: Selection, index: int) -> bool:

@@ -1,0 +1,83 @@
+"""``required`` derived from the analysis: a few lazy samples, then one bulk download."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import archivemap
+from archivemap.remote.derive import required_for
+from archivemap.server import LocalServer
+
+from .conftest import SHARED
+
+pytestmark = pytest.mark.shared
+
+METAINFO = SHARED / "metainfo" / "nomad-2.0.0-metainfo.json"
+LAMMPS, FHI_AIMS, VASP = "W8WtgZtrEbJuCUCl76SN0Pp2Topu", "Ev7IoH2IX5SXLGn8il__qfm3OyEq", "1WGSYo1RrGFEIcM17Re4kjHC7k6p"
+
+
+def final_energy(archive: archivemap.Section) -> Any:
+    """"Final total energy in eV of every entry that has one" (None when it has none)."""
+    workflow = archive.workflow2
+    if workflow is None or workflow.results is None:
+        return None
+    calc = workflow.results.calculation_result_ref
+    if calc is None or calc.energy is None or calc.energy.total is None:
+        return None
+    return float(calc.energy.total.value.to("eV").magnitude)
+
+
+def last_energy(archive: archivemap.Section) -> Any:
+    return archive.run[0].calculation[-1].energy.total.value
+
+
+@pytest.fixture(scope="module")
+def served():
+    with LocalServer(SHARED / "archives", metainfo=METAINFO) as server:
+        yield server
+
+
+def test_derived_on_two_samples_then_one_bulk_download_with_no_follow_up(served, schema_2_0) -> None:
+    spec = required_for(final_energy, archivemap.Client(served.url), [LAMMPS, FHI_AIMS], schema=schema_2_0)
+    # through the reference, so NOMAD resolves it server-side
+    assert spec == {"workflow2": {"results": {"calculation_result_ref": {"energy": {"total": {"value": "*"}}}}}}
+    client = archivemap.Client(served.url)
+    seen = len(served.requests)
+    results = {entry_id: final_energy(root) for entry_id, root in client.archives(None, spec, schema=schema_2_0)}
+    paths = [record.path for record in served.requests[seen:]]
+    assert paths.count("entries/query") == 1 and all(p in ("entries/query", "entries/archive/query") for p in paths)
+    truth = {
+        entry_id: final_energy(root)
+        for entry_id, root in archivemap.Client(served.url).archives(None, "*", schema=schema_2_0)
+    }
+    assert results == truth and sum(v is not None for v in results.values()) >= 2
+
+
+def test_analyze_reports_results_and_costs(served, schema_2_0) -> None:
+    client = archivemap.Client(served.url)
+    analysis = client.analyze(None, final_energy, sample=2, schema=schema_2_0)
+    assert analysis.follow_ups == 0 and analysis.requests == client.requests_made
+    assert analysis.required == {
+        "workflow2": {"results": {"calculation_result_ref": {"energy": {"total": {"value": "*"}}}}}
+    }
+    found = dict(analysis.results)
+    assert found[LAMMPS] == pytest.approx(1.2932321356, rel=1e-9)
+    frame = analysis.to_dataframe()
+    assert frame.shape[0] == len(analysis.results)
+
+
+def test_an_item_taken_from_the_end_stays_counted_from_the_end(served, schema_2_0) -> None:
+    spec = required_for(last_energy, archivemap.Client(served.url), [LAMMPS, VASP], schema=schema_2_0)
+    assert spec == {"run[0]": {"calculation[-1]": {"energy": {"total": {"value": "*"}}}}}
+    bulk = required_for(last_energy, archivemap.Client(served.url), [LAMMPS], schema=schema_2_0, bulk=True)
+    assert bulk == {"run[0]": {"calculation": {"energy": {"total": {"value": "*"}}}}}
+    client = archivemap.Client(served.url)
+    archive = client.archive(LAMMPS, spec, schema=schema_2_0)
+    before = client.requests_made
+    lammps = json.loads((SHARED / "archives" / "lammps-methane-nvt-md.parsed.archive.json").read_text())
+    value = last_energy(archive).magnitude
+    assert value == pytest.approx(lammps["run"][0]["calculation"][-1]["energy"]["total"]["value"])
+    assert client.requests_made == before
