@@ -196,3 +196,63 @@ def test_required_difference_and_projection() -> None:
     assert required_difference("*", {"a": "*"}) == "*"
     assert required_difference({"a": "*"}, "*") is None
     assert project({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": "*"}}) == {"b": {"c": 2}}
+
+
+# --------------------------------------------------------------------------- Client hooks
+
+
+@pytest.fixture(scope="module")
+def schema() -> Any:
+    from archivemap.archive.load import default_schema
+
+    return default_schema()
+
+
+def test_client_archives_through_the_cache(served: tuple[LocalServer, list[str]], tmp_path: Path, schema: Any) -> None:
+    server, ids = served
+    client = Client(server.url, cache=tmp_path / "cache")
+    server.clear_log()
+    first = {entry_id: root.metadata.entry_id for entry_id, root in client.archives(None, REQUIRED, schema=schema)}
+    assert sorted(first) == ids and all(k == v for k, v in first.items())
+    assert archive_requests(server)
+    server.clear_log()
+    again = [entry_id for entry_id, _ in Client(server.url, cache=tmp_path / "cache").archives(None, REQUIRED, schema=schema)]
+    assert again == ids
+    assert archive_requests(server) == []
+
+
+def test_offline_client(served: tuple[LocalServer, list[str]], tmp_path: Path, schema: Any) -> None:
+    server, ids = served
+    online = Client(server.url, cache=tmp_path / "cache")
+    list(online.archives(None, REQUIRED, schema=schema))
+    server.clear_log()
+    offline = Client(server.url, cache=tmp_path / "cache", offline=True)
+    root = offline.archive(ids[0], REQUIRED, schema=schema)
+    assert root.metadata.entry_id == ids[0]
+    with pytest.raises(NotDownloadedError):
+        offline.archive(ids[0], WIDER, schema=schema)
+    assert server.requests == []
+
+
+def test_client_with_cache_pickles_with_it(tmp_path: Path) -> None:
+    import pickle
+
+    client = Client("http://127.0.0.1:9/api/v1", cache=tmp_path / "cache", offline=True)
+    copy = pickle.loads(pickle.dumps(client))
+    assert copy.cache is not None and copy.cache.directory == tmp_path / "cache" and copy.offline
+
+
+def test_client_archives_with_lock(served: tuple[LocalServer, list[str]], tmp_path: Path, schema: Any) -> None:
+    from archivemap import open_dataset
+    from archivemap.remote.lockfile import read_lock
+
+    server, ids = served
+    lock = tmp_path / "dataset.lock"
+    client = Client(server.url, cache=tmp_path / "cache")
+    got = [entry_id for entry_id, _ in client.archives(None, REQUIRED, schema=schema, lock=lock)]
+    assert got == ids
+    data = read_lock(lock)
+    assert data["complete"] and [item["entry_id"] for item in data["entries"]] == ids
+    assert data["schema_hash"] == schema.identity
+    dataset = open_dataset(lock, cache=tmp_path / "cache", offline=True)
+    assert list(dataset.archives) == ids and not dataset.unavailable

@@ -30,6 +30,7 @@ import itertools
 import html
 import json
 import logging
+import os
 import re
 import socket
 import threading
@@ -58,6 +59,7 @@ from archivemap.errors import (
     ForbiddenError,
     HTTPStatusError,
     MalformedResponseError,
+    NotDownloadedError,
     NotFoundError,
     ResponseTooLargeError,
     ServerError,
@@ -73,6 +75,9 @@ from archivemap.metainfo.deployment import deployment_environment
 from archivemap.remote.derive import SAMPLE_REQUIRED, Analysis, required_for
 from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
 from archivemap.remote.query import Query
+# issue 10 hooks: the disk cache and the locked, cached bulk download
+from archivemap.remote.cache import ArchiveCache, as_cache, cached_answer, fill
+from archivemap.remote.lockfile import dataset_archives
 from archivemap.remote.required import Required
 
 __all__ = ["ArchiveStream", "Client", "EntryFailure", "api_base_url"]
@@ -475,6 +480,8 @@ class Client(ApiMethods):
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         deadline: float | None = DEFAULT_DEADLINE,
         follow_hosts: Iterable[str] = (),
+        cache: ArchiveCache | str | os.PathLike[str] | bool | None = None,
+        offline: bool = False,
     ) -> None:
         """Create a client.
 
@@ -515,6 +522,12 @@ class Client(ApiMethods):
                 (``http://169.254.169.254/...`` included) is an unresolved reference
                 (:class:`~archivemap.errors.UnsupportedReferenceError`), never a request.
                 Credentials are never sent to those hosts either way.
+            cache: (issue 10) the disk cache of archive data: ``True`` for the default folder
+                (``$ARCHIVEMAP_CACHE_DIR`` or the user cache), a folder, or an
+                :class:`~archivemap.remote.cache.ArchiveCache`; opt-in (see that module).
+                :meth:`archives` then reads and fills it; lazy follow-ups fill it.
+            offline: (issue 10) answer archives from ``cache`` only; anything else raises
+                :class:`~archivemap.errors.NotDownloadedError`.
 
         Raises:
             ValueError: a bad URL (``base_url`` or in ``follow_hosts``), ``password``
@@ -566,6 +579,9 @@ class Client(ApiMethods):
         self._bytes_received = 0
         self._other_hosts: dict[str, Client] = {}
         self.pickle_credentials = pickle_credentials
+        # issue 10 hook: the disk cache and offline mode (archivemap/remote/cache.py)
+        self.cache: ArchiveCache | None = as_cache(cache)
+        self.offline = offline
 
     @staticmethod
     def _new_session(pool_size: int) -> requests.Session:
@@ -601,6 +617,8 @@ class Client(ApiMethods):
             "max_response_bytes": self.max_response_bytes,
             "deadline": self.deadline,
             "follow_hosts": list(self.follow_hosts),
+            "cache": self.cache,  # issue 10 hook: pickles as its folder
+            "offline": self.offline,
         }
         if self.pickle_credentials:
             options["token"] = self._token.reveal() if self._token is not None else None
@@ -1317,10 +1335,18 @@ class Client(ApiMethods):
             MalformedResponseError: the answer has no archive object.
         """
         path = f"entries/{quote(entry_id, safe='')}/archive/query"
+        # issue 10 hook: offline answers from the disk cache or not at all
+        if self.offline:
+            cached = None if self.cache is None else cached_answer(self.cache, self.base_url, entry_id, required)
+            if cached is None:
+                raise NotDownloadedError("offline, and not in the disk cache", entry_id=entry_id)
+            return cached
         answer = self.post_json(path, {"required": required})
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, dict) or not isinstance(data.get("archive"), dict):
             raise MalformedResponseError(f"answer for entry {entry_id} has no data.archive object", self.url(path))
+        if self.cache is not None:  # issue 10 hook: a lazy follow-up grows the entry's cached row
+            fill(self.cache, self.base_url, entry_id, required, data["archive"])
         return data
 
     def archive_raw(self, entry_id: str, required: Required = "*") -> dict[str, Any]:
@@ -1502,14 +1528,20 @@ class Client(ApiMethods):
         required: Required = "*",
         *,
         schema: Schema | SchemaSource | None = None,
+        lock: str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> Iterator[tuple[str, Section]]:
         """:meth:`archives_raw` mapped to lazy roots: ``(entry_id, root)``, each once.
 
         The query is checked against ``schema`` (by default :meth:`deployment_schema`) before
         any request (see :meth:`query_json`).
+        With a disk cache (``Client(cache=...)``), offline, or ``lock`` (a dataset lockfile to
+        write, resume or replay; see :mod:`archivemap.remote.lockfile`), entries are listed
+        with their processing state and only what the cache lacks is downloaded (issue 10).
         """
         sch = self._schema_or_default(schema)
+        if lock is not None or self.cache is not None or self.offline:  # issue 10 hook
+            return dataset_archives(self, query, required, sch, lock=lock, **options)
         stream = self.archives_raw(query, required, schema=sch, **options)
         return self._mapped(stream, required, sch)
 
