@@ -75,7 +75,7 @@ from archivemap.metainfo.deployment import deployment_environment
 from archivemap.remote.derive import SAMPLE_REQUIRED, Analysis, required_for
 from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
 from archivemap.remote.query import Query
-# issue 10 hooks: the disk cache and the locked, cached bulk download
+# the disk cache and the locked, cached bulk download
 from archivemap.remote.cache import ArchiveCache, as_cache, cached_answer, fill
 from archivemap.remote.lockfile import dataset_archives
 from archivemap.remote.required import Required
@@ -522,11 +522,11 @@ class Client(ApiMethods):
                 (``http://169.254.169.254/...`` included) is an unresolved reference
                 (:class:`~archivemap.errors.UnsupportedReferenceError`), never a request.
                 Credentials are never sent to those hosts either way.
-            cache: (issue 10) the disk cache of archive data: ``True`` for the default folder
+            cache: the disk cache of archive data: ``True`` for the default folder
                 (``$ARCHIVEMAP_CACHE_DIR`` or the user cache), a folder, or an
                 :class:`~archivemap.remote.cache.ArchiveCache`; opt-in (see that module).
                 :meth:`archives` then reads and fills it; lazy follow-ups fill it.
-            offline: (issue 10) answer archives from ``cache`` only; anything else raises
+            offline: answer archives from ``cache`` only; anything else raises
                 :class:`~archivemap.errors.NotDownloadedError`.
 
         Raises:
@@ -579,7 +579,7 @@ class Client(ApiMethods):
         self._bytes_received = 0
         self._other_hosts: dict[str, Client] = {}
         self.pickle_credentials = pickle_credentials
-        # issue 10 hook: the disk cache and offline mode (archivemap/remote/cache.py)
+        # the disk cache and offline mode (archivemap/remote/cache.py)
         self.cache: ArchiveCache | None = as_cache(cache)
         self.offline = offline
 
@@ -617,7 +617,7 @@ class Client(ApiMethods):
             "max_response_bytes": self.max_response_bytes,
             "deadline": self.deadline,
             "follow_hosts": list(self.follow_hosts),
-            "cache": self.cache,  # issue 10 hook: pickles as its folder
+            "cache": self.cache,  # pickles as its folder
             "offline": self.offline,
         }
         if self.pickle_credentials:
@@ -1335,7 +1335,7 @@ class Client(ApiMethods):
             MalformedResponseError: the answer has no archive object.
         """
         path = f"entries/{quote(entry_id, safe='')}/archive/query"
-        # issue 10 hook: offline answers from the disk cache or not at all
+        # offline: answers from the disk cache or not at all
         if self.offline:
             cached = None if self.cache is None else cached_answer(self.cache, self.base_url, entry_id, required)
             if cached is None:
@@ -1345,7 +1345,7 @@ class Client(ApiMethods):
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, dict) or not isinstance(data.get("archive"), dict):
             raise MalformedResponseError(f"answer for entry {entry_id} has no data.archive object", self.url(path))
-        if self.cache is not None:  # issue 10 hook: a lazy follow-up grows the entry's cached row
+        if self.cache is not None:  # a lazy follow-up grows the entry's cached row
             fill(self.cache, self.base_url, entry_id, required, data["archive"])
         return data
 
@@ -1540,7 +1540,7 @@ class Client(ApiMethods):
         with their processing state and only what the cache lacks is downloaded (issue 10).
         """
         sch = self._schema_or_default(schema)
-        if lock is not None or self.cache is not None or self.offline:  # issue 10 hook
+        if lock is not None or self.cache is not None or self.offline:
             return dataset_archives(self, query, required, sch, lock=lock, **options)
         stream = self.archives_raw(query, required, schema=sch, **options)
         return self._mapped(stream, required, sch)
