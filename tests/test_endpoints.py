@@ -382,3 +382,19 @@ def test_explain_says_what_a_bulk_download_costs_before_it_starts() -> None:
         assert plan.requests == 1 + 2  # one listing page, two batches of two
         assert plan.approx_bytes > 0 and plan.approx_seconds == pytest.approx(0.3)
         assert "3 entries" in str(plan)
+
+
+def test_shards_split_a_query_by_aggregation_and_cover_it_once() -> None:
+    from archivemap.server import LocalServer
+
+    from .conftest import SAMPLES
+
+    with LocalServer(SAMPLES / "archives") as server:
+        client = Client(server.url)
+        everything = sorted(e["entry_id"] for e in client.entries(None))
+        shards = client.shards(None, by="entry_id", max_entries=2)
+        assert len(shards) == 2
+        found = [e["entry_id"] for shard in shards for e in client.entries(shard)]
+        assert sorted(found) == everything  # each entry in exactly one shard
+        with pytest.raises(QueryError):
+            client.shards(None, by="no_such_key", schema=default_schema())

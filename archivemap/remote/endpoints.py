@@ -428,6 +428,54 @@ class ApiMethods:
             result[key] = [_bucket(item) for item in buckets or [] if isinstance(item, dict)]
         return result
 
+    def shards(
+        self,
+        query: QueryLike = None,
+        *,
+        by: str = "upload_id",
+        max_entries: int = 10_000,
+        size: int = 1000,
+        schema: Schema | SchemaSource | None = None,
+    ) -> list[dict[str, Any]]:
+        """Split a large query into sub-queries by the values of one key, from a terms aggregation.
+
+        NOMAD serves at most 10,000 results of one query by page number, and a bulk download
+        of 50,000 entries is best split into pieces that can run (and fail, and resume) apart.
+        One ``page_size=0`` request counts the entries per value of ``by`` (an upload, by
+        default); values are packed into shards of at most ``max_entries`` entries (a value
+        larger than that is a shard alone). Entries without a value of ``by`` are not in any
+        shard: use a key every entry has.
+
+        Args:
+            query: the whole query.
+            by: the search key to split by (``upload_id``, ``results.material.chemical_formula_hill`` ...).
+            max_entries: the most entries one shard should hold.
+            size: the most distinct values asked for (NOMAD caps terms aggregations too).
+            schema: metainfo to check the query and ``by`` against.
+
+        Returns:
+            One NOMAD query dict per shard: the query ``and`` ``{by:any: [values]}``.
+        """
+        buckets = self.aggregate(query, terms=by, size=size, schema=schema).get(by, [])
+        base = query_json(query, self.search_keys(schema))
+        shards: list[list[Any]] = []
+        counts: list[int] = []
+        for bucket in sorted(buckets, key=lambda b: -int(b.get("count", 0))):
+            count = int(bucket.get("count", 0))
+            for i, filled in enumerate(counts):  # first fit, largest values first
+                if filled + count <= max_entries:
+                    shards[i].append(bucket["value"])
+                    counts[i] += count
+                    break
+            else:
+                shards.append([bucket["value"]])
+                counts.append(count)
+        out = []
+        for values in shards:
+            selector = {f"{by}:any": values}
+            out.append({"and": [base, selector]} if base else selector)
+        return out
+
     def aggregate_frame(self, query: QueryLike = None, **options: Any) -> Any:
         """:meth:`aggregate` as one ``pandas.DataFrame`` with columns ``key``, ``value``, ``count``.
 
