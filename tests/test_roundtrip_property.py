@@ -11,7 +11,7 @@ import copy
 import json
 import warnings
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import archivemap
@@ -52,7 +52,6 @@ run = st.fixed_dictionaries(
 archives = st.fixed_dictionaries({}, optional={"run": st.lists(run, max_size=2), "extra_root_key": json_values})
 
 
-@settings(max_examples=200)
 @given(archives)
 def test_round_trip_of_arbitrary_data(data: dict) -> None:
     original = copy.deepcopy(data)

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from archivemap.metainfo.definitions import load_environment
@@ -246,7 +246,6 @@ def test_bad_package_name_argument(tmp_path: Path) -> None:
 _any_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=60)
 
 
-@settings(max_examples=300)
 @given(_any_text)
 def test_string_literals_round_trip(text: str) -> None:
     source = string(text)
@@ -254,7 +253,6 @@ def test_string_literals_round_trip(text: str) -> None:
     assert "\n" not in source and "\r" not in source
 
 
-@settings(max_examples=300)
 @given(_any_text)
 def test_docstrings_round_trip(text: str) -> None:
     source = "class C:\n    " + docstring(text, "    ") + "\n"
@@ -276,7 +274,6 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300)
 @given(json_values)
 def test_value_literals_round_trip(value: Any) -> None:
     source = literal(value)
