@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -612,6 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    common.add_argument("--version", action="version", version=f"archivemap {archivemap.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_parser = sub.add_parser
 
@@ -730,10 +732,18 @@ def _error_line(args: argparse.Namespace, exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    return f"archivemap: {category.__name__}: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # a warning about data is one line on stderr, not the launcher script's source line
+    warnings.formatwarning = _one_line_warning
     units = getattr(args, "units", "materials")
     try:
         with display_units(units):
