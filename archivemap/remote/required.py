@@ -426,28 +426,7 @@ def covers(required: Required, path: str | Sequence[Segment]) -> bool:
     Returns:
         True when the whole subtree at ``path`` was part of the answer.
     """
-    return _covers(required, parse_archive_path(path), 0)
-
-
-def _covers(spec: Any, segments: tuple[Segment, ...], position: int) -> bool:
-    if isinstance(spec, str):
-        return spec in _INCLUDING
-    if not isinstance(spec, dict) or position >= len(segments):
-        return False
-    name = segments[position]
-    if not isinstance(name, str) or isinstance(name, Key):
-        return False
-    plan, wildcard = _plan(spec)
-    selection, sub = plan.get(name, (None, wildcard))
-    if sub is None or sub == "exclude":
-        return False
-    following = segments[position + 1] if position + 1 < len(segments) else None
-    is_index = isinstance(following, (int, Key)) and not isinstance(following, bool)
-    if selection is None:
-        return _covers(sub, segments, position + 2 if is_index else position + 1)
-    if not isinstance(following, int) or isinstance(following, bool):
-        return False  # the whole list, or an item by key: only part of the list was selected
-    return _selection_contains(selection, following) and _covers(sub, segments, position + 2)
+    return _selects(required, parse_archive_path(path), 0, whole=True)
 
 
 def asks_for(required: Required, path: str | Sequence[Segment]) -> bool:
@@ -462,10 +441,12 @@ def asks_for(required: Required, path: str | Sequence[Segment]) -> bool:
         required: the spec that was sent.
         path: names and absolute indices, e.g. ``("workflow2",)`` or ``("run", 0, "system")``.
     """
-    return _asks_for(required, parse_archive_path(path), 0)
+    return _selects(required, parse_archive_path(path), 0, whole=False)
 
 
-def _asks_for(spec: Any, segments: tuple[Segment, ...], position: int) -> bool:
+def _selects(spec: Any, segments: tuple[Segment, ...], position: int, whole: bool) -> bool:
+    """Walk ``segments`` through ``spec``: is the subtree selected in full (``whole``, for
+    :func:`covers`), or is its last key named at all (for :func:`asks_for`)?"""
     if isinstance(spec, str):
         return spec in _INCLUDING
     if not isinstance(spec, dict) or position >= len(segments):
@@ -477,14 +458,22 @@ def _asks_for(spec: Any, segments: tuple[Segment, ...], position: int) -> bool:
     selection, sub = plan.get(name, (None, wildcard))
     if sub is None or sub == "exclude":
         return False
-    if position + 1 == len(segments):
+    if position + 1 == len(segments) and not whole:
         return True  # the key itself was asked for
-    following = segments[position + 1]
-    if isinstance(following, int) and not isinstance(following, bool):
-        if selection is not None and not _selection_contains(selection, following):
+    following = segments[position + 1] if position + 1 < len(segments) else None
+    is_int = isinstance(following, int) and not isinstance(following, bool)
+    if not whole:
+        if not is_int:
+            return _selects(sub, segments, position + 1, whole)
+        if selection is not None and not _selection_contains(selection, following):  # type: ignore[arg-type]
             return False
-        return position + 2 == len(segments) or _asks_for(sub, segments, position + 2)
-    return _asks_for(sub, segments, position + 1)
+        return position + 2 == len(segments) or _selects(sub, segments, position + 2, whole)
+    if selection is None:
+        is_index = is_int or isinstance(following, Key)
+        return _selects(sub, segments, position + 2 if is_index else position + 1, whole)
+    if not is_int:
+        return False  # the whole list, or an item by key: only part of the list was selected
+    return _selection_contains(selection, following) and _selects(sub, segments, position + 2, whole)  # type: ignore[arg-type]
 
 
 def _selection_contains(selection: Selection, index: int) -> bool:
