@@ -430,22 +430,7 @@ class Section:
             if node is not self:
                 yield node
             children: list[Section] = []
-            data = node._m_data
-            if data is None or node._m_dirty:
-                values = [value for value, _ in node._m_sub_section_values()]
-            else:  # the common case, inlined: the raw keys that are sub-sections
-                cls = type(node)
-                subs = cls.__dict__.get("_m_sub_sections_by_name")
-                if subs is None:
-                    subs = _sub_sections_by_name(cls)
-                values = []
-                for key, raw in data.items():
-                    if raw is not None and key in subs:
-                        attribute = subs[key].attribute
-                        try:
-                            values.append(object.__getattribute__(node, attribute))
-                        except AttributeError:
-                            values.append(getattr(node, attribute))
+            values = [value for value, _ in node._m_sub_section_values()]
             for value in values:
                 if isinstance(value, list):
                     children.extend([item for item in value if isinstance(item, Section)])

@@ -26,6 +26,7 @@ memory nor hold a thread forever.
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import html
 import json
@@ -924,6 +925,37 @@ class Client(ApiMethods):
                 method, json_body, form = "GET", None, None
         raise TransportError(f"more than {self.max_redirects} redirects", self._scrub(url))
 
+    def _decode(
+        self,
+        step: Callable[[], None],
+        over: bool,
+        out: bytearray,
+        cut: bool,
+        method: str,
+        url: str,
+        limit: int,
+        kind: str | None,
+    ) -> bool:
+        """Run one decoding step of :meth:`_read_body`; ``False`` when the body was cut at
+        ``limit`` (``cut``), the typed error when it is too large or corrupt."""
+        try:
+            if over:  # more than the limit on the wire already
+                raise _TooLarge
+            step()
+            return True
+        except _TooLarge:
+            if cut:
+                del out[limit:]
+                return False
+            raise ResponseTooLargeError(
+                f"{method} answer exceeds the limit of {limit} bytes"
+                f"{' once decompressed' if kind and not over else ''} (Client(max_response_bytes=...))",
+                self._scrub(url),
+                limit,
+            ) from None
+        except zlib.error as exc:
+            raise MalformedResponseError(f"{method} answer: corrupt {kind} body: {exc}", self._scrub(url)) from None
+
     def _read_body(
         self, response: requests.Response, deadline: float | None, limit: int, method: str, *, cut: bool = False
     ) -> tuple[bytearray, bool]:
@@ -968,41 +1000,12 @@ class Client(ApiMethods):
                 if not data:
                     break
                 wire += len(data)
-                try:
-                    if wire > limit:
-                        raise _TooLarge
-                    decoder.feed(data, out, limit)
-                except _TooLarge:
-                    if cut:
-                        del out[limit:]
-                        return out, False
-                    raise ResponseTooLargeError(
-                        f"{method} answer exceeds the limit of {limit} bytes"
-                        f"{' once decompressed' if decoder.kind and wire <= limit else ''} "
-                        "(Client(max_response_bytes=...))",
-                        self._scrub(url),
-                        limit,
-                    ) from None
-                except zlib.error as exc:
-                    raise MalformedResponseError(
-                        f"{method} answer: corrupt {decoder.kind} body: {exc}", self._scrub(url)
-                    ) from None
-            try:
-                decoder.finish(out, limit)
-            except _TooLarge:
-                if cut:
-                    del out[limit:]
+                feed = functools.partial(decoder.feed, data, out, limit)
+                if not self._decode(feed, wire > limit, out, cut, method, url, limit, decoder.kind):
                     return out, False
-                raise ResponseTooLargeError(
-                    f"{method} answer exceeds the limit of {limit} bytes once decompressed "
-                    "(Client(max_response_bytes=...))",
-                    self._scrub(url),
-                    limit,
-                ) from None
-            except zlib.error as exc:
-                raise MalformedResponseError(
-                    f"{method} answer: corrupt {decoder.kind} body: {exc}", self._scrub(url)
-                ) from None
+            finish = functools.partial(decoder.finish, out, limit)
+            if not self._decode(finish, False, out, cut, method, url, limit, decoder.kind):
+                return out, False
             return out, True
         finally:
             if watchdog is not None:
