@@ -38,7 +38,6 @@ __all__ = [
     "AccessLog",
     "Analysis",
     "ArchiveOpener",
-    "analyze_entries",
     "required_for",
     "required_for_samples",
 ]
@@ -164,7 +163,7 @@ def _spec(paths: Iterable[AccessPath], bulk: bool) -> Required:
 
 @attrs.frozen
 class Analysis:
-    """The results of :func:`analyze_entries`, with what they cost.
+    """The results of ``Client.analyze``, with what they cost.
 
     Attributes:
         results: ``(entry_id, result)`` for every entry, in listing order.
@@ -214,14 +213,6 @@ def required_for_samples(
             ctx.recorder = None
         samples.append(log.paths)
     return _spec(_generalise(samples), bulk)
-
-
-def analyze_entries(
-    analysis: Callable[[Section], Any],
-    archives: Iterable[tuple[str, Section]],
-) -> list[tuple[str, Any]]:
-    """Run ``analysis`` on every ``(entry_id, root)``."""
-    return [(entry_id, analysis(root)) for entry_id, root in archives]
 
 
 #: What the samples are opened with: only the entry id, so that everything else the analysis

@@ -38,7 +38,6 @@ from archivemap.remote.cache import (
     canonical_json,
     list_entries,
     payload_hash,
-    project,
 )
 from archivemap.remote.fetch import ClientSource, RemoteFetcher
 from archivemap.remote.required import Required
