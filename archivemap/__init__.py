@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 from archivemap._version import __version__
 
 __all__ = [
+    "Absent",
     "AbsentError",
+    "AbsentSectionError",
     "ArchiveDataError",
     "ArchiveSource",
     "ArchiveStream",
@@ -56,6 +58,7 @@ __all__ = [
     "NotFoundError",
     "NotInSchemaError",
     "ParsedReference",
+    "Pending",
     "Q",
     "Query",
     "QueryError",
@@ -100,7 +103,9 @@ __all__ = [
 
 #: Where each public name lives (imported from there on first use).
 _EXPORTS: dict[str, str] = {
+    "Absent": "archivemap.archive.sections",
     "AbsentError": "archivemap.errors",
+    "AbsentSectionError": "archivemap.errors",
     "ArchiveDataError": "archivemap.errors",
     "ArchiveSource": "archivemap.archive.context",
     "ArchiveStream": "archivemap.remote.client",
@@ -128,6 +133,7 @@ _EXPORTS: dict[str, str] = {
     "NotFoundError": "archivemap.errors",
     "NotInSchemaError": "archivemap.errors",
     "ParsedReference": "archivemap.archive.references",
+    "Pending": "archivemap.archive.sections",
     "Q": "archivemap.remote.query",
     "Query": "archivemap.remote.query",
     "QueryError": "archivemap.errors",
@@ -177,10 +183,11 @@ if TYPE_CHECKING:
     from archivemap.archive.load import default_schema, load, set_default_schema
     from archivemap.archive.references import ParsedReference, entry_id_from_mainfile, parse_reference
     from archivemap.archive.schema import Schema
-    from archivemap.archive.sections import Fetcher, Section
+    from archivemap.archive.sections import Absent, Fetcher, Pending, Section
     from archivemap.archive.sources import DirectorySource, ZipSource
     from archivemap.errors import (
         AbsentError,
+        AbsentSectionError,
         ArchiveDataError,
         ArchivemapError,
         AssignmentError,

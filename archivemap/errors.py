@@ -15,6 +15,7 @@ ArchivemapError
 ├── MissingError                            the three kinds of "not there":
 │   ├── NotDownloadedError (AttributeError) in the archive, but not fetched (yet)
 │   ├── AbsentError (KeyError)              not set in this archive
+│   │   └── AbsentSectionError (AttributeError)  read through a sub-section that is not set
 │   └── NotInSchemaError (AttributeError)   no such property in the section definition
 ├── ReferenceResolutionError (LookupError)  a reference string that cannot be followed
 │   ├── DanglingReferenceError (KeyError)   its target does not exist
@@ -138,6 +139,16 @@ class NotDownloadedError(MissingError, AttributeError):
 
 class AbsentError(MissingError, KeyError):
     """The property is defined, but not set in this archive (or the index is out of range)."""
+
+
+class AbsentSectionError(AbsentError, AttributeError):
+    """Reading through a single sub-section that the archive does not have.
+
+    ``calc.energy`` of a calculation without energy is :class:`~archivemap.Absent` (falsy,
+    equal to ``None``); reading ``calc.energy.total`` raises this error, which names the
+    absent path, the entry and what *is* set next to it. It is an ``AttributeError`` too, so
+    ``getattr(calc.energy, "total", None)`` and ``hasattr`` keep working.
+    """
 
 
 class NotInSchemaError(MissingError, AttributeError):

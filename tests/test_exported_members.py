@@ -14,7 +14,9 @@ import archivemap
 import archivemap.errors
 
 EXPECTED_PUBLIC_NAMES = [
+    "Absent",
     "AbsentError",
+    "AbsentSectionError",
     "ArchiveDataError",
     "ArchiveSource",
     "ArchiveStream",
@@ -42,6 +44,7 @@ EXPECTED_PUBLIC_NAMES = [
     "NotFoundError",
     "NotInSchemaError",
     "ParsedReference",
+    "Pending",
     "Q",
     "Query",
     "QueryError",

@@ -48,7 +48,13 @@ def test_seed_path_costs_exactly_one_extra_request(server, schema, raw_archives)
     index = int(ref.rsplit("/", 1)[1])
     expected = raw_archives[entry_id]["run"][0]["calculation"][index]["energy"]["total"]["value"]
     assert energy.to("J").magnitude == pytest.approx(expected)
-    assert server.requests[0].body == {"required": {"run[0]": {f"calculation[{index}]": "*"}}}
+    # exactly the path that was read, each section first learned on the way with its m_def
+    typed = {"m_def": "*"}
+    assert server.requests[0].body == {
+        "required": {
+            "run[0]": {**typed, f"calculation[{index}]": {**typed, "energy": {**typed, "total": {**typed, "value": "*"}}}}
+        }
+    }
     # the fetched section is merged at its original index and is the same object later
     assert archive.run[0].calculation[index] is archive.workflow[0].calculation_result_ref
     assert len(server.requests) == 1
@@ -77,7 +83,7 @@ def test_negative_index_is_resolved_on_the_client(server, schema, raw_archives):
         assert "-1" not in json.dumps(record.body)
 
 
-def test_cross_entry_reference_fetches_a_subtree(schema, raw_archives):
+def test_cross_entry_reference_fetches_the_path_read(schema, raw_archives):
     archives = copy.deepcopy(raw_archives)
     (a_id, a), (b_id, b) = list(archives.items())[:2]
     b["metadata"]["upload_id"] = a["metadata"]["upload_id"]
@@ -110,7 +116,7 @@ def test_graph_of_a_partial_archive_marks_unfetched_targets_remote(server, schem
 
     entry_id = _entry_with_workflow(raw_archives)
     archive = open_archive(Client(server.url), entry_id, {"workflow": "*"}, schema=schema)
-    archive.workflow[0].calculation_result_ref  # noqa: B018  (fetches one calculation)
+    archive.workflow[0].calculation_result_ref.m_settle()  # learns one calculation
     g = reference_graph(archive)
     assert dangling_references(g) == []
     assert any(d.get("remote") and d.get("error") == "not downloaded" for _, d in g.nodes(data=True))
@@ -177,8 +183,13 @@ def test_attribute_access_fetches_exact_paths_not_subtrees(schema, raw_archives)
         expected = run["calculation"][1]["energy"]["total"]["value"]
         assert value.to("J").magnitude == pytest.approx(expected)
         bodies = [r.body["required"] for r in server.requests]
-        # sections along the way are only probed (m_def and key names); the value is fetched exactly
-        assert bodies[-1] == {"run[0]": {"calculation[1]": {"energy": {"total": {"value": "*"}}}}}
+        # the two lists are probed (m_def and key names); energy and total are not asked
+        # about on their own: the value's path is fetched exactly, the sections first seen
+        # on the way with their m_def
+        assert len(bodies) == 3
+        assert bodies[-1] == {
+            "run[0]": {"calculation[1]": {"energy": {"m_def": "*", "total": {"m_def": "*", "value": "*"}}}}
+        }
         assert all(json.dumps(b).count('"*"') <= 2 for b in bodies[:-1]), bodies
         fetched = sum(r.response_bytes for r in server.requests)
         server.clear_log()

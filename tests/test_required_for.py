@@ -22,10 +22,10 @@ LAMMPS, FHI_AIMS, VASP = "W8WtgZtrEbJuCUCl76SN0Pp2Topu", "Ev7IoH2IX5SXLGn8il__qf
 def final_energy(archive: archivemap.Section) -> Any:
     """"Final total energy in eV of every entry that has one" (None when it has none)."""
     workflow = archive.workflow2
-    if workflow is None or workflow.results is None:
+    if not workflow or not workflow.results:
         return None
     calc = workflow.results.calculation_result_ref
-    if calc is None or calc.energy is None or calc.energy.total is None:
+    if not calc or not calc.energy or not calc.energy.total:
         return None
     return float(calc.energy.total.value.to("eV").magnitude)
 

@@ -30,6 +30,7 @@ public functions at the bottom (:func:`raw_data`, :func:`built_value`, :func:`as
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,6 +38,7 @@ from itertools import chain
 from types import ModuleType
 from typing import Any, ClassVar, Final, Protocol, SupportsIndex
 
+import lazy_object_proxy
 import numpy as np
 
 from archivemap._json import merge_partial, pad_list, value_at
@@ -45,6 +47,7 @@ from archivemap.archive.converter import assignment_problem, converter, dump_val
 from archivemap.archive.references import ParsedReference, parse_reference
 from archivemap.errors import (
     AbsentError,
+    AbsentSectionError,
     AssignmentError,
     ArchiveDataError,
     DanglingReferenceError,
@@ -61,9 +64,11 @@ from archivemap.paths import Key, Segment, format_path, parse_path
 
 __all__ = [
     "EMPTY",
+    "Absent",
     "AccessRecorder",
     "Fetcher",
     "PartialList",
+    "Pending",
     "Section",
     "SectionContext",
     "assigned",
@@ -100,6 +105,11 @@ class Fetcher(Protocol):
         """How many requests this fetcher has sent."""
         ...
 
+    @property
+    def auto(self) -> bool:
+        """Whether reading what is missing fetches it (else: NotDownloadedError)."""
+        ...
+
     def is_downloaded(self, path: Path) -> bool:
         """Whether ``path`` was covered by a download (present or proven absent)."""
         ...
@@ -117,11 +127,15 @@ class Fetcher(Protocol):
         """Remember that the list at ``path`` was padded to its full length."""
         ...
 
-    def download(self, paths: Sequence[Path]) -> dict[str, Any] | None:
+    def download(
+        self, paths: Sequence[Path], typed: Sequence[int] | None = None, whole: bool = True
+    ) -> dict[str, Any] | None:
         """Download ``paths`` in one request and return the answer as a partial archive.
 
         Items sit at their original indices, lists are padded with ``None`` (not loaded).
-        Returns ``None`` when every path was already downloaded.
+        Returns ``None`` when every path was already downloaded. Sections from position
+        ``typed[k]`` of ``paths[k]`` on come with their ``m_def``; with ``whole=False`` the
+        sections at the ends of the paths come with their ``m_def`` only.
 
         Raises:
             NotDownloadedError: fetching is off for this archive.
@@ -260,6 +274,8 @@ class Section:
                 entry_id=self.m_entry_id,
             )
         value = _load_field(self, fm)
+        if type(value) in _STAND_INS:  # not the value: kept out of the slot
+            return value
         with _FIRST_READ:  # two threads reading at once must end up with the same object
             try:
                 return object.__getattribute__(self, name)
@@ -496,6 +512,30 @@ class Section:
         _download(root, planned)
         return int(fetcher.fetches - before)
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Turn the reads of a block into one request.
+
+        Inside ``with archive.batch():`` reading a quantity that was not downloaded sends
+        nothing: it gives a placeholder, and the block's end fetches every such path in one
+        request (so does using any placeholder earlier). Afterwards the placeholders behave
+        as the values (``e.to("eV")``); compare them with ``==``, not ``is``. Archives that
+        are not partial (files, ``"*"`` downloads) read as usual.
+        """
+        root = self.m_root
+        active: dict[int, _Batch] | None = getattr(_BATCHES, "active", None)
+        if active is None:
+            active = _BATCHES.active = {}
+        if id(root) in active or _fetcher_of(root) is None:
+            yield
+            return
+        batch = active[id(root)] = _Batch(root)
+        try:
+            yield
+        finally:
+            del active[id(root)]
+        batch.flush()
+
     # -- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The archive JSON of this section: the loaded data, with assignments applied."""
@@ -620,12 +660,14 @@ def _load_field(section: Section, fm: FieldMeta) -> Any:
     if ctx is not None and ctx.recorder is not None and not _resolving():
         ctx.recorder.read(section, fm)  # what the analysis reads, not what a reference walks
     if fm.name not in data and ctx is not None and ctx.fetcher is not None:
-        _fetch_missing(section, fm, ctx, ctx.fetcher)
+        stand_in = _fetch_missing(section, fm, ctx, ctx.fetcher)
+        if stand_in is not None:
+            return stand_in
         data = section._m_data
     value = data.get(fm.name)
     if value is None:
         if fm.kind == "sub_section":
-            return [] if fm.repeats else None
+            return [] if fm.repeats else Absent(section, fm.name)
         if fm.default is not None and not fm.is_reference:
             default = list(fm.default) if isinstance(fm.default, tuple) else fm.default
             return load_value(default, fm, _LazyPath(section, fm.name))
@@ -731,6 +773,8 @@ def _load_reference(section: Section, fm: FieldMeta, value: Any) -> Any:
         resolved = _resolve_reference_value(section, fm, value)
     finally:
         active.discard(key)
+    if type(resolved) is Pending:  # told to the recorder when it is settled
+        return Pending(resolved._anchor, resolved._rel, resolved._cls, (section, fm, len(resolved._rel)))
     ctx = section._m_ctx
     if ctx is not None and ctx.recorder is not None:
         for target in resolved if isinstance(resolved, list) else [resolved]:
@@ -1105,7 +1149,9 @@ def _walk(start: Section, segments: Sequence[Segment], fail: Any) -> Any:
                 node = extras[seg]
                 continue
             value = getattr(node, fm.attribute)
-            if value is None:
+            if type(value) is Pending:
+                value = value.m_settle()
+            if value is None or type(value) is Absent:
                 raise fail(_ABSENT, seg, segments[: i + 1], f"{seg!r} is not set")
             node = value
             items_of = fm if fm.kind == "sub_section" and fm.repeats and isinstance(value, list) else None
@@ -1169,6 +1215,10 @@ def _resolve_parsed(holder: Section, ref: str, parsed: ParsedReference, source_p
         except AbsentError:
             planned = None  # the walk below reports it as a dangling reference
         if planned is not None:
+            target_cls = _class_at(root, planned) if len(planned) == len(segments) else None
+            if target_cls is not None and not _present(root._m_data, planned) and _fetcher_of(root).auto:  # type: ignore[union-attr]
+                # a section not downloaded yet: fetched when something below it is read
+                return Pending(root, planned, target_cls)
             _download_unless_present(root, planned)
             # one planned element per fragment segment; what is left indexes into a value
             segments = tuple(str(s) for s in planned) + segments[len(planned):]
@@ -1214,7 +1264,7 @@ def _walk_fast(start: Section, segments: Sequence[Segment]) -> Any:
             value = object.__getattribute__(node, fm.attribute)
         except AttributeError:
             value = getattr(node, fm.attribute)  # first read: converted now
-        if value is None:
+        if value is None or type(value) in _STAND_INS:
             return _MISS
         i += 1
         if fm.kind != "sub_section":
@@ -1259,13 +1309,30 @@ def resolve_fragment(
 
 
 # ============================================================ partial archives (the fetch seam)
+def _present_prefix(raw: Any, path: Path) -> int:
+    """How many leading segments of ``path`` the raw data already has."""
+    node = raw
+    for i, seg in enumerate(path):
+        if isinstance(seg, int):
+            node = node[seg] if isinstance(node, list) and 0 <= seg < len(node) else None
+        else:
+            node = node.get(seg) if isinstance(node, dict) else None
+        if node is None:
+            return i
+    return len(path)
+
+
 def _present(raw: Any, path: Path) -> bool:
     """Whether the raw data holds something (not ``None``: "not loaded") at ``path``."""
     return value_at(raw, path) is not None
 
 
-def _download(root: Section, paths: Sequence[Path]) -> None:
-    """Fetch ``paths`` of a partial archive in one request and merge the answer in."""
+def _download(root: Section, paths: Sequence[Path], typed: bool = False, whole: bool = True) -> None:
+    """Fetch ``paths`` of a partial archive in one request and merge the answer in.
+
+    ``typed``: the sections along each path that the raw data does not have yet come with
+    their ``m_def`` (paths planned from the classes, not walked through the data).
+    """
     ctx = root._m_ctx
     fetcher = ctx.fetcher if ctx is not None else None
     if fetcher is None:
@@ -1274,7 +1341,8 @@ def _download(root: Section, paths: Sequence[Path]) -> None:
         wanted = [tuple(p) for p in paths if not fetcher.is_downloaded(tuple(p))]
         if not wanted:
             return
-        partial = fetcher.download(wanted)
+        known = [_present_prefix(root._m_data, p) for p in wanted] if typed else None
+        partial = fetcher.download(wanted, known, whole)
         if partial is not None:
             merge_partial(root._m_data, partial)
         for path in wanted:
@@ -1289,15 +1357,26 @@ def _download_unless_present(root: Section, path: Path) -> None:
         _download(root, [path])
 
 
-def _fetch_missing(section: Section, fm: FieldMeta, ctx: SectionContext, fetcher: Fetcher) -> None:
-    """A property absent from a partial archive's raw data: learn or fetch it."""
+def _fetch_missing(section: Section, fm: FieldMeta, ctx: SectionContext, fetcher: Fetcher) -> Any:
+    """A property absent from a partial archive's raw data: learn or fetch it.
+
+    Returns what to hand out instead of reading the raw data: a :class:`Pending` for a
+    single sub-section (nothing is fetched until a quantity below it is read), a
+    placeholder inside a batch; ``None`` when the raw data is now the answer.
+    """
     path = path_segments(section) + (fm.name,)
     if fetcher.is_downloaded(path) or fetcher.was_asked(path):
-        return  # the answer that asked for it had none: absent
+        return None  # the answer that asked for it had none: absent
     if fm.kind != "sub_section":
-        _download(section.m_root, [path])
-        return
-    # a section is learned, not downloaded whole: its properties come when read
+        root = section.m_root
+        batch = _batch_of(root)
+        if batch is not None:
+            return batch.defer(path, functools.partial(getattr, section, fm.attribute))
+        _download(root, [path])
+        return None
+    if not fm.repeats and fetcher.auto:
+        return Pending(section, (fm.name,), ctx.sub_section_class(type(section), fm))
+    # a list is learned, not downloaded whole: its items' properties come when read
     with ctx.lock:
         data = section._m_data
         if data is None or fm.name in data or fetcher.is_downloaded(path):
@@ -1432,6 +1511,20 @@ def _plan_path(root: Section, segments: Sequence[str]) -> Path | None:
     return tuple(out)
 
 
+def _class_at(root: Section, path: Path) -> type[Section] | None:
+    """The class the schema declares for the section at ``path``; ``None`` for a quantity."""
+    ctx = root._m_ctx
+    cls: type[Section] = type(root)
+    for seg in path:
+        if isinstance(seg, int):
+            continue
+        fm = fields_by_name(cls).get(seg)
+        if fm is None or fm.kind != "sub_section" or ctx is None:
+            return None
+        cls = ctx.sub_section_class(cls, fm)
+    return cls
+
+
 def _fetch_planned(section: Section, segments: tuple[Segment, ...]) -> None:
     """Fetch a whole path below ``section`` in one request before walking it."""
     root = section.m_root
@@ -1516,6 +1609,275 @@ class PartialList(list):  # type: ignore[type-arg]
             _download(self._owner.m_root, [self._path() + (absolute,)])
             item = super().__getitem__(index)
         return item
+
+
+# ============================================================ stand-ins: absent and not-yet-downloaded sections
+def _absent_error(holder: Section, name: str, doing: str) -> AbsentSectionError:
+    """The error for reading through ``holder.name``, an unset single sub-section.
+
+    Says which path of which entry is absent, what the reader tried, and what *is* set next
+    to it (the keys of the holder's data), so a scientist sees at once that, say, FHI-aims'
+    referenced calculation has ``energy`` but no ``energy.total``.
+    """
+    where = holder.m_path()
+    present = sorted({fm.name for fm in holder.m_set_fields()} - {name})
+    listed = ", ".join(present[:12]) + (f", … ({len(present)} in all)" if len(present) > 12 else "")
+    has = "what was downloaded of it" if _fetcher_of(holder) is not None else "what it has"
+    return AbsentSectionError(
+        f"{name!r} is not set in {where}, so {doing}; {has}: {listed or 'nothing'}",
+        path=f"{where.rstrip('/')}/{name}",
+        entry_id=holder.m_entry_id,
+    )
+
+
+class Absent:
+    """What reading an unset single sub-section of a loaded archive gives.
+
+    ``calc.energy`` of a calculation without energy: falsy and equal to ``None`` (so ``if not
+    calc.energy`` and ``calc.energy == None`` read as before), but reading *through* it,
+    ``calc.energy.total``, raises :class:`~archivemap.errors.AbsentSectionError` naming the
+    absent path, the entry and what is set next to it, instead of Python's
+    ``'NoneType' object has no attribute 'total'``. ``calc.energy is None`` is ``False``: test
+    with ``not calc.energy`` (or ``calc.m_is_set("energy")``).
+
+    Sections built in Python (``Calculation()``) keep plain ``None`` in unset slots.
+    """
+
+    __slots__ = ("_holder", "_name")
+
+    def __init__(self, holder: Section, name: str) -> None:
+        object.__setattr__(self, "_holder", holder)
+        object.__setattr__(self, "_name", name)
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        if other is None:
+            return True
+        return type(other) is Absent and other._holder is self._holder and other._name == self._name
+
+    def __hash__(self) -> int:
+        return hash(None)
+
+    def __repr__(self) -> str:
+        return f"Absent({self.m_path()!r})"
+
+    def __dir__(self) -> list[str]:
+        return ["m_path"]
+
+    def m_path(self) -> str:
+        """The archive path that is not set, e.g. ``/run/0/calculation/3/energy``."""
+        return f"{self._holder.m_path().rstrip('/')}/{self._name}"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # IPython's and copy's probes are not reads of the archive
+            raise AttributeError(name)
+        raise _absent_error(self._holder, self._name, f".{name} cannot be read")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _absent_error(
+            self._holder, self._name, f".{name} cannot be assigned (assign a new section to .{self._name} first)"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_absent, (self._holder, self._name))
+
+
+def _rebuild_absent(holder: Section, name: str) -> Any:
+    return getattr(holder, name)
+
+
+class Pending:
+    """A single sub-section of a partial archive that was not downloaded: a planned path.
+
+    Reading ``calc.energy.total.value`` where ``energy`` was never downloaded sends no request
+    for ``energy`` or ``total``: each step extends the path, and reading the quantity fetches
+    exactly that path in one request (every section along it with its ``m_def``, so it gets
+    its real class). Anything else — a repeating sub-section, a method, display, a name only a
+    derived class has — first learns the section itself (one small request: its ``m_def``)
+    and then behaves as the section. A path the archive does not have ends in
+    :class:`~archivemap.errors.AbsentSectionError`, as with :class:`Absent`.
+    """
+
+    __slots__ = ("_anchor", "_rel", "_cls", "_via")
+
+    def __init__(
+        self, anchor: Section, rel: Path, cls: type[Section], via: tuple[Section, FieldMeta, int] | None = None
+    ) -> None:
+        object.__setattr__(self, "_anchor", anchor)  # a downloaded section: where the path starts
+        object.__setattr__(self, "_rel", rel)  # names and absolute indices below it
+        object.__setattr__(self, "_cls", cls)  # the class the schema declares there
+        # the reference (holder, field) that led here, and how many steps of rel it spans
+        object.__setattr__(self, "_via", via)
+
+    @property
+    def m_entry_id(self) -> str | None:
+        """The entry id of the archive the section belongs to (no request)."""
+        return self._anchor.m_entry_id
+
+    def m_path(self) -> str:
+        """The archive path of the section (no request)."""
+        return "/" + "/".join(map(str, self._full_path()))
+
+    def _full_path(self) -> Path:
+        return path_segments(self._anchor) + self._rel
+
+    def __repr__(self) -> str:
+        return f"{self._cls.__name__}({self.m_path()}, not downloaded yet)"
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(dir(self._cls)) | set(section_fields(self._cls)))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        fm = section_fields(self._cls).get(name)
+        if fm is not None and fm.kind == "sub_section" and not fm.repeats:
+            ctx = self._anchor._m_ctx
+            declared = ctx.sub_section_class(self._cls, fm) if ctx is not None else Section
+            return Pending(self._anchor, self._rel + (fm.name,), declared, self._via)
+        if fm is not None and fm.kind == "quantity":
+            root = self._anchor.m_root
+            path = self._full_path() + (fm.name,)
+            batch = _batch_of(root)
+            if batch is not None:
+                return batch.defer(path, functools.partial(_read_through, self, fm))
+            _download(root, [path], typed=True)
+            return _read_through(self, fm)
+        if name.startswith("_") and not hasattr(self._cls, name):
+            raise AttributeError(name)  # IPython's probes: no request
+        return getattr(self.m_settle(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.m_settle(), name, value)
+
+    def __bool__(self) -> bool:
+        return bool(self.m_settle())
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self.m_settle() == other)
+
+    def __hash__(self) -> int:
+        return hash(self._full_path())
+
+    def _repr_html_(self) -> Any:
+        target = self.m_settle()
+        return target._repr_html_() if isinstance(target, Section) else repr(target)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        target = self.m_settle()
+        if isinstance(target, Section):
+            target._repr_pretty_(p, cycle)
+        else:
+            p.text(repr(target))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Pending, (self._anchor, self._rel, self._cls, self._via))
+
+    def m_settle(self) -> Section | Absent:
+        """The section this stands for (one request when not downloaded), or :class:`Absent`."""
+        root = self._anchor.m_root
+        path = self._full_path()
+        fetcher = _fetcher_of(root)
+        if fetcher is not None and not _present(root._m_data, path) and not fetcher.was_asked(path):
+            _download(root, [path], typed=True, whole=False)
+        return _walk_down(self)
+
+
+def _walk_down(pending: Pending) -> Section | Absent:
+    """Walk a pending path through the data that is now here (no request of its own)."""
+    node: Any = pending._anchor
+    via = pending._via
+    # the steps a reference spans are its resolution, not reads of the analysis (recorder)
+    quiet = via[2] if via is not None else 0
+    for i, seg in enumerate(pending._rel):
+        if i < quiet:
+            with _resolution():
+                node = _step_down(pending, node, seg)
+        else:
+            node = _step_down(pending, node, seg)
+        if type(node) is Absent:
+            return node
+        if type(node) is Pending:  # the download did not settle it: fetching is off or refused
+            raise NotDownloadedError(
+                f"{seg!r} was not downloaded", path=node.m_path(), entry_id=pending._anchor.m_entry_id
+            )
+        if via is not None and i + 1 == quiet and isinstance(node, Section):
+            ctx = via[0]._m_ctx
+            if ctx is not None and ctx.recorder is not None:
+                ctx.recorder.reached(node, via[0], via[1])
+    return node  # type: ignore[no-any-return]
+
+
+def _step_down(pending: Pending, node: Any, seg: Any) -> Any:
+    if isinstance(seg, int):
+        if not isinstance(node, list) or not 0 <= seg < list.__len__(node):
+            raise AbsentError(f"no item [{seg}]", path=pending.m_path(), entry_id=pending._anchor.m_entry_id)
+        return node[seg]
+    fm = fields_by_name(type(node)).get(seg)
+    if fm is None:
+        raise NotInSchemaError(f"{type(node).m_qualified_name} has no property {seg!r}", path=node.m_path())
+    return getattr(node, fm.attribute)
+
+
+@contextlib.contextmanager
+def _resolution() -> Iterator[None]:
+    """Mark this thread as resolving a reference (reads inside are not recorded)."""
+    active: set[Any] | None = getattr(_RESOLVING, "active", None)
+    if active is None:
+        active = _RESOLVING.active = set()
+    marker = object()
+    active.add(marker)
+    try:
+        yield
+    finally:
+        active.discard(marker)
+
+
+def _read_through(pending: Pending, fm: FieldMeta) -> Any:
+    """Read quantity ``fm`` of the section a pending path stands for (after its download)."""
+    target = _walk_down(pending)
+    if type(target) is Absent:
+        raise _absent_error(target._holder, target._name, f"{fm.name!r} below it cannot be read")
+    return getattr(target, fm.attribute)
+
+
+# ------------------------------------------------------------ batches: many reads, one request
+_BATCHES = threading.local()
+
+
+class _Batch:
+    """The reads collected inside one ``with archive.batch():`` block."""
+
+    def __init__(self, root: Section) -> None:
+        self.root = root
+        self.paths: list[Path] = []
+
+    def defer(self, path: Path, read: Any) -> Any:
+        """Remember ``path``; hand out a placeholder that reads the value once it is here."""
+        self.paths.append(path)
+
+        def value() -> Any:
+            self.flush()
+            return read()
+
+        return lazy_object_proxy.Proxy(value)
+
+    def flush(self) -> None:
+        """One request for every path collected so far."""
+        paths, self.paths = self.paths, []
+        if paths:
+            _download(self.root, paths, typed=True)
+
+
+def _batch_of(root: Section) -> _Batch | None:
+    active: dict[int, _Batch] | None = getattr(_BATCHES, "active", None)
+    return active.get(id(root)) if active else None
+
+
+#: What reading a property may hand out instead of its value (never kept in a slot).
+_STAND_INS: Final = (Absent, Pending, lazy_object_proxy.Proxy)
 
 
 # ============================================================ pickling (see archivemap.archive.runtime)

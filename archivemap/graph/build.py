@@ -49,6 +49,7 @@ from archivemap._progress import Progress
 from archivemap.archive.references import ParsedReference, parse_reference
 from archivemap.archive.sections import (
     EMPTY,
+    Pending,
     Section,
     SectionContext,
     assigned,
@@ -548,7 +549,9 @@ class _Builder:
             # a partial archive from a client: the target may well exist on the server
             if self.resolve:
                 try:
-                    root.m_resolve("#/" + "/".join(fragment))
+                    target = root.m_resolve("#/" + "/".join(fragment))
+                    if isinstance(target, Pending):  # planned, not fetched: learn it now
+                        target.m_settle()
                 except (ArchivemapError, LookupError):
                     pass
                 found = _find_target(_Cursor.of(root, None), fragment, root.m_context, self.classes)

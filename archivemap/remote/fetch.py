@@ -42,6 +42,7 @@ from archivemap.remote.required import (
     merge_required,
     parse_required_key,
     required_for_path,
+    typed_path_spec,
 )
 
 __all__ = [
@@ -161,17 +162,31 @@ class RemoteFetcher:
         """Remember that the list at ``path`` is known at its full length."""
         self._complete_lists.add(tuple(path))
 
-    def download(self, paths: Sequence[Path]) -> dict[str, Any] | None:
-        """Fetch several paths of this entry in one request; the answer, re-anchored."""
+    def download(
+        self, paths: Sequence[Path], typed: Sequence[int] | None = None, whole: bool = True
+    ) -> dict[str, Any] | None:
+        """Fetch several paths of this entry in one request; the answer, re-anchored.
+
+        ``typed[k]``: from this position of ``paths[k]`` on, every section along the path also
+        brings its ``m_def``, so that sections first learned from this answer get their real
+        class (a polymorphic ``workflow2`` is a ``GeometryOptimization``, not a ``Workflow``).
+        ``whole=False`` asks for the sections at the ends of the paths by their ``m_def``
+        only: whether they exist, and what they are, without their subtrees.
+        """
         with self._lock:
-            wanted = [tuple(p) for p in paths if not self.is_downloaded(tuple(p))]
-            if not wanted:
+            pairs = [
+                (tuple(p), typed[k] if typed is not None else len(p))
+                for k, p in enumerate(paths)
+                if not self.is_downloaded(tuple(p))
+            ]
+            if not pairs:
                 return None
-            self._allowed(wanted[0])
-            spec = merge_required([required_for_path(list(p)) for p in wanted])
+            self._allowed(pairs[0][0])
+            leaf: Required = "*" if whole else {"m_def": "*"}
+            spec = merge_required([typed_path_spec(p, start, leaf) for p, start in pairs])
             answer = self._ask(spec)
             partial = graft({}, answer, spec)
-            self.downloaded.append(spec)
+            self.downloaded.append(spec)  # with an m_def leaf: asked for, not covered
             self.learn_placed_targets(partial, spec)
             return partial
 

@@ -42,6 +42,7 @@ __all__ = [
     "parse_archive_path",
     "parse_required_key",
     "required_for_path",
+    "typed_path_spec",
 ]
 
 #: A ``required`` value: a directive string or a nested spec dict (spec §4.1).
@@ -104,6 +105,29 @@ def format_required_key(prop: str, selection: Selection) -> str:
 
 
 # --------------------------------------------------------------------------- path -> spec
+
+
+def typed_path_spec(path: Sequence[Segment], typed_from: int, leaf: Required = "*") -> Required:
+    """:func:`required_for_path`, with ``m_def`` asked for in every section from position
+    ``typed_from`` of ``path`` on.
+
+    An answer omits ``m_def`` unless asked, and a section first learned from an answer needs
+    it to get its real class. ``("run", 0, "calculation", 5, "energy")`` from 2 becomes
+    ``{"run[0]": {"calculation[5]": {"m_def": "*", "energy": "*"}}}``.
+    """
+    spec = required_for_path(path, leaf=leaf)
+    node: Any = spec
+    position = 0
+    segments = list(path)
+    while position < len(segments) and isinstance(node, dict):
+        step = 2 if position + 1 < len(segments) and isinstance(segments[position + 1], int) else 1
+        key = f"{segments[position]}[{segments[position + 1]}]" if step == 2 else str(segments[position])
+        position += step
+        child = node.get(key)
+        if isinstance(child, dict) and position < len(segments) and position > typed_from:
+            child.setdefault("m_def", "*")
+        node = child
+    return spec
 
 
 def required_for_path(path: str | Sequence[Segment], leaf: Required = "*") -> Required:
