@@ -69,6 +69,7 @@ __all__ = [
     "Fetcher",
     "PartialList",
     "Pending",
+    "PendingList",
     "Section",
     "SectionContext",
     "assigned",
@@ -1374,8 +1375,9 @@ def _fetch_missing(section: Section, fm: FieldMeta, ctx: SectionContext, fetcher
             return batch.defer(path, functools.partial(getattr, section, fm.attribute))
         _download(root, [path])
         return None
-    if not fm.repeats and fetcher.auto:
-        return Pending(section, (fm.name,), ctx.sub_section_class(type(section), fm))
+    if fetcher.auto:
+        declared = ctx.sub_section_class(type(section), fm)
+        return PendingList(section, fm, declared) if fm.repeats else Pending(section, (fm.name,), declared)
     # a list is learned, not downloaded whole: its items' properties come when read
     with ctx.lock:
         data = section._m_data
@@ -1737,6 +1739,9 @@ class Pending:
             ctx = self._anchor._m_ctx
             declared = ctx.sub_section_class(self._cls, fm) if ctx is not None else Section
             return Pending(self._anchor, self._rel + (fm.name,), declared, self._via)
+        if fm is not None and fm.kind == "sub_section":
+            ctx = self._anchor._m_ctx
+            return PendingList(self, fm, ctx.sub_section_class(self._cls, fm) if ctx is not None else Section)
         if fm is not None and fm.kind == "quantity":
             root = self._anchor.m_root
             path = self._full_path() + (fm.name,)
@@ -1783,6 +1788,70 @@ class Pending:
         if fetcher is not None and not _present(root._m_data, path) and not fetcher.was_asked(path):
             _download(root, [path], typed=True, whole=False)
         return _walk_down(self)
+
+
+class PendingList:
+    """A repeating sub-section of a partial archive that was not downloaded: a planned path.
+
+    ``archive.run[0].calculation[3]`` (non-negative indices) only extends the path, as
+    :class:`Pending` does; ``len()``, iteration, negative indices, slices and keys first learn
+    the list (one request: every item's ``m_def``) and then behave as the list.
+    """
+
+    __slots__ = ("_owner", "_fm", "_cls")
+
+    def __init__(self, owner: Section | Pending, fm: FieldMeta, cls: type[Section]) -> None:
+        self._owner = owner  # the section holding the list (downloaded or pending)
+        self._fm = fm
+        self._cls = cls  # the class the schema declares for the items
+
+    def _full_path(self) -> Path:
+        owner = self._owner
+        base = owner._full_path() if type(owner) is Pending else path_segments(owner)  # type: ignore[union-attr]
+        return base + (self._fm.name,)
+
+    def __repr__(self) -> str:
+        return f"[{self._cls.__name__}(/{'/'.join(map(str, self._full_path()))}/...), not downloaded yet]"
+
+    def __getitem__(self, index: Any) -> Any:
+        if type(index) is int and index >= 0:
+            owner = self._owner
+            if type(owner) is Pending:
+                return Pending(owner._anchor, owner._rel + (self._fm.name, index), self._cls, owner._via)
+            return Pending(owner, (self._fm.name, index), self._cls)  # type: ignore[arg-type]
+        return self.m_settle()[index]
+
+    def __len__(self) -> int:
+        return len(self.m_settle())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.m_settle())
+
+    def __bool__(self) -> bool:
+        return bool(self.m_settle())
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self.m_settle() == other)
+
+    __hash__ = None  # type: ignore[assignment]  # a list
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PendingList, (self._owner, self._fm, self._cls))
+
+    def m_settle(self) -> list[Any]:
+        """The list this stands for (one request when not downloaded)."""
+        owner = self._owner
+        root = owner._anchor.m_root if type(owner) is Pending else owner.m_root  # type: ignore[union-attr]
+        path = self._full_path()
+        fetcher = _fetcher_of(root)
+        if fetcher is not None and not _present(root._m_data, path) and not fetcher.was_asked(path):
+            _download(root, [path], typed=True, whole=False)
+            if isinstance(value_at(root._m_data, path), list):
+                fetcher.mark_complete_list(path)  # every item came, with its m_def
+        holder = owner.m_settle() if type(owner) is Pending else owner  # type: ignore[union-attr]
+        if type(holder) is Absent:
+            raise _absent_error(holder._holder, holder._name, f"{self._fm.name!r} below it cannot be read")
+        return getattr(holder, self._fm.attribute)  # type: ignore[no-any-return]
 
 
 def _walk_down(pending: Pending) -> Section | Absent:
@@ -1877,7 +1946,7 @@ def _batch_of(root: Section) -> _Batch | None:
 
 
 #: What reading a property may hand out instead of its value (never kept in a slot).
-_STAND_INS: Final = (Absent, Pending, lazy_object_proxy.Proxy)
+_STAND_INS: Final = (Absent, Pending, PendingList, lazy_object_proxy.Proxy)
 
 
 # ============================================================ pickling (see archivemap.archive.runtime)

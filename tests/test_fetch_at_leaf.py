@@ -1,0 +1,186 @@
+"""Fetch at the leaf, batches, and absent sub-sections that say where they are (issues 9, 11).
+
+Against the bundled server answering ``required`` as NOMAD's own code does, over the shared
+real archives: attribute chains through sections that were not downloaded send nothing until a
+quantity is read, then one request for exactly that path; ``with archive.batch():`` turns a
+block's reads into one request; a chain through a sub-section the archive does not have ends
+in an :class:`~archivemap.errors.AbsentSectionError` naming the path, the entry and what is
+there instead of ``'NoneType' object has no attribute``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import archivemap
+from archivemap import Absent, AbsentSectionError, Pending
+from archivemap.server import LocalServer
+
+from .conftest import SHARED
+
+pytestmark = pytest.mark.shared
+
+METAINFO = SHARED / "metainfo" / "nomad-2.0.0-metainfo.json"
+VASP, FHI_AIMS = "1WGSYo1RrGFEIcM17Re4kjHC7k6p", "Ev7IoH2IX5SXLGn8il__qfm3OyEq"
+
+# Ten leaf values of the VASP entry, each read by an attribute chain from one calculation that
+# was not downloaded (single sub-sections, items at an index, and a list of another branch).
+LEAVES: list[tuple[str, Callable[[Any, Any], Any]]] = [
+    ("energy.highest_occupied", lambda a, c: c.energy.highest_occupied),
+    ("energy.lowest_unoccupied", lambda a, c: c.energy.lowest_unoccupied),
+    ("energy.total.value", lambda a, c: c.energy.total.value),
+    ("energy.free.value", lambda a, c: c.energy.free.value),
+    ("energy.total_t0.value", lambda a, c: c.energy.total_t0.value),
+    ("forces.total.value", lambda a, c: c.forces.total.value),
+    ("stress.total.value", lambda a, c: c.stress.total.value),
+    ("scf_iteration[0].energy.total.value", lambda a, c: c.scf_iteration[0].energy.total.value),
+    ("scf_iteration[16].energy.total.value", lambda a, c: c.scf_iteration[16].energy.total.value),
+    ("run[0].system[0].atoms.labels", lambda a, c: a.run[0].system[0].atoms.labels),
+]
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[LocalServer]:
+    server = LocalServer(SHARED / "archives", metainfo=METAINFO).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def whole(schema_2_0: archivemap.Schema) -> archivemap.Section:
+    return archivemap.load(SHARED / "archives" / "vasp-si16-singlepoint.recorded.archive.json", schema_2_0)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return str(a) == str(b)
+
+
+def test_ten_leaves_by_attribute_chains_cost_one_request_each(served, schema_2_0, whole) -> None:
+    client = archivemap.Client(served.url)
+    archive = client.archive(VASP, {"metadata": "*"}, schema=schema_2_0)
+    served.clear_log()
+    calc = archive.run[0].calculation[0]
+    assert isinstance(calc, Pending) and served.requests == []  # nothing asked on the way
+    for path, read in LEAVES:
+        before = len(served.requests)
+        value = read(archive, calc)
+        expected = read(whole, whole.run[0].calculation[0])
+        assert _same(value, expected), path
+        assert len(served.requests) == before + 1, path
+    # each request asked for exactly one path: no section's subtree came along
+    assert all(json.dumps(r.body["required"]).count('"*"') - json.dumps(r.body["required"]).count('"m_def"') == 1
+               for r in served.requests)
+
+
+def test_a_batch_reads_ten_leaves_in_one_request(served, schema_2_0, whole) -> None:
+    client = archivemap.Client(served.url)
+    archive = client.archive(VASP, {"metadata": "*"}, schema=schema_2_0)
+    served.clear_log()
+    calc = archive.run[0].calculation[0]
+    with archive.batch():
+        values = [read(archive, calc) for _, read in LEAVES]
+        assert served.requests == []  # placeholders only, until the block ends
+    assert len(served.requests) == 1
+    for (path, read), value in zip(LEAVES, values):
+        assert _same(value, read(whole, whole.run[0].calculation[0])), path
+    assert values[2].to("eV").magnitude == pytest.approx(-86.7194, abs=1e-3)  # a pint quantity
+    # the data is in the archive now: reading again costs nothing
+    assert _same(calc.energy.total.value, values[2]) and len(served.requests) == 1
+
+
+def test_using_a_placeholder_inside_the_batch_fetches_what_was_collected(served, schema_2_0) -> None:
+    archive = archivemap.Client(served.url).archive(VASP, {"metadata": "*"}, schema=schema_2_0)
+    served.clear_log()
+    calc = archive.run[0].calculation[0]
+    with archive.batch():
+        total = calc.energy.total.value
+        fermi_free = calc.energy.free.value
+        assert total.to("eV").magnitude < 0  # used here: one request for both
+        assert len(served.requests) == 1
+        forces = calc.forces.total.value
+    assert len(served.requests) == 2 and forces.shape == (16, 3) and fermi_free == total
+
+
+def test_seed_path_after_workflow_is_one_small_request(served, schema_2_0) -> None:
+    client = archivemap.Client(served.url)
+    archive = client.archive(VASP, {"workflow": "*"}, schema=schema_2_0)
+    before = (client.requests_made, client.bytes_received)
+    energy = archive.workflow[0].calculation_result_ref.energy.total.value.to("eV")
+    assert energy.magnitude == pytest.approx(-86.7194, abs=1e-3)
+    assert client.requests_made - before[0] == 1
+    assert client.bytes_received - before[1] <= 4096
+
+
+def test_pending_sections_get_their_real_class_from_the_one_request(served, schema_2_0) -> None:
+    # workflow2 of the FHI-aims entry is a GeometryOptimization, declared as a Workflow
+    archive = archivemap.Client(served.url).archive(FHI_AIMS, {"metadata": "*"}, schema=schema_2_0)
+    served.clear_log()
+    workflow = archive.workflow2
+    assert isinstance(workflow, Pending) and served.requests == []
+    assert workflow.m_entry_id == FHI_AIMS and workflow.m_path() == "/workflow2"  # no request
+    settled = workflow.m_settle()
+    assert type(settled).__name__ == "GeometryOptimization" and len(served.requests) == 1
+    assert served.requests[0].body["required"] == {"workflow2": {"m_def": "*"}}
+
+
+def test_a_path_the_server_lacks_is_absent_after_one_request(served, schema_2_0) -> None:
+    archive = archivemap.Client(served.url).archive(FHI_AIMS, {"metadata": "*"}, schema=schema_2_0)
+    served.clear_log()
+    calc = archive.workflow2.results.calculation_result_ref
+    with pytest.raises(AbsentSectionError) as info:
+        calc.energy.total.value  # noqa: B018
+    error = info.value
+    assert error.entry_id == FHI_AIMS and error.path.endswith("/energy/total")
+    # a partial archive only knows what was downloaded of the section next to it
+    assert "'total' is not set in /run/0/calculation/5/energy" in str(error)
+    assert "what was downloaded of it" in str(error)
+    asked = len(served.requests)
+    assert not calc.energy.total and calc.energy.total == None  # noqa: E711  now known: no request
+    assert len(served.requests) == asked
+
+
+def test_fetching_off_refuses_at_the_first_missing_step(served, schema_2_0) -> None:
+    archive = archivemap.Client(served.url).archive(VASP, {"metadata": "*"}, schema=schema_2_0, fetch=False)
+    served.clear_log()
+    with pytest.raises(archivemap.NotDownloadedError):
+        archive.run  # noqa: B018
+    assert served.requests == []
+
+
+# ------------------------------------------------------------------ local archives (issue 11)
+@pytest.fixture(scope="module")
+def aims(schema_2_0: archivemap.Schema) -> archivemap.Section:
+    return archivemap.load(SHARED / "archives" / "fhiaims-alas-geometry-optimization.parsed.archive.json", schema_2_0)
+
+
+def test_reading_through_an_absent_sub_section_names_path_entry_and_siblings(aims) -> None:
+    calc = aims.workflow2.results.calculation_result_ref
+    with pytest.raises(AbsentSectionError) as info:
+        calc.energy.total.value  # noqa: B018
+    text = str(info.value)
+    assert "/run/0/calculation/5/energy/total" in text and FHI_AIMS in text
+    assert "what it has: fermi" in text  # the present sibling
+    assert isinstance(info.value, AttributeError) and isinstance(info.value, archivemap.AbsentError)
+
+
+def test_absent_reads_like_none_where_it_can(aims) -> None:
+    total = aims.workflow2.results.calculation_result_ref.energy.total
+    assert isinstance(total, Absent)
+    assert not total and total == None and not (total != None)  # noqa: E711
+    assert getattr(total, "value", "default") == "default" and not hasattr(total, "value")
+    assert total.m_path() == "/run/0/calculation/5/energy/total"
+    assert repr(total) == "Absent('/run/0/calculation/5/energy/total')"
+    again = pickle.loads(pickle.dumps(total))
+    assert isinstance(again, Absent) and again.m_path() == total.m_path()
+    with pytest.raises(AbsentSectionError, match="assign a new section"):
+        total.value = 1.0
+    # what is set is never shadowed: the sibling reads as before, and to_dict is unchanged
+    assert aims.workflow2.results.calculation_result_ref.energy.fermi is not None
+    assert "total" not in aims.to_dict()["run"][0]["calculation"][5]["energy"]
