@@ -22,8 +22,8 @@ from archivemap.archive.load import default_schema
 from archivemap.archive.schema import Schema
 from archivemap.cli import main
 from archivemap.errors import AuthenticationError, NotFoundError, QueryError
-from archivemap.errors import DownloadLimitError, MissingScopeError
-from archivemap.remote.endpoints import missing_scopes
+from archivemap.errors import DownloadLimitError, ForbiddenError, MissingScopeError
+from archivemap.remote.endpoints import missing_scopes, scope_error
 from archivemap.remote.query import Q
 from archivemap.server import LocalServer
 from archivemap.units import registry
@@ -33,6 +33,7 @@ from tests.conftest import SHARED
 ureg = registry()
 RAW_SIZE = 200_000
 PAT = "nomad_pat_entries_only"
+UPLOADS_PAT = "nomad_pat_uploads_only"
 
 
 def _archive(entry_id: str, elements: list[str], references: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -69,7 +70,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(site: Path) -> Iterator[LocalServer]:
-    with LocalServer(site / "archives", users={"ada": "pw-ada"}, pats={PAT: ["entries:read"]}) as running:
+    with LocalServer(site / "archives", users={"ada": "pw-ada"}, pats={PAT: ["entries:read"], UPLOADS_PAT: ["uploads:read"]}) as running:
         yield running
 
 
@@ -240,6 +241,73 @@ def test_a_pat_without_the_scope_says_which(server: LocalServer) -> None:
     assert caught.value.scopes == ["uploads:read"]
     assert "uploads:read" in str(caught.value)
     assert missing_scopes(caught.value) == ["uploads:read"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c, tmp: list(c.entries()), id="entries"),
+        pytest.param(lambda c, tmp: c.archive_raw("e1"), id="archive_raw"),
+        pytest.param(lambda c, tmp: c.archive_answer_raw("e1", {"metadata": "*"}), id="archive_answer_raw"),
+        pytest.param(lambda c, tmp: c.archive("e1").results.material.elements, id="archive"),
+        pytest.param(lambda c, tmp: list(c.archives_raw()), id="archives_raw"),
+        pytest.param(lambda c, tmp: c.get_json("entries/e1/archive"), id="get_json"),
+        pytest.param(lambda c, tmp: c.raw("e1", to=tmp), id="raw"),
+        pytest.param(lambda c, tmp: list(c.referrers("e1")), id="referrers"),
+        pytest.param(lambda c, tmp: c.aggregate(terms="upload_id"), id="aggregate"),
+    ],
+)
+def test_every_entries_endpoint_names_the_missing_scope(server: LocalServer, tmp_path: Path, call: Any) -> None:
+    """A token with ``uploads:read`` only: NOMAD's 403 on each entries route becomes MissingScopeError."""
+    server.clear_log()
+    with Client(server.url, token=UPLOADS_PAT, retries=0) as scoped:
+        with pytest.raises(MissingScopeError) as caught:
+            call(scoped, tmp_path)
+    assert caught.value.scopes == ["entries:read"]
+    assert caught.value.status_code == 403
+    assert "entries:read" in str(caught.value) and UPLOADS_PAT not in str(caught.value)
+    refused = [r for r in server.requests if r.status == 403]
+    assert refused and all(r.path.startswith("entries") for r in refused)
+
+
+def test_other_scopes_are_named_too(server: LocalServer) -> None:
+    with Client(server.url, token=PAT, retries=0) as scoped:
+        for call, scope in ((lambda: list(scoped.datasets()), "datasets:read"), (lambda: scoped.user("user-1"), "users:read")):
+            with pytest.raises(MissingScopeError) as caught:
+                call()
+            assert caught.value.scopes == [scope]
+    with Client(server.url, token=UPLOADS_PAT, retries=0) as scoped:
+        assert scoped.upload("up1")["upload_id"] == "up1"
+
+
+def test_forbidden_without_a_scope_list_stays_a_plain_forbidden_error(server: LocalServer) -> None:
+    # NOMAD's other 403s (admin only, owner "all") name no scope: no MissingScopeError then
+    with Client(server.url, username="ada", password="pw-ada", retries=0) as client:
+        with pytest.raises(ForbiddenError) as caught:
+            client.post_json("entries/archive/query", {"owner": "all"})
+    assert not isinstance(caught.value, MissingScopeError)
+    assert missing_scopes(caught.value) == []
+
+
+@pytest.mark.parametrize(
+    ("detail", "scopes"),
+    [
+        ("Missing scopes: [<Scope.ENTRIES_READ: 'entries:read'>]", ["entries:read"]),  # NOMAD 2.0.0
+        (
+            "Missing scopes: [<Scope.ENTRIES_READ: 'entries:read'>, <Scope.UPLOADS_READ: 'uploads:read'>]",
+            ["entries:read", "uploads:read"],
+        ),
+        ("Missing scopes: ['entries:read', \"graph:read\"]", ["entries:read", "graph:read"]),
+        ("missing scope: [entries:read]", ["entries:read"]),
+        ("You are not authorized to access this Oasis", []),
+    ],
+)
+def test_missing_scopes_reads_nomads_enum_form_and_plain_lists(detail: str, scopes: list[str]) -> None:
+    error = ForbiddenError("GET -> 403", "http://127.0.0.1/api/v1/entries", 403, detail)
+    assert missing_scopes(error) == scopes
+    mapped = scope_error(error)
+    assert isinstance(mapped, MissingScopeError) == bool(scopes)
+    assert (mapped.scopes if isinstance(mapped, MissingScopeError) else []) == scopes
 
 
 # -- aggregations ---------------------------------------------------------------------------------

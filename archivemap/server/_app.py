@@ -20,7 +20,7 @@ from typing import Any
 
 from archivemap._json import parse_json
 from archivemap.errors import ArchiveDataError
-from archivemap.server._auth import TokenStore
+from archivemap.server._auth import TokenStore, missing_scopes_detail, required_scope
 from archivemap.server._faults import FaultInjector
 from archivemap.server._problems import ApiProblem, validation_item, validation_problem
 from archivemap.server._query import (
@@ -250,7 +250,6 @@ class Api:
         user = self._user(request)
         if parts == ["auth", "app_token"]:
             return self._only(request, "GET", lambda r: self._app_token(r, user))
-        self._check_scopes(request, parts)
         if parts == ["entries"]:
             return self._only(request, "GET", lambda r: self._entries_get(r, user))
         if parts == ["entries", "raw"]:
@@ -312,21 +311,25 @@ class Api:
             return self._only(request, "GET", lambda r: Response(200, self.index.user(rest[0])))
         return None
 
-    def _check_scopes(self, request: Request, parts: list[str]) -> None:
-        """NOMAD 2.0's scope check for personal access tokens: 403 naming the missing scope."""
+    def _check_scopes(self, request: Request) -> None:
+        """NOMAD 2.0's scope check for personal access tokens: 403 naming the missing scope.
+
+        Runs for matched routes only, after the method check and before the body is read, as
+        NOMAD's ``get_current_user([...])`` dependency does.
+        """
         scheme, _, token = (request.authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return
         scopes = self.tokens.scopes_for(token.strip())
-        needed = {"entries": "entries:read", "uploads": "uploads:read"}.get(parts[0] if parts else "")
+        needed = required_scope(request.path)
         if scopes is None or needed is None or needed in scopes:
             return
-        raise ApiProblem(403, f"Missing scopes: {[needed]!r}")
+        raise ApiProblem(403, missing_scopes_detail([needed]))
 
-    @staticmethod
-    def _only(request: Request, method: str, endpoint: Callable[[Request], Response]) -> Response:
+    def _only(self, request: Request, method: str, endpoint: Callable[[Request], Response]) -> Response:
         if request.method != method:
             return Response(405, {"detail": "Method Not Allowed"}, {"Allow": method})
+        self._check_scopes(request)
         return endpoint(request)
 
     def _check_static_token(self, request: Request) -> None:
