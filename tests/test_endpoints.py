@@ -9,6 +9,7 @@ compared with the recorded NOMAD exchanges in ../shared where those exist.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from archivemap import Client
 from archivemap.archive.load import default_schema
 from archivemap.archive.schema import Schema
 from archivemap.cli import main
-from archivemap.errors import AuthenticationError, NotFoundError, QueryError
+from archivemap.errors import AuthenticationError, NotFoundError, QueryError, ValidationError
 from archivemap.errors import DownloadLimitError, ForbiddenError, MissingScopeError
 from archivemap.remote.endpoints import missing_scopes, scope_error
 from archivemap.remote.query import Q
@@ -34,6 +35,7 @@ ureg = registry()
 RAW_SIZE = 200_000
 PAT = "nomad_pat_entries_only"
 UPLOADS_PAT = "nomad_pat_uploads_only"
+N_QUANTITIES = {"e1": 7, "e2": 23, "e3": 28}
 
 
 def _archive(entry_id: str, elements: list[str], references: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -43,6 +45,7 @@ def _archive(entry_id: str, elements: list[str], references: list[str] = ()) -> 
             "upload_id": "up1" if entry_id != "e3" else "up2",
             "mainfile": f"{entry_id}/vasprun.xml",
             "main_author": "user-1",
+            "n_quantities": N_QUANTITIES[entry_id],
             "datasets": ["ds-1"] if entry_id != "e3" else [],
             "files": [f"{entry_id}/vasprun.xml", f"{entry_id}/OUTCAR"],
             "entry_references": [{"target_entry_id": target, "target_path": "/run/0"} for target in references],
@@ -425,16 +428,33 @@ def test_entries_and_aggregate_bodies_use_nomads_request_fields(client: Client, 
         assert set(sent.body["pagination"]) <= {"page_size", "order_by", "order", "page_after_value"}
 
 
-def test_histogram_request_uses_nomads_model(client: Client, server: LocalServer) -> None:
-    # the bundled server serves terms only (422 with its reason); the request is NOMAD's model
-    with pytest.raises(Exception, match="only terms"):
-        client.aggregate(histogram={"results.properties.electronic.band_gap.value": 1e-19})
-    body = server.requests[-1].body
-    assert body["aggregations"] == {
-        "histogram:results.properties.electronic.band_gap.value": {
-            "histogram": {"quantity": "results.properties.electronic.band_gap.value", "interval": 1e-19}
-        }
+def _histogram_from_archives(site: Path, interval: float) -> dict[float, int]:
+    """Entries per bin, read from the archive files (not from the server), empty bins between."""
+    values = [json.loads(path.read_text())["metadata"]["n_quantities"] for path in (site / "archives").glob("*.json")]
+    bins = [math.floor(v / interval) for v in values]
+    return {i * interval: bins.count(i) for i in range(min(bins), max(bins) + 1)}
+
+
+def test_histogram_buckets_are_counted_like_nomad(client: Client, server: LocalServer, site: Path) -> None:
+    found = client.aggregate(histogram={"n_quantities": 5})
+    assert {b["value"]: b["count"] for b in found["n_quantities"]} == _histogram_from_archives(site, 5)
+    assert [b["value"] for b in found["n_quantities"]] == [5.0, 10.0, 15.0, 20.0, 25.0]
+    assert server.requests[-1].body["aggregations"] == {
+        "histogram:n_quantities": {"histogram": {"quantity": "n_quantities", "interval": 5}}
     }
+    # by number of buckets, within up1 (7 and 23): NOMAD's integer interval ceil((23 - 7) / 3) = 6
+    by_buckets = client.aggregate({"upload_id": "up1"}, histogram={"n_quantities": {"buckets": 3}}, terms="upload_id")
+    assert {b["value"]: b["count"] for b in by_buckets["n_quantities"]} == {6.0: 1, 12.0: 0, 18.0: 1}
+    assert by_buckets["upload_id"] == [{"value": "up1", "count": 2, "nested_count": 2}]
+
+
+def test_a_histogram_over_text_fails_before_any_request(client: Client, server: LocalServer, schema: Schema) -> None:
+    server.clear_log()
+    with pytest.raises(QueryError, match="number or date"):
+        client.aggregate(histogram={"results.material.chemical_formula_hill": 1}, schema=schema)
+    assert server.requests == []
+    with pytest.raises(ValidationError):  # without a schema the server's 422 says the same
+        client.aggregate(histogram={"upload_id": 1})
 
 
 def test_explain_says_what_a_bulk_download_costs_before_it_starts() -> None:

@@ -404,7 +404,8 @@ class ApiMethods:
             buckets also carry ``start``/``end`` when the server sends them).
 
         Raises:
-            QueryError: an unknown query or aggregation key (checked before the request).
+            QueryError: an unknown query or aggregation key, or a histogram over a key that is
+                no number or date (checked before the request).
             ValueError: neither ``terms`` nor ``histogram``.
         """
         names = [terms] if isinstance(terms, str) else list(terms)
@@ -416,6 +417,14 @@ class ApiMethods:
         if quantities is not None:
             for key in [*names, *bins]:
                 _check_key(key, quantities)
+            for key in bins:
+                found = quantities.lookup(key)
+                if found is not None and not found.supports_range:
+                    # NOMAD refuses it too (422 "cannot be used in a histogram aggregation")
+                    raise QueryError(
+                        f"a histogram needs a number or date key; {key!r} holds {found.kind} values",
+                        key=key, location=("aggregations", key),
+                    )
         aggregations: dict[str, Any] = {}
         for key in names:
             aggregations[f"terms:{key}"] = {"terms": {"quantity": key, "size": size}}

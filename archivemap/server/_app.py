@@ -20,6 +20,7 @@ from typing import Any
 
 from archivemap._json import parse_json
 from archivemap.errors import ArchiveDataError
+from archivemap.server._aggregations import aggregate, check_aggregations
 from archivemap.server._auth import TokenStore, missing_scopes_detail, required_scope
 from archivemap.server._faults import FaultInjector
 from archivemap.server._problems import ApiProblem, validation_item, validation_problem
@@ -34,7 +35,6 @@ from archivemap.server._query import (
     parse_metadata_required,
     parse_pagination,
     query_from_parameters,
-    terms_aggregations,
 )
 from archivemap.server._required import read_required, split_required
 from archivemap.server._store import Entry, EntryStore
@@ -467,6 +467,8 @@ class Api:
             pagination = parse_pagination(body.get("pagination"), self.injector.max_page_size())
         except ApiProblem as problem:
             errors.extend(problem.detail)
+        if not archive:
+            errors.extend(check_aggregations(body.get("aggregations")))
         required = body.get("required")
         try:
             if not archive:
@@ -499,6 +501,11 @@ class Api:
         check_order_by(pagination, fields)
         matching = [entry for entry in self.store.entries if compiled.predicate(entry)]
         return compiled.echo, paginate(matching, pagination), matching
+
+    def _select(self, query: Any) -> list[Entry]:
+        """The served entries a (validated) query selects."""
+        predicate = compile_query(query, self.fields).predicate
+        return [entry for entry in self.store.entries if predicate(entry)]
 
     @staticmethod
     def _pagination_answer(pagination: Pagination, page: Any, request: Request | None = None) -> dict[str, Any]:
@@ -543,7 +550,7 @@ class Api:
         answer: dict[str, Any] = {"owner": owner, "query": echo, "pagination": self._pagination_answer(pagination, page, request)}
         if required is not None:
             answer["required"] = required
-        found = terms_aggregations(aggregations, matching, self.fields)
+        found = aggregate(aggregations, query, matching, self.store.entries, self.fields, self._select)
         if found:
             answer["aggregations"] = found
         answer["data"] = [filter_metadata(entry.metadata, required) for entry in page.entries]
