@@ -9,6 +9,7 @@ compared with the recorded NOMAD exchanges in ../shared where those exist.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from collections.abc import Iterator
@@ -21,9 +22,9 @@ from archivemap import Client
 from archivemap.archive.load import default_schema
 from archivemap.archive.schema import Schema
 from archivemap.cli import main
-from archivemap.errors import AuthenticationError, NotFoundError, QueryError
-from archivemap.errors import DownloadLimitError, MissingScopeError
-from archivemap.remote.endpoints import missing_scopes
+from archivemap.errors import AuthenticationError, NotFoundError, QueryError, ValidationError
+from archivemap.errors import DownloadLimitError, ForbiddenError, MissingScopeError
+from archivemap.remote.endpoints import missing_scopes, scope_error
 from archivemap.remote.query import Q
 from archivemap.server import LocalServer
 from archivemap.units import registry
@@ -33,6 +34,8 @@ from tests.conftest import SHARED
 ureg = registry()
 RAW_SIZE = 200_000
 PAT = "nomad_pat_entries_only"
+UPLOADS_PAT = "nomad_pat_uploads_only"
+N_QUANTITIES = {"e1": 7, "e2": 23, "e3": 28}
 
 
 def _archive(entry_id: str, elements: list[str], references: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -42,6 +45,7 @@ def _archive(entry_id: str, elements: list[str], references: list[str] = ()) -> 
             "upload_id": "up1" if entry_id != "e3" else "up2",
             "mainfile": f"{entry_id}/vasprun.xml",
             "main_author": "user-1",
+            "n_quantities": N_QUANTITIES[entry_id],
             "datasets": ["ds-1"] if entry_id != "e3" else [],
             "files": [f"{entry_id}/vasprun.xml", f"{entry_id}/OUTCAR"],
             "entry_references": [{"target_entry_id": target, "target_path": "/run/0"} for target in references],
@@ -69,7 +73,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(site: Path) -> Iterator[LocalServer]:
-    with LocalServer(site / "archives", users={"ada": "pw-ada"}, pats={PAT: ["entries:read"]}) as running:
+    with LocalServer(site / "archives", users={"ada": "pw-ada"}, pats={PAT: ["entries:read"], UPLOADS_PAT: ["uploads:read"]}) as running:
         yield running
 
 
@@ -242,6 +246,73 @@ def test_a_pat_without_the_scope_says_which(server: LocalServer) -> None:
     assert missing_scopes(caught.value) == ["uploads:read"]
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c, tmp: list(c.entries()), id="entries"),
+        pytest.param(lambda c, tmp: c.archive_raw("e1"), id="archive_raw"),
+        pytest.param(lambda c, tmp: c.archive_answer_raw("e1", {"metadata": "*"}), id="archive_answer_raw"),
+        pytest.param(lambda c, tmp: c.archive("e1").results.material.elements, id="archive"),
+        pytest.param(lambda c, tmp: list(c.archives_raw()), id="archives_raw"),
+        pytest.param(lambda c, tmp: c.get_json("entries/e1/archive"), id="get_json"),
+        pytest.param(lambda c, tmp: c.raw("e1", to=tmp), id="raw"),
+        pytest.param(lambda c, tmp: list(c.referrers("e1")), id="referrers"),
+        pytest.param(lambda c, tmp: c.aggregate(terms="upload_id"), id="aggregate"),
+    ],
+)
+def test_every_entries_endpoint_names_the_missing_scope(server: LocalServer, tmp_path: Path, call: Any) -> None:
+    """A token with ``uploads:read`` only: NOMAD's 403 on each entries route becomes MissingScopeError."""
+    server.clear_log()
+    with Client(server.url, token=UPLOADS_PAT, retries=0) as scoped:
+        with pytest.raises(MissingScopeError) as caught:
+            call(scoped, tmp_path)
+    assert caught.value.scopes == ["entries:read"]
+    assert caught.value.status_code == 403
+    assert "entries:read" in str(caught.value) and UPLOADS_PAT not in str(caught.value)
+    refused = [r for r in server.requests if r.status == 403]
+    assert refused and all(r.path.startswith("entries") for r in refused)
+
+
+def test_other_scopes_are_named_too(server: LocalServer) -> None:
+    with Client(server.url, token=PAT, retries=0) as scoped:
+        for call, scope in ((lambda: list(scoped.datasets()), "datasets:read"), (lambda: scoped.user("user-1"), "users:read")):
+            with pytest.raises(MissingScopeError) as caught:
+                call()
+            assert caught.value.scopes == [scope]
+    with Client(server.url, token=UPLOADS_PAT, retries=0) as scoped:
+        assert scoped.upload("up1")["upload_id"] == "up1"
+
+
+def test_forbidden_without_a_scope_list_stays_a_plain_forbidden_error(server: LocalServer) -> None:
+    # NOMAD's other 403s (admin only, owner "all") name no scope: no MissingScopeError then
+    with Client(server.url, username="ada", password="pw-ada", retries=0) as client:
+        with pytest.raises(ForbiddenError) as caught:
+            client.post_json("entries/archive/query", {"owner": "all"})
+    assert not isinstance(caught.value, MissingScopeError)
+    assert missing_scopes(caught.value) == []
+
+
+@pytest.mark.parametrize(
+    ("detail", "scopes"),
+    [
+        ("Missing scopes: [<Scope.ENTRIES_READ: 'entries:read'>]", ["entries:read"]),  # NOMAD 2.0.0
+        (
+            "Missing scopes: [<Scope.ENTRIES_READ: 'entries:read'>, <Scope.UPLOADS_READ: 'uploads:read'>]",
+            ["entries:read", "uploads:read"],
+        ),
+        ("Missing scopes: ['entries:read', \"graph:read\"]", ["entries:read", "graph:read"]),
+        ("missing scope: [entries:read]", ["entries:read"]),
+        ("You are not authorized to access this Oasis", []),
+    ],
+)
+def test_missing_scopes_reads_nomads_enum_form_and_plain_lists(detail: str, scopes: list[str]) -> None:
+    error = ForbiddenError("GET -> 403", "http://127.0.0.1/api/v1/entries", 403, detail)
+    assert missing_scopes(error) == scopes
+    mapped = scope_error(error)
+    assert isinstance(mapped, MissingScopeError) == bool(scopes)
+    assert (mapped.scopes if isinstance(mapped, MissingScopeError) else []) == scopes
+
+
 # -- aggregations ---------------------------------------------------------------------------------
 
 
@@ -357,16 +428,33 @@ def test_entries_and_aggregate_bodies_use_nomads_request_fields(client: Client, 
         assert set(sent.body["pagination"]) <= {"page_size", "order_by", "order", "page_after_value"}
 
 
-def test_histogram_request_uses_nomads_model(client: Client, server: LocalServer) -> None:
-    # the bundled server serves terms only (422 with its reason); the request is NOMAD's model
-    with pytest.raises(Exception, match="only terms"):
-        client.aggregate(histogram={"results.properties.electronic.band_gap.value": 1e-19})
-    body = server.requests[-1].body
-    assert body["aggregations"] == {
-        "histogram:results.properties.electronic.band_gap.value": {
-            "histogram": {"quantity": "results.properties.electronic.band_gap.value", "interval": 1e-19}
-        }
+def _histogram_from_archives(site: Path, interval: float) -> dict[float, int]:
+    """Entries per bin, read from the archive files (not from the server), empty bins between."""
+    values = [json.loads(path.read_text())["metadata"]["n_quantities"] for path in (site / "archives").glob("*.json")]
+    bins = [math.floor(v / interval) for v in values]
+    return {i * interval: bins.count(i) for i in range(min(bins), max(bins) + 1)}
+
+
+def test_histogram_buckets_are_counted_like_nomad(client: Client, server: LocalServer, site: Path) -> None:
+    found = client.aggregate(histogram={"n_quantities": 5})
+    assert {b["value"]: b["count"] for b in found["n_quantities"]} == _histogram_from_archives(site, 5)
+    assert [b["value"] for b in found["n_quantities"]] == [5.0, 10.0, 15.0, 20.0, 25.0]
+    assert server.requests[-1].body["aggregations"] == {
+        "histogram:n_quantities": {"histogram": {"quantity": "n_quantities", "interval": 5}}
     }
+    # by number of buckets, within up1 (7 and 23): NOMAD's integer interval ceil((23 - 7) / 3) = 6
+    by_buckets = client.aggregate({"upload_id": "up1"}, histogram={"n_quantities": {"buckets": 3}}, terms="upload_id")
+    assert {b["value"]: b["count"] for b in by_buckets["n_quantities"]} == {6.0: 1, 12.0: 0, 18.0: 1}
+    assert by_buckets["upload_id"] == [{"value": "up1", "count": 2, "nested_count": 2}]
+
+
+def test_a_histogram_over_text_fails_before_any_request(client: Client, server: LocalServer, schema: Schema) -> None:
+    server.clear_log()
+    with pytest.raises(QueryError, match="number or date"):
+        client.aggregate(histogram={"results.material.chemical_formula_hill": 1}, schema=schema)
+    assert server.requests == []
+    with pytest.raises(ValidationError):  # without a schema the server's 422 says the same
+        client.aggregate(histogram={"upload_id": 1})
 
 
 def test_explain_says_what_a_bulk_download_costs_before_it_starts() -> None:

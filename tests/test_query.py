@@ -19,7 +19,7 @@ import pytest
 
 from archivemap.errors import ArchivemapError, QueryError
 from archivemap.metainfo.definitions import Environment, QuantityDef, load_environment
-from archivemap.metainfo.search import SearchQuantities, search_annotations, search_quantities
+from archivemap.metainfo.search import SearchQuantities, search_annotations, search_quantities, unplaced_annotations
 from archivemap.remote.query import (
     Q,
     Query,
@@ -467,31 +467,72 @@ def keys_2_0(env_2_0: Environment) -> SearchQuantities:
     return search_quantities(env_2_0)
 
 
-#: Annotation strings of the 2.0.0 export that name no search key, and why.
+#: Annotation strings of the 2.0.0 export that name no search key: NOMAD answers 422 for them.
+#:
+#: Evidence, from nomad-lab 2.0.0 (the wheel the export and the conformance corpus were made with):
+#: - nomad/datamodel/results.py:1962 annotates ``ExcitedStateMethodology.type`` (plain and
+#:   ``suggestion='default'``); its only inheritors GW (:2007) and BSE (:2055) redefine ``type``
+#:   with annotations of their own, and only they are placed (``gw``/``bse``, :2398-2399).
+#: - nomad/metainfo/metainfo.py:4362-4367: ``all_quantities`` lets the inheritor's definition
+#:   replace the base's; nomad/metainfo/elasticsearch_extension.py:355 registers the placed
+#:   section's ``all_quantities`` only (``_register``, :588-598), so the base ``type`` never
+#:   gets a search quantity.
+#: - elasticsearch_extension.py:1009-1013: ``m_to_dict`` exports the registered key, or else the
+#:   bare ``Elasticsearch.name`` (:985-991), which for the suggestion annotation doubles the
+#:   suffix: ``type__suggestion__suggestion`` is no key shape at all; nomad/datamodel/__init__.py
+#:   :88-92 creates the mapping before the export, which is why the other 451 strings are keys.
+#: - nomad/search.py:635-663 ``validate_quantity``: a name missing from ``entry_type.quantities``
+#:   (and no ``#`` schema key) is ``QueryValidationError('<name> is not a doc quantity')``, the
+#:   422 the conformance corpus records for an unknown key (errors.jsonl.gz, ``query/unknown_quantity``).
 UNPLACED_2_0 = {
-    # nomad.datamodel.results.ExcitedStateMethodology.type: every section inheriting it
-    # redefines ``type``, so NOMAD never places it in the search document and exports the bare
-    # name (its annotation's ``name``, not a registered key); a query on it gets 422.
-    "type": "nomad.datamodel.results.ExcitedStateMethodology.type",
-    "type__suggestion__suggestion": "nomad.datamodel.results.ExcitedStateMethodology.type",
+    "type": ("results.method.simulation.bse.type", "results.method.simulation.gw.type"),
+    "type__suggestion__suggestion": (
+        "results.method.simulation.bse.type__suggestion",
+        "results.method.simulation.gw.type__suggestion",
+    ),
 }
 
 
-def test_each_of_the_453_annotations_is_found(env_2_0: Environment, keys_2_0: SearchQuantities) -> None:
+def test_the_fate_of_each_of_the_453_annotations(env_2_0: Environment, keys_2_0: SearchQuantities) -> None:
     texts = search_annotations(env_2_0)
     assert len(texts) == 453
-    on_quantities = {t for t, defs in texts.items() if any(isinstance(d, QuantityDef) for d in defs)}
-    on_sub_sections = set(texts) - on_quantities
-    assert (len(on_quantities), len(on_sub_sections)) == (430, 23)
-    # quantity annotations are search keys, except the two NOMAD never places
-    missing = {t: texts[t][0].qualified_name for t in on_quantities if t not in keys_2_0}
-    assert missing == UNPLACED_2_0
-    assert all(keys_2_0[t].annotation == t for t in on_quantities - set(UNPLACED_2_0))
-    # sub-section annotations are bare names: each is a section of the search document,
-    # except metadata, whose keys NOMAD writes without a prefix
-    sections = {q.annotation for q in keys_2_0.values() if q.is_section and q.annotation}
-    assert sections == on_sub_sections - {"metadata"}
-    assert {"upload_create_time", "entry_id", "n_quantities"} <= set(keys_2_0)
+    fate: dict[str, str] = {}
+    for text, definitions in texts.items():
+        if any(isinstance(d, QuantityDef) for d in definitions):
+            try:
+                query = {text: _sample_value(keys_2_0[text])} if text in keys_2_0 else {text: "x"}
+                assert validate_query(query, keys_2_0) == query
+                assert keys_2_0[text].annotation == text
+                fate[text] = "criterion"
+            except QueryError as error:
+                assert error.suggestions == UNPLACED_2_0[text], text
+                assert "ExcitedStateMethodology" in str(error) and "BSE and GW" in str(error)
+                assert f"422 '{text} is not a doc quantity'" in str(error)
+                fate[text] = "refused: NOMAD answers 422"
+        elif text == "metadata":  # NOMAD writes metadata's keys without a prefix
+            assert {"upload_create_time", "entry_id", "n_quantities"} <= set(keys_2_0)
+            fate[text] = "flattened"
+        else:  # a bare sub-section name: a section of the search document, a nested query's prefix
+            placed = [k for k, q in keys_2_0.items() if q.is_section and q.annotation == text]
+            assert placed, text
+            for key in placed:
+                child = keys_2_0.children(key)[0]
+                query = {key: {child[len(key) + 1 :]: _sample_value(keys_2_0[child])}}
+                assert validate_query(query, keys_2_0) == query
+            fate[text] = "section"
+    tally = {kind: sum(1 for f in fate.values() if f == kind) for kind in sorted(set(fate.values()))}
+    assert tally == {"criterion": 428, "flattened": 1, "refused: NOMAD answers 422": 2, "section": 22}
+    assert {t for t, f in fate.items() if f.startswith("refused")} == set(UNPLACED_2_0)
+    unplaced = unplaced_annotations(env_2_0)
+    assert {t: u.instead for t, u in unplaced.items()} == UNPLACED_2_0
+    assert {u.definition.qualified_name for u in unplaced.values()} == {"nomad.datamodel.results.ExcitedStateMethodology.type"}
+
+
+@pytest.mark.shared
+def test_nomads_422_for_an_unknown_key_is_the_recorded_one(shared_data: Path) -> None:
+    (unknown,) = [r for r in _conformance(shared_data, "errors.jsonl.gz") if r["name"] == "query/unknown_quantity"]
+    assert unknown["status"] == 422
+    assert unknown["response"] == {"detail": [{"msg": "no_such_quantity is not a doc quantity", "loc": [["no_such_quantity"]]}]}
 
 
 def _sample_value(quantity: Any) -> Any:

@@ -22,6 +22,14 @@ How NOMAD builds the keys (``nomad.metainfo.elasticsearch_extension``), and so t
 * The export writes each annotation's *last* placement only: a definition placed several
   times (``BandGap.value`` under ``band_gap`` of three different sections) is a key at every
   placement here, as in NOMAD.
+* An annotated quantity NOMAD never registers is exported under its bare ``Elasticsearch.name``
+  (``m_to_dict`` gives the search key only once one was registered): ``type`` and
+  ``type__suggestion__suggestion`` of ``results.ExcitedStateMethodology`` in 2.0.0. NOMAD
+  indexes a placed section's *effective* quantities, where an inheritor's redefinition
+  replaces the base's; ``ExcitedStateMethodology`` is placed only as ``GW`` and ``BSE``, which
+  redefine ``type``, so its own ``type`` is never a key and a query on it gets NOMAD's 422
+  ``type is not a doc quantity``. These strings are no keys here either;
+  :func:`unplaced_annotations` says why and names the keys to use instead.
 * Sub-section annotations are exported as bare names (``band_gap``, ``metadata``); they are
   sections of the document, kept here as ``kind == "section"`` entries (valid as prefixes of
   nested queries, not as criteria).
@@ -47,9 +55,11 @@ __all__ = [
     "ENTRY_ARCHIVE",
     "SearchQuantities",
     "SearchQuantity",
+    "UnplacedAnnotation",
     "iter_keys",
     "search_annotations",
     "search_quantities",
+    "unplaced_annotations",
 ]
 
 #: The section NOMAD's search document starts from.
@@ -136,6 +146,24 @@ class SearchQuantity:
         return self.definition.description if self.definition is not None else None
 
 
+@dataclasses.dataclass(frozen=True)
+class UnplacedAnnotation:
+    """An ``elasticsearch`` annotation string of the export that is no search key, and why.
+
+    Attributes:
+        text: the string as exported (``type__suggestion__suggestion``).
+        definition: the annotated quantity NOMAD never placed in its search document.
+        reason: why NOMAD never registered it (one sentence, for error messages).
+        instead: the keys NOMAD does serve for the quantities that replace it (an inheritor's
+            redefinition, same extra field), sorted; empty when there are none.
+    """
+
+    text: str
+    definition: QuantityDef = dataclasses.field(compare=False, repr=False)
+    reason: str
+    instead: tuple[str, ...] = ()
+
+
 class SearchQuantities(dict[str, SearchQuantity]):
     """The search keys of one environment, by key; also resolves dynamic keys.
 
@@ -169,6 +197,12 @@ class SearchQuantities(dict[str, SearchQuantity]):
             return found
         quantity, _ = _dynamic(self.environment, key)
         return quantity
+
+    def unplaced(self, key: str) -> UnplacedAnnotation | None:
+        """The export's annotation ``key`` names a quantity NOMAD never places; else ``None``."""
+        if key in self or self.environment is None:
+            return None
+        return unplaced_annotations(self.environment).get(key)
 
     def explain_dynamic(self, key: str) -> str | None:
         """Why a dynamic key (``data.<path>#<schema>``) is not a search key, or ``None``."""
@@ -256,6 +290,67 @@ def search_quantities(environment: Environment) -> SearchQuantities:
         with _cache_lock:
             _cache[environment] = cached
     return SearchQuantities(cached, environment)
+
+
+_unplaced_cache: weakref.WeakKeyDictionary[Environment, dict[str, UnplacedAnnotation]] = weakref.WeakKeyDictionary()
+
+
+def unplaced_annotations(environment: Environment) -> dict[str, UnplacedAnnotation]:
+    """The quantity annotation strings of an export that are no search key, each with why.
+
+    NOMAD (``elasticsearch_extension``) registers a quantity where a placed section's effective
+    quantities hold it, and writes the registered key into the export; a quantity never
+    registered keeps its bare ``Elasticsearch.name`` there. For NOMAD 2.0.0 these are the two
+    annotations of ``results.ExcitedStateMethodology.type``: every placed inheritor (``GW``,
+    ``BSE``) redefines ``type``.
+
+    Args:
+        environment: the deployment's metainfo.
+
+    Returns:
+        By annotation string; empty when every annotation is a key (or there is no
+        ``EntryArchive``).
+    """
+    with _cache_lock:
+        cached = _unplaced_cache.get(environment)
+    if cached is None:
+        keys = search_quantities(environment)
+        cached = {}
+        if keys:
+            for text, definitions in search_annotations(environment).items():
+                quantity = next((d for d in definitions if isinstance(d, QuantityDef)), None)
+                if quantity is not None and text not in keys:
+                    cached[text] = _unplaced(text, quantity, keys)
+        with _cache_lock:
+            _unplaced_cache[environment] = cached
+    return dict(cached)
+
+
+def _unplaced(text: str, quantity: QuantityDef, keys: Mapping[str, SearchQuantity]) -> UnplacedAnnotation:
+    """Why ``quantity`` is no key, and which keys serve the redefinitions that replace it."""
+    owner = quantity.section
+    suffix = text[len(quantity.name):] if text.startswith(quantity.name) else ""
+    suggestion = suffix.startswith("__suggestion")
+    field = suffix.rsplit(".", 1)[1] if "." in suffix else None
+    overrides = [
+        q for q in keys.values()
+        if isinstance(q.definition, QuantityDef) and q.definition is not quantity
+        and q.definition.name == quantity.name and q.definition.section.is_a(owner)
+    ]
+    instead = tuple(sorted(q.key for q in overrides if q.suggestion == suggestion and q.field == field))
+    if overrides:
+        inheritors = sorted({q.definition.section.name for q in overrides if isinstance(q.definition, QuantityDef)})
+        reason = (
+            f"{quantity.qualified_name} is never placed in NOMAD's search document: "
+            f"{owner.name} appears there only as {' and '.join(inheritors)}, which redefine "
+            f"{quantity.name!r}, and NOMAD indexes a section's effective quantities"
+        )
+    else:
+        reason = (
+            f"{quantity.qualified_name} is never placed in NOMAD's search document: no annotated "
+            f"sub-section path from EntryArchive reaches {owner.name}"
+        )
+    return UnplacedAnnotation(text, quantity, reason, instead)
 
 
 def _sub_section_annotations(sub: SubSectionDef) -> tuple[str, ...]:

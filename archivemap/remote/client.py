@@ -71,7 +71,7 @@ from archivemap.errors import (
 from archivemap.archive.load import default_schema
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
 from archivemap.archive.sections import Section
-from archivemap.remote.endpoints import ApiMethods
+from archivemap.remote.endpoints import ApiMethods, scope_error
 from archivemap.metainfo.deployment import deployment_environment
 from archivemap.remote.derive import SAMPLE_REQUIRED, Analysis, required_for
 from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
@@ -1070,7 +1070,8 @@ class Client(ApiMethods):
         summary = _summarise_detail(detail)
         # the reason phrase is the server's text too, and may echo a credential
         message = self._scrub(f"{method} -> {status} {response.reason or ''}".rstrip())
-        return cls(f"{message}: {summary}" if summary else message, self._scrub(url), status, detail)
+        # a 403 naming scopes becomes MissingScopeError here, the one place every endpoint passes
+        return scope_error(cls(f"{message}: {summary}" if summary else message, self._scrub(url), status, detail))
 
     # ------------------------------------------------------------------ auth
 

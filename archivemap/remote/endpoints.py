@@ -47,7 +47,7 @@ from archivemap.errors import (
 from archivemap.metainfo.search import SearchQuantities, search_quantities
 from archivemap.remote.query import Query, query_json, validate_order_by
 
-__all__ = ["MAX_ENTRY_DOWNLOAD", "ApiMethods", "DownloadPlan", "missing_scopes"]
+__all__ = ["MAX_ENTRY_DOWNLOAD", "ApiMethods", "DownloadPlan", "missing_scopes", "scope_error"]
 
 log = logging.getLogger("archivemap.remote.endpoints")
 
@@ -59,7 +59,11 @@ _RETRYABLE: Final = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
-_SCOPES: Final = re.compile(r"missing scopes?:?\s*\[?([^\]]*)\]?", re.IGNORECASE)
+# NOMAD 2.0.0 writes ``f"Missing scopes: {sorted(missing)}"`` over members of its ``Scope`` enum, so
+# the detail reads ``Missing scopes: [<Scope.ENTRIES_READ: 'entries:read'>]``; plain strings
+# (``['entries:read']``) are read as well, for deployments that print the values.
+_SCOPE_LIST: Final = re.compile(r"missing scopes?:?\s*\[([^\]]*)\]", re.IGNORECASE)
+_QUOTED: Final = re.compile(r"'([^']+)'|\"([^\"]+)\"")
 #: NOMAD refuses raw zips of more entries than this (``max_entry_download``).
 MAX_ENTRY_DOWNLOAD: Final = 50_000
 
@@ -67,17 +71,30 @@ QueryLike = Query | Mapping[str, Any] | None
 
 
 def missing_scopes(error: HTTPStatusError) -> list[str]:
-    """The scopes a 403 ``{"detail": "Missing scopes: [...]"}`` names; empty for other errors."""
+    """The scopes a 403 ``{"detail": "Missing scopes: [...]"}`` names; empty for other errors.
+
+    Reads NOMAD 2.0.0's enum form (``[<Scope.ENTRIES_READ: 'entries:read'>]``) and plain lists
+    (``['entries:read']``, ``[entries:read]``) alike: the scope is the quoted value where there
+    is one, else the comma-separated text.
+    """
     if error.status_code != 403 or not isinstance(error.detail, str):
         return []
-    found = _SCOPES.search(error.detail)
+    found = _SCOPE_LIST.search(error.detail)
     if found is None:
         return []
-    return [part.strip(" '\"") for part in found.group(1).split(",") if part.strip(" '\"")]
+    inside = found.group(1)
+    quoted = [single or double for single, double in _QUOTED.findall(inside)]
+    if quoted:
+        return quoted
+    return [part.strip(" <>") for part in inside.split(",") if part.strip(" <>")]
 
 
-def _scope_aware(error: HTTPStatusError) -> HTTPStatusError:
-    """A :class:`MissingScopeError` that names the scope for a scope 403, else the error itself."""
+def scope_error(error: HTTPStatusError) -> HTTPStatusError:
+    """A :class:`MissingScopeError` naming the scopes for a scope 403, else ``error`` itself.
+
+    The client's one status-to-error step calls this, so every endpoint (entries, archives,
+    raw files, uploads...) says which scope a personal access token lacks.
+    """
     scopes = missing_scopes(error)
     if not scopes:
         return error
@@ -187,18 +204,6 @@ class ApiMethods:
 
     # ------------------------------------------------------------------ helpers
 
-    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        try:
-            return self.get_json(path, params)
-        except HTTPStatusError as error:
-            raise _scope_aware(error) from None
-
-    def _post(self, path: str, body: Any) -> Any:
-        try:
-            return self.post_json(path, body)
-        except HTTPStatusError as error:
-            raise _scope_aware(error) from None
-
     def _paged_get(self, path: str, params: Mapping[str, Any], page_size: int) -> Iterator[tuple[dict[str, Any], Any]]:
         """NOMAD's page-numbered listings (uploads, an upload's entries, datasets): answers in order.
 
@@ -211,7 +216,7 @@ class ApiMethods:
         page = 1
         seen = 0
         while True:
-            answer = self._get(path, {**params, "page": page, "page_size": page_size})
+            answer = self.get_json(path, {**params, "page": page, "page_size": page_size})
             data = answer.get("data") if isinstance(answer, dict) else None
             if not isinstance(data, list):
                 raise ClientError(f"answer of {path} has no data list", self.url(path))
@@ -254,7 +259,7 @@ class ApiMethods:
         Raises:
             NotFoundError: unknown upload, or not visible to you.
         """
-        answer = self._get(f"uploads/{quote(upload_id, safe='')}")
+        answer = self.get_json(f"uploads/{quote(upload_id, safe='')}")
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, dict):
             raise ClientError(f"answer for upload {upload_id} has no data", self.url(f"uploads/{upload_id}"))
@@ -289,7 +294,7 @@ class ApiMethods:
         Raises:
             NotFoundError: unknown dataset.
         """
-        answer = self._get(f"datasets/{quote(dataset_id, safe='')}")
+        answer = self.get_json(f"datasets/{quote(dataset_id, safe='')}")
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, dict):
             raise ClientError(f"answer for dataset {dataset_id} has no data", self.url(f"datasets/{dataset_id}"))
@@ -308,14 +313,14 @@ class ApiMethods:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return []
-        answer = self._get("users", {"user_id": ids})
+        answer = self.get_json("users", {"user_id": ids})
         data = answer.get("data") if isinstance(answer, dict) else None
         return [item for item in data or [] if isinstance(item, dict)]
 
     def user(self, user_id: str | None = None) -> dict[str, Any]:
         """One user (``GET users/{user_id}``), or with no id the token's owner (``users/me``)."""
         path = "users/me" if user_id is None else f"users/{quote(user_id, safe='')}"
-        answer = self._get(path)
+        answer = self.get_json(path)
         if not isinstance(answer, dict):
             raise ClientError(f"answer of {path} is not a user", self.url(path))
         return answer
@@ -399,7 +404,8 @@ class ApiMethods:
             buckets also carry ``start``/``end`` when the server sends them).
 
         Raises:
-            QueryError: an unknown query or aggregation key (checked before the request).
+            QueryError: an unknown query or aggregation key, or a histogram over a key that is
+                no number or date (checked before the request).
             ValueError: neither ``terms`` nor ``histogram``.
         """
         names = [terms] if isinstance(terms, str) else list(terms)
@@ -411,6 +417,14 @@ class ApiMethods:
         if quantities is not None:
             for key in [*names, *bins]:
                 _check_key(key, quantities)
+            for key in bins:
+                found = quantities.lookup(key)
+                if found is not None and not found.supports_range:
+                    # NOMAD refuses it too (422 "cannot be used in a histogram aggregation")
+                    raise QueryError(
+                        f"a histogram needs a number or date key; {key!r} holds {found.kind} values",
+                        key=key, location=("aggregations", key),
+                    )
         aggregations: dict[str, Any] = {}
         for key in names:
             aggregations[f"terms:{key}"] = {"terms": {"quantity": key, "size": size}}
@@ -418,7 +432,7 @@ class ApiMethods:
             options = dict(spec) if isinstance(spec, Mapping) else {"interval": spec}
             aggregations[f"histogram:{key}"] = {"histogram": {"quantity": key, **options}}
         body = {"owner": owner, "query": body_query, "pagination": {"page_size": 0}, "aggregations": aggregations}
-        answer = self._post("entries/query", body)
+        answer = self.post_json("entries/query", body)
         found = answer.get("aggregations") if isinstance(answer, dict) else None
         result: dict[str, list[dict[str, Any]]] = {}
         for name, spec in aggregations.items():
@@ -535,7 +549,7 @@ class ApiMethods:
                 "GET", f"entries/{quote(entry_id, safe='')}/raw", target,
                 resume=resume, max_bytes=max_bytes, progress=progress,
             )
-        answer = self._get(f"entries/{quote(entry_id, safe='')}", {"include": ["upload_id"]})
+        answer = self.get_json(f"entries/{quote(entry_id, safe='')}", {"include": ["upload_id"]})
         data = answer.get("data") if isinstance(answer, dict) else None
         upload_id = data.get("upload_id") if isinstance(data, dict) else None
         if not isinstance(upload_id, str):
@@ -666,8 +680,7 @@ class ApiMethods:
                 if status in client.retry_policy.statuses:
                     raise _Retry(str(status), ranges=accepts_ranges,
                                  retry_after=_retry_after(response.headers.get("Retry-After")))
-                error = client._status_error(method, url, response, response.content)
-                raise _scope_aware(error)
+                raise client._status_error(method, url, response, response.content)
             appending = status == 206 and offset > 0
             if appending and not response.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
                 raise _Retry("the server answered another range", ranges=False)

@@ -593,6 +593,15 @@ class _Checker:
 
     def unknown(self, key: str, loc: Location, what: str = "search key") -> NoReturn:
         quantities = self.quantities
+        unplaced = quantities.unplaced(key) if isinstance(quantities, SearchQuantities) else None
+        if unplaced is not None:
+            # the metainfo annotates it, yet NOMAD has no such key: say so, or it looks like a bug here
+            instead = f"; use {' or '.join(repr(k) for k in unplaced.instead)}" if unplaced.instead else ""
+            raise QueryError(
+                f"unknown {what} {key!r}: the metainfo annotates it for search, but {unplaced.reason}, "
+                f"so NOMAD answers 422 '{key} is not a doc quantity'{instead}",
+                key=key, location=loc, suggestions=unplaced.instead,
+            )
         reason = quantities.explain_dynamic(key) if isinstance(quantities, SearchQuantities) else None
         if reason:
             raise QueryError(f"unknown {what} {key!r}: {reason}", key=key, location=loc)

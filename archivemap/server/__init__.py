@@ -2,7 +2,8 @@
 
 ``LocalServer`` serves a folder (or an in-memory mapping) of archives as the NOMAD API v1
 subset archivemap's client uses, with NOMAD's ``required`` reader (schema-exact when given a
-metainfo export), NOMAD's query validation, pagination and terms aggregations, token auth,
+metainfo export), NOMAD's query validation, pagination and aggregations (terms, histogram,
+date_histogram, min_max, statistics), token auth with scoped personal access tokens,
 injectable faults (503 storms, rate and concurrency limits, latency, dropped connections,
 truncated bodies, page-size limits) and a request log. It replays NOMAD 2.0.0's own answers
 to the shared conformance corpus exactly (tests/server/test_conformance.py).

@@ -20,7 +20,8 @@ from typing import Any
 
 from archivemap._json import parse_json
 from archivemap.errors import ArchiveDataError
-from archivemap.server._auth import TokenStore
+from archivemap.server._aggregations import aggregate, check_aggregations
+from archivemap.server._auth import TokenStore, missing_scopes_detail, required_scope
 from archivemap.server._faults import FaultInjector
 from archivemap.server._problems import ApiProblem, validation_item, validation_problem
 from archivemap.server._query import (
@@ -34,7 +35,6 @@ from archivemap.server._query import (
     parse_metadata_required,
     parse_pagination,
     query_from_parameters,
-    terms_aggregations,
 )
 from archivemap.server._required import read_required, split_required
 from archivemap.server._store import Entry, EntryStore
@@ -250,7 +250,6 @@ class Api:
         user = self._user(request)
         if parts == ["auth", "app_token"]:
             return self._only(request, "GET", lambda r: self._app_token(r, user))
-        self._check_scopes(request, parts)
         if parts == ["entries"]:
             return self._only(request, "GET", lambda r: self._entries_get(r, user))
         if parts == ["entries", "raw"]:
@@ -312,21 +311,25 @@ class Api:
             return self._only(request, "GET", lambda r: Response(200, self.index.user(rest[0])))
         return None
 
-    def _check_scopes(self, request: Request, parts: list[str]) -> None:
-        """NOMAD 2.0's scope check for personal access tokens: 403 naming the missing scope."""
+    def _check_scopes(self, request: Request) -> None:
+        """NOMAD 2.0's scope check for personal access tokens: 403 naming the missing scope.
+
+        Runs for matched routes only, after the method check and before the body is read, as
+        NOMAD's ``get_current_user([...])`` dependency does.
+        """
         scheme, _, token = (request.authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return
         scopes = self.tokens.scopes_for(token.strip())
-        needed = {"entries": "entries:read", "uploads": "uploads:read"}.get(parts[0] if parts else "")
+        needed = required_scope(request.path)
         if scopes is None or needed is None or needed in scopes:
             return
-        raise ApiProblem(403, f"Missing scopes: {[needed]!r}")
+        raise ApiProblem(403, missing_scopes_detail([needed]))
 
-    @staticmethod
-    def _only(request: Request, method: str, endpoint: Callable[[Request], Response]) -> Response:
+    def _only(self, request: Request, method: str, endpoint: Callable[[Request], Response]) -> Response:
         if request.method != method:
             return Response(405, {"detail": "Method Not Allowed"}, {"Allow": method})
+        self._check_scopes(request)
         return endpoint(request)
 
     def _check_static_token(self, request: Request) -> None:
@@ -464,6 +467,8 @@ class Api:
             pagination = parse_pagination(body.get("pagination"), self.injector.max_page_size())
         except ApiProblem as problem:
             errors.extend(problem.detail)
+        if not archive:
+            errors.extend(check_aggregations(body.get("aggregations")))
         required = body.get("required")
         try:
             if not archive:
@@ -496,6 +501,11 @@ class Api:
         check_order_by(pagination, fields)
         matching = [entry for entry in self.store.entries if compiled.predicate(entry)]
         return compiled.echo, paginate(matching, pagination), matching
+
+    def _select(self, query: Any) -> list[Entry]:
+        """The served entries a (validated) query selects."""
+        predicate = compile_query(query, self.fields).predicate
+        return [entry for entry in self.store.entries if predicate(entry)]
 
     @staticmethod
     def _pagination_answer(pagination: Pagination, page: Any, request: Request | None = None) -> dict[str, Any]:
@@ -540,7 +550,7 @@ class Api:
         answer: dict[str, Any] = {"owner": owner, "query": echo, "pagination": self._pagination_answer(pagination, page, request)}
         if required is not None:
             answer["required"] = required
-        found = terms_aggregations(aggregations, matching, self.fields)
+        found = aggregate(aggregations, query, matching, self.store.entries, self.fields, self._select)
         if found:
             answer["aggregations"] = found
         answer["data"] = [filter_metadata(entry.metadata, required) for entry in page.entries]

@@ -11,10 +11,35 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 
-__all__ = ["TokenStore"]
+__all__ = ["TokenStore", "missing_scopes_detail", "required_scope"]
 
 #: NOMAD's default ``app_token_max_expires_in`` (30 days).
 APP_TOKEN_MAX_EXPIRES_IN = 2_592_000
+
+# The scope each served read endpoint asks for, by the first path segment (NOMAD 2.0.0's
+# routers: ``get_current_user([Scope.ENTRIES_READ])`` on every entries read route,
+# ``UPLOADS_READ`` on uploads (their archive and raw routes too), ``DATASETS_READ``,
+# ``USERS_READ``, and ``TOKENS_CREATE`` on ``auth/app_token``).
+_READ_SCOPES = {"entries": "entries:read", "uploads": "uploads:read", "datasets": "datasets:read", "users": "users:read"}
+
+
+def required_scope(path: str) -> str | None:
+    """The scope NOMAD 2.0.0 requires for a served route (path below the API base), or None."""
+    parts = path.strip("/").split("/")
+    if parts[:2] == ["auth", "app_token"]:
+        return "tokens:create"
+    return _READ_SCOPES.get(parts[0])
+
+
+def missing_scopes_detail(scopes: Iterable[str]) -> str:
+    """NOMAD 2.0.0's 403 detail, character for character.
+
+    NOMAD formats ``f"Missing scopes: {sorted(missing)}"`` over members of its ``Scope`` enum
+    (a ``str`` enum without its own ``repr``), so each appears as ``<Scope.ENTRIES_READ:
+    'entries:read'>``; the member name is the value upper-cased with ``:`` as ``_``.
+    """
+    members = [f"<Scope.{scope.replace(':', '_').upper()}: {scope!r}>" for scope in sorted(scopes)]
+    return f"Missing scopes: [{', '.join(members)}]"
 
 
 class TokenStore:

@@ -1,5 +1,5 @@
-"""``entries/query`` semantics: the query language, cursor pagination, metadata ``required``
-and terms aggregations, with NOMAD 2.0.0's validation and echo (spec §5.4-§5.6).
+"""``entries/query`` semantics: the query language, cursor pagination and metadata ``required``
+(aggregations: :mod:`archivemap.server._aggregations`), with NOMAD 2.0.0's validation and echo (spec §5.4-§5.6).
 
 The query goes through the same two stages as in NOMAD: the request model (pydantic's union
 ``And | Or | Not | Nested | Criteria | Empty | Mapping``, ``:op`` suffixes and the duplicate
@@ -35,7 +35,6 @@ __all__ = [
     "parse_metadata_required",
     "parse_pagination",
     "query_from_parameters",
-    "terms_aggregations",
 ]
 
 Predicate = Callable[[Entry], bool]
@@ -714,65 +713,3 @@ def _drop(document: Mapping[str, Any], prefix: str, patterns: Sequence[str]) -> 
             continue
         out[key] = _drop(value, path + ".", patterns) if isinstance(value, Mapping) else value
     return out
-
-
-# -- aggregations ----------------------------------------------------------------------------
-
-
-def terms_aggregations(
-    aggregations: Any, entries: Sequence[Entry], fields: SearchFields
-) -> dict[str, Any] | None:
-    """NOMAD's ``terms`` aggregations over the matching entries.
-
-    Each answer echoes the request's ``terms`` object with ``data``: buckets
-    ``{"value", "count", "nested_count"}`` ordered by count (descending), then value.
-
-    Raises:
-        ApiProblem: 422 for malformed aggregations, unknown quantities, or other
-            aggregation types (``histogram``, ``min_max``, ... are not served).
-    """
-    if aggregations is None:
-        return None
-    loc = ["body", "aggregations"]
-    if not isinstance(aggregations, Mapping):
-        raise validation_problem(loc, "Input should be a valid dictionary", "dict_type", aggregations)
-    answers: dict[str, Any] = {}
-    for name, aggregation in aggregations.items():
-        here = loc + [name]
-        if not isinstance(aggregation, Mapping):
-            raise validation_problem(here, "Input should be a valid dictionary or instance of Aggregation", "model_type", aggregation)
-        kinds = [key for key, value in aggregation.items() if value is not None]
-        if kinds != ["terms"]:
-            other = ", ".join(kinds) or "none"
-            raise ApiProblem(
-                422, [{"loc": here, "msg": f"only terms aggregations are served by the archivemap local server, not {other}"}]
-            )
-        terms = aggregation["terms"]
-        if not isinstance(terms, Mapping):
-            raise validation_problem(here + ["terms"], "Input should be a valid dictionary or instance of TermsAggregation", "model_type", terms)
-        quantity = terms.get("quantity")
-        if not isinstance(quantity, str):
-            raise validation_problem(here + ["terms", "quantity"], "Field required" if quantity is None else "Input should be a valid string", "missing" if quantity is None else "string_type", quantity)
-        size = terms.get("size")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
-            raise validation_problem(here + ["terms", "size"], "Input should be a valid integer", "int_type", size)
-        if size is not None and size <= 0:
-            raise validation_problem(here + ["terms", "size"], "Input should be greater than 0", "greater_than", size, {"gt": 0})
-        fields.check(quantity, ["aggregation", name, "terms", "quantity"])
-        counts: dict[Any, int] = {}
-        for entry in entries:
-            for value in dict.fromkeys(v for v in entry.fields.get(quantity, ()) if _is_value(v)):
-                counts[value] = counts.get(value, 0) + 1
-        include = terms.get("include")
-        if isinstance(include, list):
-            counts = {value: count for value, count in counts.items() if value in include}
-        elif isinstance(include, str):
-            counts = {value: count for value, count in counts.items() if include in str(value)}
-        buckets = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))[: size or 10]
-        answers[name] = {
-            "terms": {
-                **terms,
-                "data": [{"count": count, "nested_count": count, "value": value} for value, count in buckets],
-            }
-        }
-    return answers

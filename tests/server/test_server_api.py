@@ -316,8 +316,10 @@ def test_terms_aggregation(small_server: LocalServer) -> None:
     assert answer["data"] == []
     assert answer["aggregations"] == {
         "els": {
-            "terms": {
+            "terms": {  # NOMAD's TermsAggregationResponse: the request with its defaults, then data
                 "quantity": "results.material.elements",
+                "exclude_from_search": False,
+                "metrics": [],
                 "size": 2,
                 "data": [{"count": 2, "nested_count": 2, "value": "Si"}, {"count": 1, "nested_count": 1, "value": "As"}],
             }
@@ -327,7 +329,12 @@ def test_terms_aggregation(small_server: LocalServer) -> None:
     assert filtered["aggregations"]["u"]["terms"]["data"] == [{"count": 1, "nested_count": 1, "value": "up2"}]
     bad = post(small_server, {"aggregations": {"x": {"terms": {"quantity": "nonsense"}}}})
     assert bad.status_code == 422
-    assert post(small_server, {"aggregations": {"x": {"histogram": {"quantity": "n_quantities", "interval": 1}}}}).status_code == 422
+    assert bad.json() == {"detail": [{"msg": "nonsense is not a doc quantity", "loc": [["aggregation", "quantity"]]}]}
+    # the request model is checked with the rest of the body: one 422 naming both
+    both = post(small_server, {"owner": "bogus", "aggregations": {"x": {"terms": {"size": 0}}}}).json()["detail"]
+    assert [item["loc"] for item in both] == [
+        ["body", "owner"], ["body", "aggregations", "x", "terms", "quantity"], ["body", "aggregations", "x", "terms", "size"],
+    ]
 
 
 # -- GET forms -------------------------------------------------------------------------------

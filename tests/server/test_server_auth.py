@@ -99,3 +99,58 @@ def test_invalid_token_is_rejected_even_without_require_auth(small_server: Local
         f"{small_server.url}/entries/query", json={}, headers={"Authorization": "Bearer stale"}, timeout=10
     )
     assert response.status_code == 401
+
+
+ENTRIES_SCOPE_DETAIL = {"detail": "Missing scopes: [<Scope.ENTRIES_READ: 'entries:read'>]"}
+
+
+@pytest.fixture
+def pat_server(make_archive: Any) -> Iterator[LocalServer]:
+    pats = {"nomad_pat_uploads": ["uploads:read"], "nomad_pat_entries": ["entries:read"]}
+    with LocalServer({"E": make_archive("E")}, pats=pats) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "entries/query", {}),
+        ("GET", "entries", None),
+        ("GET", "entries/E", None),
+        ("POST", "entries/archive/query", {"required": "*"}),
+        ("GET", "entries/archive", None),
+        ("GET", "entries/E/archive", None),
+        ("POST", "entries/E/archive/query", {"required": {"metadata": "*"}}),
+        ("GET", "entries/E/archive/download", None),
+        ("GET", "entries/E/raw", None),
+        ("POST", "entries/raw/query", {}),
+        # NOMAD resolves the user and its scopes before the body: a bad body still gets the 403
+        ("POST", "entries/E/archive/query", {"required": {"run": "no such directive"}}),
+    ],
+)
+def test_a_pat_without_entries_read_gets_nomads_403(pat_server: LocalServer, method: str, path: str, body: Any) -> None:
+    """NOMAD 2.0.0 (``routers/auth.py``): ``f"Missing scopes: {sorted(missing)}"`` over its Scope enum."""
+    headers = {"Authorization": "Bearer nomad_pat_uploads"}
+    refused = requests.request(method, f"{pat_server.url}/{path}", json=body, headers=headers, timeout=10)
+    assert refused.status_code == 403
+    assert refused.json() == ENTRIES_SCOPE_DETAIL
+    allowed = requests.request(method, f"{pat_server.url}/{path}", json=body, headers={"Authorization": "Bearer nomad_pat_entries"}, timeout=10)
+    assert allowed.status_code != 403
+
+
+def test_scopes_are_checked_on_matched_routes_only(pat_server: LocalServer) -> None:
+    headers = {"Authorization": "Bearer nomad_pat_uploads"}
+    # FastAPI answers an unknown route 404 and a wrong method 405 before any dependency runs
+    assert requests.get(f"{pat_server.url}/entries/E/no/such/route", headers=headers, timeout=10).status_code == 404
+    assert requests.post(f"{pat_server.url}/entries/E/archive", headers=headers, timeout=10).status_code == 405
+    others = {
+        "datasets": "Missing scopes: [<Scope.DATASETS_READ: 'datasets:read'>]",
+        "users/me": "Missing scopes: [<Scope.USERS_READ: 'users:read'>]",
+        "auth/app_token?expires_in=60": "Missing scopes: [<Scope.TOKENS_CREATE: 'tokens:create'>]",
+    }
+    for path, detail in others.items():
+        refused = requests.get(f"{pat_server.url}/{path}", headers=headers, timeout=10)
+        assert (refused.status_code, refused.json()) == (403, {"detail": detail})
+    entries_only = {"Authorization": "Bearer nomad_pat_entries"}
+    refused = requests.get(f"{pat_server.url}/uploads", headers=entries_only, timeout=10)
+    assert refused.json() == {"detail": "Missing scopes: [<Scope.UPLOADS_READ: 'uploads:read'>]"}

@@ -177,7 +177,7 @@ def test_personal_access_tokens_are_scoped(site: Path) -> None:
         assert requests.get(f"{running.url}/uploads/up1", headers=headers, timeout=10).status_code == 200
         refused = requests.post(f"{running.url}/entries/query", json={}, headers=headers, timeout=10)
         assert refused.status_code == 403
-        assert refused.json() == {"detail": "Missing scopes: ['entries:read']"}
+        assert refused.json() == {"detail": "Missing scopes: [<Scope.ENTRIES_READ: 'entries:read'>]"}
 
 
 def test_a_server_without_raw_files_answers_404(site: Path) -> None:
