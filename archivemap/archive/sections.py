@@ -1153,7 +1153,8 @@ def _walk(start: Section, segments: Sequence[Segment], fail: Any) -> Any:
             if type(value) is Pending:
                 value = value.m_settle()
             if value is None or type(value) is Absent:
-                raise fail(_ABSENT, seg, segments[: i + 1], f"{seg!r} is not set")
+                there = f"; {node.m_path()}: {_what_is_there(node, fm.name)}" if fm.kind == "sub_section" else ""
+                raise fail(_ABSENT, seg, segments[: i + 1], f"{seg!r} is not set{there}")
             node = value
             items_of = fm if fm.kind == "sub_section" and fm.repeats and isinstance(value, list) else None
             continue
@@ -1622,14 +1623,19 @@ def _absent_error(holder: Section, name: str, doing: str) -> AbsentSectionError:
     referenced calculation has ``energy`` but no ``energy.total``.
     """
     where = holder.m_path()
-    present = sorted({fm.name for fm in holder.m_set_fields()} - {name})
-    listed = ", ".join(present[:12]) + (f", … ({len(present)} in all)" if len(present) > 12 else "")
-    has = "what was downloaded of it" if _fetcher_of(holder) is not None else "what it has"
     return AbsentSectionError(
-        f"{name!r} is not set in {where}, so {doing}; {has}: {listed or 'nothing'}",
+        f"{name!r} is not set in {where}, so {doing}; {_what_is_there(holder, name)}",
         path=f"{where.rstrip('/')}/{name}",
         entry_id=holder.m_entry_id,
     )
+
+
+def _what_is_there(holder: Section, name: str) -> str:
+    """``"what it has: fermi, total"``: the set properties next to an absent one."""
+    present = sorted({fm.name for fm in holder.m_set_fields()} - {name})
+    listed = ", ".join(present[:12]) + (f", … ({len(present)} in all)" if len(present) > 12 else "")
+    has = "what was downloaded of it" if _fetcher_of(holder) is not None else "what it has"
+    return f"{has}: {listed or 'nothing'}"
 
 
 class Absent:
