@@ -35,7 +35,7 @@ from archivemap._progress import watched
 from archivemap.archive.load import default_schema
 from archivemap.archive.schema import as_schema
 from archivemap.archive.sections import Section
-from archivemap.errors import HTTPStatusError, NotFoundError, QueryError, TransportError
+from archivemap.errors import AbsentError, HTTPStatusError, NotFoundError, QueryError, TransportError
 from archivemap.graph.draw import to_html
 from archivemap.metainfo.fields import fields_by_name
 from archivemap.metainfo.search import search_quantities
@@ -208,6 +208,7 @@ class Folder:
         self.source = archivemap.DirectorySource(path, as_schema(schema))
         self.skipped: list[str] = []
         self.failed: list[tuple[str, str]] = []
+        self.lacking: list[tuple[str, str]] = []  # archives without the path asked for: data, not failures
 
     def archives(self) -> list[tuple[Path, Any]]:
         out = []
@@ -226,6 +227,10 @@ class Folder:
         if self.skipped:
             names = ", ".join(self.skipped[:3]) + (", …" if len(self.skipped) > 3 else "")
             print(f"archivemap {command}: skipped {len(self.skipped)} file(s) that are not archives ({names})", file=sys.stderr)
+        if self.lacking:
+            print(f"archivemap {command}: {len(self.lacking)} of {total} archive(s) do not have it:", file=sys.stderr)
+            for name, why in self.lacking:
+                print(f"  {name}: {why}", file=sys.stderr)
         if self.failed:
             print(f"archivemap {command}: {len(self.failed)} of {total} archive(s) failed:", file=sys.stderr)
             for name, why in self.failed:
@@ -358,6 +363,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             else:
                 text = _value_text(value, args.unit)
                 text = f"{file.name}: {text}" if "\n" not in text else f"== {file.name}\n{text}"
+        except AbsentError as exc:  # this archive has no such value: the others may
+            folder.lacking.append((file.name, str(exc)))
+            continue
         except Exception as exc:  # the next archive may have it: keep going, report at the end
             folder.failed.append((file.name, f"{type(exc).__name__}: {exc}"))
             continue
