@@ -1813,7 +1813,7 @@ class PendingList:
 
     def _full_path(self) -> Path:
         owner = self._owner
-        base = owner._full_path() if type(owner) is Pending else path_segments(owner)  # type: ignore[union-attr]
+        base = owner._full_path() if isinstance(owner, Pending) else path_segments(owner)
         return base + (self._fm.name,)
 
     def __repr__(self) -> str:
@@ -1847,14 +1847,14 @@ class PendingList:
     def m_settle(self) -> list[Any]:
         """The list this stands for (one request when not downloaded)."""
         owner = self._owner
-        root = owner._anchor.m_root if type(owner) is Pending else owner.m_root  # type: ignore[union-attr]
+        root = owner._anchor.m_root if isinstance(owner, Pending) else owner.m_root
         path = self._full_path()
         fetcher = _fetcher_of(root)
         if fetcher is not None and not _present(root._m_data, path) and not fetcher.was_asked(path):
             _download(root, [path], typed=True, whole=False)
             if isinstance(value_at(root._m_data, path), list):
                 fetcher.mark_complete_list(path)  # every item came, with its m_def
-        holder = owner.m_settle() if type(owner) is Pending else owner  # type: ignore[union-attr]
+        holder = owner.m_settle() if isinstance(owner, Pending) else owner
         if type(holder) is Absent:
             raise _absent_error(holder._holder, holder._name, f"{self._fm.name!r} below it cannot be read")
         return getattr(holder, self._fm.attribute)  # type: ignore[no-any-return]
