@@ -40,7 +40,12 @@ MAX_ARCHIVE_BYTES = 4 * 1024**3
 
 
 class _IndexedSource:
-    """Shared lookup logic: entries by id and by (upload, mainfile)."""
+    """Shared lookup logic: entries by id and by (upload, mainfile).
+
+    The index is built the first time a lookup needs it, not when the source is made:
+    loading one file of a folder (``archivemap show FILE``) must not read the whole folder
+    unless a reference leads out of the file.
+    """
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
@@ -49,6 +54,17 @@ class _IndexedSource:
         self._by_mainfile_any: dict[str, str] = {}
         self._roots: dict[str, Section] = {}
         self._lock = threading.RLock()
+        self._indexed = False
+
+    def _ensure_index(self) -> None:
+        with self._lock:
+            if not self._indexed:
+                self._indexed = True
+                self._build_index()
+
+    def _build_index(self) -> None:
+        """Read what the source holds and :meth:`_add` each archive."""
+        raise NotImplementedError
 
     def _add(self, key: Any, meta: Any, fallback_id: str) -> None:
         meta = meta if isinstance(meta, dict) else {}
@@ -65,7 +81,8 @@ class _IndexedSource:
         raise NotImplementedError
 
     def entry_ids(self) -> list[str]:
-        """Every entry id this source holds, sorted."""
+        """Every entry id this source holds, sorted (the first call reads every archive once)."""
+        self._ensure_index()
         return sorted(self._raw)
 
     def register(self, root: Section) -> None:
@@ -78,6 +95,7 @@ class _IndexedSource:
         with self._lock:
             root = self._roots.get(entry_id)
             if root is None:
+                self._ensure_index()
                 if entry_id not in self._raw:
                     raise DanglingReferenceError(f"no entry {entry_id!r} in this source", entry_id=entry_id)
                 root = new_archive(self._read(self._raw[entry_id]), self.schema, source=self, entry_id=entry_id)
@@ -91,6 +109,7 @@ class _IndexedSource:
                 "reference into another NOMAD installation; use archivemap.Client for it",
                 reference=ref.raw,
             )
+        self._ensure_index()
         entry_id = ref.entry_id
         if entry_id is None and ref.mainfile is not None:
             upload = ref.upload_id or context.upload_id
@@ -137,6 +156,8 @@ class DirectorySource(_IndexedSource):
         super().__init__(schema)
         self.directory = Path(directory).resolve()
         self.max_file_bytes = max_file_bytes
+
+    def _build_index(self) -> None:
         for path in sorted(self.directory.rglob("*.json")):
             if self.directory not in path.resolve().parents:
                 continue  # a symlink that points out of the folder is not part of it
@@ -162,6 +183,7 @@ class DirectorySource(_IndexedSource):
         data = read_json(target)
         meta = data.get("metadata") if isinstance(data, dict) else None
         entry_id = meta.get("entry_id") if isinstance(meta, dict) else None
+        self._ensure_index()
         if isinstance(entry_id, str) and entry_id in self._raw:
             return self.archive(entry_id)
         with self._lock:
@@ -216,18 +238,13 @@ class ZipSource(_IndexedSource):
             if name.startswith("/") or ".." in Path(name).parts:
                 raise UnsafePathError(f"zip member {name!r} escapes the archive")
             self._members.append(name)
-        self._indexed = False
 
-    def _ensure_index(self) -> None:
-        with self._lock:
-            if self._indexed:
-                return
-            self._indexed = True
-            for name in self._members:
-                data = self._read_member(name)
-                if isinstance(data, dict):
-                    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-                    self._add(name, meta, Path(name).name.split(".")[0])
+    def _build_index(self) -> None:
+        for name in self._members:
+            data = self._read_member(name)
+            if isinstance(data, dict):
+                meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+                self._add(name, meta, Path(name).name.split(".")[0])
 
     def _read_member(self, name: str) -> Any:
         """A member's parsed JSON, or ``None`` (with a warning) when it is too large or bad."""
@@ -245,21 +262,6 @@ class ZipSource(_IndexedSource):
         except ArchivemapError as exc:
             warn_at_caller(f"{name}: {exc}; skipped", SourceWarning)
             return None
-
-    def entry_ids(self) -> list[str]:
-        """Every entry id this zip holds, sorted (reads every member once)."""
-        self._ensure_index()
-        return super().entry_ids()
-
-    def archive(self, entry_id: str) -> Section:
-        """The root section of an entry, loaded once and cached."""
-        self._ensure_index()
-        return super().archive(entry_id)
-
-    def archive_for(self, ref: ParsedReference, context: ArchiveContext) -> Section:
-        """The root of the archive a cross-entry reference points into."""
-        self._ensure_index()
-        return super().archive_for(ref, context)
 
     def _read(self, key: Any) -> dict[str, Any]:
         data = self._read_member(key)
