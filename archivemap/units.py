@@ -22,11 +22,18 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import pint
+import lazy_loader
 
 from archivemap.errors import ArchiveDataError
+
+if TYPE_CHECKING:
+    import pint
+else:
+    # imported when the first unit is needed, not with archivemap: pint and the numpy it
+    # brings (and dask, when installed) are most of "import + schema ready" otherwise
+    pint = lazy_loader.load("pint")
 
 __all__ = ["Quantity", "check_unit_text", "registry", "to_quantity", "unit"]
 

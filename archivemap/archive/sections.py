@@ -35,9 +35,9 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from types import ModuleType
-from typing import Any, ClassVar, Final, Protocol, SupportsIndex
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, SupportsIndex
 
-import numpy as np
+import lazy_loader
 
 from archivemap._json import merge_partial, pad_list, value_at
 from archivemap._warnings import warn_at_caller
@@ -58,6 +58,11 @@ from archivemap.errors import (
 from archivemap.metainfo.definitions import Environment, SectionDef
 from archivemap.metainfo.fields import ITEMS, VALUE, FieldMeta, fields_by_name, section_fields, walk_steps
 from archivemap.paths import Key, Segment, format_path, parse_path
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_loader.load("numpy")  # arrays only appear once numpy is imported (converter.py)
 
 __all__ = [
     "EMPTY",
