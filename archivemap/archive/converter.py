@@ -23,7 +23,7 @@ import lazy_loader
 
 from archivemap._warnings import warn_at_caller
 from archivemap.errors import ArchiveDataError, SchemaMismatchWarning
-from archivemap.metainfo.fields import FieldMeta
+from archivemap.metainfo.fields import NUMPY_TYPES, FieldMeta
 from archivemap.units import check_unit_text, registry, unit
 
 if TYPE_CHECKING:
@@ -54,29 +54,6 @@ class Mismatch(Exception):
         self.salvaged = salvaged
 
 
-# NOMAD's numpy dtype names and the numpy type each means (by attribute name: numpy is only
-# imported when the first numpy value is read).
-_NUMPY_TYPE_NAMES: dict[str, str] = {
-    "float64": "float64",
-    "float32": "float32",
-    "float": "float64",
-    "int32": "int32",
-    "int64": "int64",
-    "int16": "int16",
-    "int8": "int8",
-    "uint8": "uint8",
-    "int": "int64",
-    "complex128": "complex128",
-    "complex64": "complex64",
-    "bool": "bool_",
-    "bool_": "bool_",
-    "str_": "str_",
-    "str": "str_",
-    "uint16": "uint16",
-    "uint32": "uint32",
-    "uint64": "uint64",
-    "float16": "float16",
-}
 _numpy_types: dict[str, Any] = {}
 
 
@@ -84,7 +61,7 @@ def _numpy_type(dtype_name: str) -> Any:
     """The numpy type of a dtype name, or ``None`` for names not in the table (untrusted)."""
     found = _numpy_types.get(dtype_name)
     if found is None:
-        attribute = _NUMPY_TYPE_NAMES.get(dtype_name)
+        attribute = NUMPY_TYPES.get(dtype_name)
         if attribute is None:
             return None
         found = _numpy_types[dtype_name] = getattr(np, attribute)

@@ -17,6 +17,7 @@ __all__ = [
     "FieldMeta",
     "ITEMS",
     "META_KEY",
+    "NUMPY_TYPES",
     "SECTION",
     "VALUE",
     "field_meta",
@@ -29,6 +30,31 @@ __all__ = [
 
 #: The key under which attrs field metadata holds the :class:`FieldMeta`.
 META_KEY = "nomad"
+
+#: NOMAD's numpy ``type_data`` names → the numpy type's attribute name (``float`` is
+#: ``numpy.float64``). Names, not types: the converter imports numpy only for the first numpy
+#: value (and the code generator, which may import only the definition model, can share it).
+NUMPY_TYPES: dict[str, str] = {
+    "float64": "float64",
+    "float32": "float32",
+    "float": "float64",
+    "int32": "int32",
+    "int64": "int64",
+    "int16": "int16",
+    "int8": "int8",
+    "uint8": "uint8",
+    "int": "int64",
+    "complex128": "complex128",
+    "complex64": "complex64",
+    "bool": "bool_",
+    "bool_": "bool_",
+    "str_": "str_",
+    "str": "str_",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "uint64": "uint64",
+    "float16": "float16",
+}
 
 
 @attrs.frozen(slots=True, hash=False)
