@@ -24,7 +24,7 @@ import lazy_loader
 from archivemap._warnings import warn_at_caller
 from archivemap.errors import ArchiveDataError, SchemaMismatchWarning
 from archivemap.metainfo.fields import NUMPY_TYPES, FieldMeta
-from archivemap.units import check_unit_text, registry, unit
+from archivemap.units import check_unit_text, registry, to_quantity, unit
 
 if TYPE_CHECKING:
     import numpy as np
@@ -297,7 +297,7 @@ def load_value(value: Any, fm: FieldMeta, path: Any) -> Any:
         if isinstance(out, list):
             out = np.asarray(out, dtype=np.float64)
         try:
-            return registry().Quantity(out, unit(unit_text))
+            return to_quantity(out, unit_text)
         except Exception as exc:  # an unknown unit in a definition must not lose the value
             warn_at_caller(
                 f"{path}: unit {unit_text!r} is unknown to the registry ({exc}); "
