@@ -22,11 +22,18 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import pint
+import lazy_loader
 
 from archivemap.errors import ArchiveDataError
+
+if TYPE_CHECKING:
+    import pint
+else:
+    # imported when the first unit is needed, not with archivemap: pint and the numpy it
+    # brings (and dask, when installed) are most of "import + schema ready" otherwise
+    pint = lazy_loader.load("pint")
 
 __all__ = ["Quantity", "check_unit_text", "registry", "to_quantity", "unit"]
 
@@ -50,7 +57,7 @@ def registry() -> Any:
         What ``pint.get_application_registry()`` returns.
     """
     ureg = pint.get_application_registry()
-    key = id(ureg.get()) if hasattr(ureg, "get") else id(ureg)
+    key = id(_current(ureg))
     if key not in _prepared:
         with _lock:
             if key not in _prepared:
@@ -68,8 +75,15 @@ def registry() -> Any:
     return ureg
 
 
+def _current(ureg: Any) -> Any:
+    """The registry behind the application registry (the object quantities belong to)."""
+    return ureg.get() if hasattr(ureg, "get") else ureg
+
+
 @functools.lru_cache(maxsize=1024)
 def _unit_cached(text: str, registry_id: int) -> Any:
+    # checked here, once per text and registry: a unit in the cache has passed the check
+    check_unit_text(text)
     return registry().Unit(text)
 
 
@@ -152,14 +166,22 @@ def unit(text: str) -> Any:
         ArchiveDataError: the string is not a plain unit expression (see
             :func:`check_unit_text`); pint's own errors for unknown names.
     """
-    check_unit_text(text)
-    ureg = registry()
-    return _unit_cached(text, id(ureg.get()) if hasattr(ureg, "get") else id(ureg))
+    return _unit_cached(text, id(_current(registry())))
 
 
 def to_quantity(magnitude: Any, unit_text: str) -> Any:
-    """A quantity of ``magnitude`` (a number or one numpy array) in ``unit_text``."""
-    return registry().Quantity(magnitude, unit(unit_text))
+    """A quantity of ``magnitude`` (a number or one numpy array) in ``unit_text``.
+
+    The hot path of every value with a unit: the unit is parsed and checked once per text
+    (cached), and the quantity is made by the current registry's own class rather than
+    through the application registry's delegation.
+
+    Raises:
+        ArchiveDataError: ``unit_text`` is not a plain unit expression (see
+            :func:`check_unit_text`); pint's own errors for unknown names.
+    """
+    current = _current(registry())
+    return current.Quantity(magnitude, _unit_cached(unit_text, id(current)))
 
 
 def Quantity(magnitude: Any, unit_text: str | None = None) -> Any:  # noqa: N802 - mirrors pint

@@ -20,7 +20,7 @@ do not depend on time are tests/test_perf_invariants.py.
    ``EntryArchive.m_from_dict`` of the same archive vs ours without parsing.
 
 Usage: python benchmarks/bench_load.py [--steps 4200] [--repeat 3] [--baseline REV]
-       [--large PATH] [--nomad-python PY | --make-nomad-venv DIR]
+       [--large PATH] [--nomad-python PY | --make-nomad-venv DIR] [--only N]
 """
 
 from __future__ import annotations
@@ -256,6 +256,7 @@ def main() -> int:
     parser.add_argument("--baseline", default="HEAD", help="git revision whose references are compared")
     parser.add_argument("--nomad-python", type=Path, help="a Python with nomad-lab 2.0.0 and plugins")
     parser.add_argument("--make-nomad-venv", type=Path, help="create that venv here first")
+    parser.add_argument("--only", type=int, choices=(1, 2, 3, 4), help="run that figure alone (4 includes 5)")
     args = parser.parse_args()
     if args.make_nomad_venv:
         args.nomad_python = make_nomad_venv(args.make_nomad_venv)
@@ -266,6 +267,9 @@ def main() -> int:
 
     warnings.simplefilter("ignore")
     schema = archivemap.Schema(SHARED / "metainfo" / "nomad-2.0.0-metainfo.json")
+    if args.only in (1, 2):
+        (shared_archives if args.only == 1 else thousand_loads)(schema, *([args.repeat] if args.only == 1 else []))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         large = args.large
         if large is None:
@@ -276,10 +280,13 @@ def main() -> int:
                  "-n", str(args.steps)],
                 check=True, capture_output=True,
             )
-        shared_archives(schema, args.repeat)
-        thousand_loads(schema)
-        references(large, args.baseline, args.repeat)
-        large_archive(schema, large, args.repeat, args.nomad_python)
+        if args.only is None:
+            shared_archives(schema, args.repeat)
+            thousand_loads(schema)
+        if args.only in (None, 3):
+            references(large, args.baseline, args.repeat)
+        if args.only in (None, 4):
+            large_archive(schema, large, args.repeat, args.nomad_python)
     return 0
 
 

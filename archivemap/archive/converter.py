@@ -16,16 +16,24 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cattrs
-import numpy as np
-import pint
+import lazy_loader
 
 from archivemap._warnings import warn_at_caller
 from archivemap.errors import ArchiveDataError, SchemaMismatchWarning
-from archivemap.metainfo.fields import FieldMeta
-from archivemap.units import check_unit_text, registry, unit
+from archivemap.metainfo.fields import NUMPY_TYPES, FieldMeta
+from archivemap.units import check_unit_text, registry, to_quantity, unit
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pint
+else:
+    # imported by the first value that needs them (an array, a unit, a numpy scalar): the
+    # schema, a load and navigation to sections pay for neither (see units.py)
+    np = lazy_loader.load("numpy")
+    pint = lazy_loader.load("pint")
 
 __all__ = ["Mismatch", "assignment_problem", "converter", "dump_value", "load_value"]
 
@@ -46,27 +54,19 @@ class Mismatch(Exception):
         self.salvaged = salvaged
 
 
-_NUMPY_DTYPES = {
-    "float64": np.float64,
-    "float32": np.float32,
-    "float": np.float64,
-    "int32": np.int32,
-    "int64": np.int64,
-    "int16": np.int16,
-    "int8": np.int8,
-    "uint8": np.uint8,
-    "int": np.int64,
-    "complex128": np.complex128,
-    "complex64": np.complex64,
-    "bool": np.bool_,
-    "bool_": np.bool_,
-    "str_": np.str_,
-    "str": np.str_,
-    "uint16": np.uint16,
-    "uint32": np.uint32,
-    "uint64": np.uint64,
-    "float16": np.float16,
-}
+_numpy_types: dict[str, Any] = {}
+
+
+def _numpy_type(dtype_name: str) -> Any:
+    """The numpy type of a dtype name, or ``None`` for names not in the table (untrusted)."""
+    found = _numpy_types.get(dtype_name)
+    if found is None:
+        attribute = NUMPY_TYPES.get(dtype_name)
+        if attribute is None:
+            return None
+        found = _numpy_types[dtype_name] = getattr(np, attribute)
+    return found
+
 
 _PYTHON_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 
@@ -118,7 +118,7 @@ def _complex(value: Any, rank: int) -> Any:
 
 def _numpy_hook(value: Any, fm: FieldMeta) -> Any:
     dtype_name = str(fm.dtype)
-    np_type = _NUMPY_DTYPES.get(dtype_name)
+    np_type = _numpy_type(dtype_name)
     if np_type is None:  # only known names: a dtype string from metainfo is untrusted input
         raise Mismatch(f"unknown numpy dtype {dtype_name[:40]!r}")
     rank = _rank(fm)
@@ -297,7 +297,7 @@ def load_value(value: Any, fm: FieldMeta, path: Any) -> Any:
         if isinstance(out, list):
             out = np.asarray(out, dtype=np.float64)
         try:
-            return registry().Quantity(out, unit(unit_text))
+            return to_quantity(out, unit_text)
         except Exception as exc:  # an unknown unit in a definition must not lose the value
             warn_at_caller(
                 f"{path}: unit {unit_text!r} is unknown to the registry ({exc}); "
@@ -352,13 +352,23 @@ def _is_quantity(cls: type) -> bool:
     return hasattr(cls, "magnitude") and hasattr(cls, "units") and isinstance(cls, type)
 
 
+# numpy classes are matched by predicates, asked only when a value is written back: a hook
+# keyed by np.ndarray would import numpy with this module
+def _is_array(cls: type) -> bool:
+    return isinstance(cls, type) and issubclass(cls, np.ndarray)
+
+
+def _is_numpy_scalar(cls: type) -> bool:
+    return isinstance(cls, type) and issubclass(cls, np.generic)
+
+
 converter.register_structure_hook(_dt.datetime, lambda v, _: _parse_datetime(v))
 converter.register_structure_hook(bytes, _structure_bytes)
 converter.register_unstructure_hook(_dt.datetime, _unstructure_datetime)
 converter.register_unstructure_hook(bytes, lambda v: base64.b64encode(v).decode("ascii"))
 converter.register_unstructure_hook(complex, lambda v: {"re": v.real, "im": v.imag})
-converter.register_unstructure_hook(np.ndarray, _unstructure_array)
-converter.register_unstructure_hook_func(lambda cls: isinstance(cls, type) and issubclass(cls, np.generic), _unstructure_scalar)
+converter.register_unstructure_hook_func(_is_array, _unstructure_array)
+converter.register_unstructure_hook_func(_is_numpy_scalar, _unstructure_scalar)
 converter.register_unstructure_hook_func(_is_quantity, lambda q: converter.unstructure(q.magnitude))
 converter.register_unstructure_hook(list, lambda items: [converter.unstructure(v) for v in items])
 
@@ -427,7 +437,7 @@ def _python_problem(value: Any, fm: FieldMeta) -> str | None:
 
 
 def _numpy_problem(value: Any, fm: FieldMeta) -> str | None:
-    np_type = _NUMPY_DTYPES.get(str(fm.dtype))
+    np_type = _numpy_type(str(fm.dtype))
     if np_type is None:
         return None
     try:

@@ -457,7 +457,11 @@ class Schema:
                     f"properties of {sdef.qualified_name} map to one attribute {attr!r}", sdef.path
                 )
             used.add(attr)
-            kwargs = {k: v for k, v in attrs.asdict(fm, recurse=False).items() if k not in ("name", "attribute", "kind")}
+            kwargs = {
+                k: v
+                for k, v in attrs.asdict(fm, recurse=False, filter=lambda a, _: a.init).items()
+                if k not in ("name", "attribute", "kind")
+            }
             fields[attr] = (sub_section if fm.kind == "sub_section" else quantity)(name, attr, **kwargs)
             metas.append(fm)
         if foreign and not key:

@@ -36,10 +36,10 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from types import ModuleType
-from typing import Any, ClassVar, Final, Protocol, SupportsIndex
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, SupportsIndex
 
+import lazy_loader
 import lazy_object_proxy
-import numpy as np
 
 from archivemap._json import merge_partial, pad_list, value_at
 from archivemap._warnings import warn_at_caller
@@ -59,8 +59,13 @@ from archivemap.errors import (
     UnsupportedReferenceError,
 )
 from archivemap.metainfo.definitions import Environment, SectionDef
-from archivemap.metainfo.fields import FieldMeta, fields_by_name, section_fields
+from archivemap.metainfo.fields import ITEMS, VALUE, FieldMeta, fields_by_name, section_fields, walk_steps
 from archivemap.paths import Key, Segment, format_path, parse_path
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_loader.load("numpy")  # arrays only appear once numpy is imported (converter.py)
 
 __all__ = [
     "EMPTY",
@@ -1191,26 +1196,21 @@ def resolve_reference(holder: Section, ref: str, source_path: object = None) -> 
 
 
 def _resolve_parsed(holder: Section, ref: str, parsed: ParsedReference, source_path: object) -> Any:
-    ctx = holder._m_ctx
     root = holder
-    while root._m_parent is not None:
-        root = root._m_parent
-    if not parsed.is_local:
-        target_id = parsed.target_entry_id(ctx.upload_id if ctx else None)
-        same = ctx is not None and target_id is not None and target_id == ctx.entry_id
-        if not same or parsed.installation is not None:
-            other = ctx.archive_for(parsed) if ctx is not None else None
-            if other is None:
-                raise UnsupportedReferenceError(
-                    "reference into another archive; load with a source (a folder of archives "
-                    "or archivemap.Client) to follow it",
-                    reference=ref,
-                    source_path=_text(source_path),
-                    entry_id=ctx.entry_id if ctx else None,
-                )
-            root = other
+    parent = holder._m_parent
+    while parent is not None:
+        root = parent
+        parent = parent._m_parent
+    if not (parsed.entry_id is None and parsed.mainfile is None and parsed.upload_id is None
+            and parsed.installation is None):  # parsed.is_local, spelled out: once per reference
+        root = _other_root(holder, ref, parsed, source_path)
     segments: tuple[str, ...] = parsed.fragment
-    if _fetcher_of(root) is not None:
+    ctx = root._m_ctx
+    if ctx is None or ctx.fetcher is None:
+        found = _walk_fast(root, segments)
+        if found is not _MISS:
+            return found
+    else:
         # a partial archive: fetch exactly the target path, with absolute indices
         try:
             planned = _plan_path(root, segments)
@@ -1224,11 +1224,29 @@ def _resolve_parsed(holder: Section, ref: str, parsed: ParsedReference, source_p
             _download_unless_present(root, planned)
             # one planned element per fragment segment; what is left indexes into a value
             segments = tuple(str(s) for s in planned) + segments[len(planned):]
-    else:
-        found = _walk_fast(root, segments)
-        if found is not _MISS:
-            return found
     return resolve_fragment(root, segments, reference=ref, source_path=source_path)
+
+
+def _other_root(holder: Section, ref: str, parsed: ParsedReference, source_path: object) -> Section:
+    """The root a non-local reference walks from: this archive's when it names this entry."""
+    ctx = holder._m_ctx
+    target_id = parsed.target_entry_id(ctx.upload_id if ctx else None)
+    same = ctx is not None and target_id is not None and target_id == ctx.entry_id
+    if same and parsed.installation is None:
+        root = holder
+        while root._m_parent is not None:
+            root = root._m_parent
+        return root
+    other = ctx.archive_for(parsed) if ctx is not None else None
+    if other is None:
+        raise UnsupportedReferenceError(
+            "reference into another archive; load with a source (a folder of archives "
+            "or archivemap.Client) to follow it",
+            reference=ref,
+            source_path=_text(source_path),
+            entry_id=ctx.entry_id if ctx else None,
+        )
+    return other
 
 
 def _text(path: object) -> str | None:
@@ -1245,50 +1263,43 @@ def _walk_fast(start: Section, segments: Sequence[Segment]) -> Any:
     No closures, no path strings: :data:`_MISS` hands anything unusual (keys, extras, values
     indexed into, unset properties, partial lists, errors) to :func:`_walk`, which gives the
     same answer or the error. Indices are ``int`` (dotted paths) or digit strings (fragments).
+    One dict lookup per property (:func:`walk_steps`): every resolved reference comes here.
     """
     node: Any = start
-    i = 0
-    n = len(segments)
-    while i < n:
-        seg = segments[i]
+    rest = iter(segments)
+    for seg in rest:
         if type(seg) is not str or not isinstance(node, Section):
             return _MISS
         cls = type(node)
-        by_name = cls.__dict__.get("_m_fields_by_name")
-        if by_name is None:
-            by_name = fields_by_name(cls)
-        fm = by_name.get(seg)
-        if fm is None:
-            fm = section_fields(cls).get(seg)
-            if fm is None:
-                return _MISS
-        try:
-            value = object.__getattribute__(node, fm.attribute)
-        except AttributeError:
-            value = getattr(node, fm.attribute)  # first read: converted now
+        cached = getattr(cls, "_m_walk_steps", None)
+        steps = cached[1] if cached is not None and cached[0] is cls else walk_steps(cls)
+        step = steps.get(seg)
+        if step is None:
+            return _MISS
+        attribute, then = step
+        value = getattr(node, attribute)  # an empty slot is converted now (__getattr__)
         if value is None or type(value) in _STAND_INS:
             return _MISS
-        i += 1
-        if fm.kind != "sub_section":
-            return value if i == n else _MISS
-        if fm.repeats:
+        if then == VALUE:
+            return value if next(rest, _MISS) is _MISS else _MISS
+        if then == ITEMS:
             if type(value) is not list:
                 return _MISS
-            if i == n:
+            selector = next(rest, _MISS)
+            if selector is _MISS:
                 return value
-            selector = segments[i]
             if type(selector) is int:
                 index = selector
             elif type(selector) is str and selector.isdigit():
                 index = int(selector)
             else:
                 return _MISS
-            if not -len(value) <= index < len(value):
+            try:
+                value = value[index]
+            except IndexError:
                 return _MISS
-            value = value[index]
             if value is None:
                 return _MISS
-            i += 1
         node = value
     return node
 

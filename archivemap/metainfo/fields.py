@@ -7,16 +7,54 @@ the converter needs (unit, shape, dtype, NOMAD name, definition id) without the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from archivemap.metainfo.definitions import QuantityDef, SubSectionDef
 
-__all__ = ["FieldMeta", "META_KEY", "field_meta", "fields_by_name", "quantity", "section_fields", "sub_section"]
+__all__ = [
+    "FieldMeta",
+    "ITEMS",
+    "META_KEY",
+    "NUMPY_TYPES",
+    "SECTION",
+    "VALUE",
+    "field_meta",
+    "fields_by_name",
+    "quantity",
+    "section_fields",
+    "sub_section",
+    "walk_steps",
+]
 
 #: The key under which attrs field metadata holds the :class:`FieldMeta`.
 META_KEY = "nomad"
+
+#: NOMAD's numpy ``type_data`` names → the numpy type's attribute name (``float`` is
+#: ``numpy.float64``). Names, not types: the converter imports numpy only for the first numpy
+#: value (and the code generator, which may import only the definition model, can share it).
+NUMPY_TYPES: dict[str, str] = {
+    "float64": "float64",
+    "float32": "float32",
+    "float": "float64",
+    "int32": "int32",
+    "int64": "int64",
+    "int16": "int16",
+    "int8": "int8",
+    "uint8": "uint8",
+    "int": "int64",
+    "complex128": "complex128",
+    "complex64": "complex64",
+    "bool": "bool_",
+    "bool_": "bool_",
+    "str_": "str_",
+    "str": "str_",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "uint64": "uint64",
+    "float16": "float16",
+}
 
 
 @attrs.frozen(slots=True, hash=False)
@@ -40,6 +78,9 @@ class FieldMeta:
         virtual: derived quantities are never read from data.
         key_quantity: for repeating sub-sections, the quantity that names items in reference
             paths (``more.label_quantity`` or ``key_quantity``).
+        flexible_unit: NOMAD's ``flexible_unit`` flag (the unit may differ per section).
+        is_reference: whether values are references (``type_kind`` reference or
+            quantity_reference); derived, not an argument.
     """
 
     name: str
@@ -56,9 +97,11 @@ class FieldMeta:
     virtual: bool = False
     key_quantity: str | None = None
     flexible_unit: bool = False
+    is_reference: bool = attrs.field(init=False, repr=False, eq=False)
 
-    @property
-    def is_reference(self) -> bool:
+    @is_reference.default
+    def _reference_kinds(self) -> bool:
+        # stored, not a property: walks over every set field of every section ask it
         return self.type_kind in ("reference", "quantity_reference")
 
 
@@ -162,3 +205,34 @@ def fields_by_name(cls: type) -> dict[str, FieldMeta]:
         section_fields(cls)
         by_name = cls.__dict__["_m_fields_by_name"]
     return by_name  # type: ignore[no-any-return]
+
+
+#: How a walk goes on after a property (the second element of a :func:`walk_steps` entry):
+#: a quantity's value ends it, a single sub-section is the next node, and after a repeating
+#: sub-section the next segment selects an item.
+VALUE: Final = 0
+SECTION: Final = 1
+ITEMS: Final = 2
+
+
+def walk_steps(cls: type) -> dict[str, tuple[str, int]]:
+    """``segment -> (attribute, VALUE | SECTION | ITEMS)`` for every property of a class.
+
+    A segment is the NOMAD name or, where no NOMAD name is spelled that way, the attribute
+    name: the lookup order of every walk, folded into one dict. This is what a path walk
+    needs per step, and nothing more.
+
+    Cached on the class as ``(cls, table)`` so that the walker reads it with a plain
+    attribute lookup (``cls.__dict__`` builds a mapping proxy on every read, a measurable
+    part of a reference walk); the owner tells a subclass's inherited table from its own.
+    """
+    cached = getattr(cls, "_m_walk_steps", None)
+    if cached is not None and cached[0] is cls:
+        return cached[1]  # type: ignore[no-any-return]
+    table: dict[str, tuple[str, int]] = {}
+    for by in (section_fields(cls), fields_by_name(cls)):  # NOMAD names win: written last
+        for segment, fm in by.items():
+            step = VALUE if fm.kind != "sub_section" else ITEMS if fm.repeats else SECTION
+            table[segment] = (fm.attribute, step)
+    type.__setattr__(cls, "_m_walk_steps", (cls, table))
+    return table
