@@ -29,29 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from archivemap.metainfo.fields import FieldMeta
+from archivemap.metainfo.fields import NUMPY_TYPES, FieldMeta
 
 __all__ = ["Names", "annotation", "NUMPY_SCALARS"]
 
-#: numpy type_data → numpy scalar type name (the converter's table, without the aliases
-#: that make no sense as scalar annotations).
-NUMPY_SCALARS = {
-    "float64": "float64",
-    "float32": "float32",
-    "float": "float64",
-    "int32": "int32",
-    "int64": "int64",
-    "int16": "int16",
-    "int8": "int8",
-    "uint8": "uint8",
-    "int": "int64",
-    "complex128": "complex128",
-    "complex64": "complex64",
-    "bool": "bool_",
-    "bool_": "bool_",
-    "str_": "str_",
-    "str": "str_",
-}
+#: numpy type_data → numpy scalar type name: the definition model's table.
+NUMPY_SCALARS = NUMPY_TYPES
 
 _PYTHON = ("str", "int", "float", "bool")
 

@@ -204,25 +204,27 @@ class _Deployment:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
+                # each request is counted before its answer goes out: the client may look at
+                # the count as soon as it has the answer
                 if self.path != "/prod/gui/artifacts.js":
+                    owner.requests.append((self.path, 404))
                     self.send_response(404)
                     self.end_headers()
-                    owner.requests.append((self.path, 404))
                     return
                 etag = '"' + hashlib.sha256(owner.body).hexdigest()[:16] + '"'
                 if self.headers.get("If-None-Match") == etag:
+                    owner.requests.append((self.path, 304))
                     self.send_response(304)
                     self.send_header("ETag", etag)
                     self.end_headers()
-                    owner.requests.append((self.path, 304))
                     return
+                owner.requests.append((self.path, 200))
                 self.send_response(200)
                 self.send_header("ETag", etag)
                 self.send_header("Last-Modified", "Sat, 28 Nov 2026 10:00:00 GMT")
                 self.send_header("Content-Length", str(len(owner.body)))
                 self.end_headers()
                 self.wfile.write(owner.body)
-                owner.requests.append((self.path, 200))
 
             def log_message(self, *args: object) -> None:
                 pass
