@@ -356,13 +356,27 @@ def test_bulk_download_refetches_entries_an_answer_dropped(scripted: Callable[..
     no_archive = "entry07"
     dropped_once: set[str] = set()
 
+    def page(pagination: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        after = pagination.get("page_after_value")
+        rest = [i for i in ids if after is None or i > after]
+        chosen = rest[: pagination.get("page_size", 10)]
+        info: dict[str, Any] = {"total": len(ids)}
+        if chosen and len(chosen) == pagination.get("page_size", 10) and len(chosen) < len(ids):
+            info["next_page_after_value"] = chosen[-1]
+        return chosen, info
+
     def script(method: str, path: str, body: Any) -> Reply:
         if path == "entries/query":
-            listing = [{"entry_id": i} for i in ids]
-            return 200, {}, {"pagination": {"total": len(ids)}, "data": listing}
+            chosen, info = page(body.get("pagination", {}))
+            return 200, {}, {"pagination": info, "data": [{"entry_id": i} for i in chosen]}
+        if path == "entries/archive/query" and "entry_id:any" not in body["query"]:
+            # the query paged by the archive endpoint itself: entries without archive dropped
+            chosen, info = page(body["pagination"])
+            data = [{"entry_id": i, "archive": {"metadata": {"entry_id": i}}} for i in chosen if i != no_archive]
+            return 200, {}, {"pagination": info, "data": data}
         if path == "entries/archive/query":
             wanted = body["query"]["entry_id:any"]
-            data: list[Any] = []
+            data = []
             for entry_id in reversed(wanted):  # answer order is not request order
                 if entry_id == no_archive or (entry_id in ("entry02", "entry10") and entry_id not in dropped_once):
                     dropped_once.add(entry_id)

@@ -70,6 +70,8 @@ from archivemap.errors import (
 )
 from archivemap.archive.load import default_schema
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
+from archivemap.archive.context import ArchiveContext
+from archivemap.archive.references import ParsedReference
 from archivemap.archive.sections import Section
 from archivemap.remote.endpoints import ApiMethods
 from archivemap.metainfo.deployment import deployment_environment
@@ -579,6 +581,9 @@ class Client(ApiMethods):
         self._requests_made = 0
         self._bytes_received = 0
         self._other_hosts: dict[str, Client] = {}
+        # path -> the largest page size worth asking for: a deployment's limit, learned once
+        # from its 422s and kept, so later listings and batches do not earn them again
+        self._page_limits: dict[str, int] = {}
         self.pickle_credentials = pickle_credentials
         # the disk cache and offline mode (archivemap/remote/cache.py)
         self.cache: ArchiveCache | None = as_cache(cache)
@@ -1215,7 +1220,7 @@ class Client(ApiMethods):
                 (a cursor cycle would otherwise page forever).
         """
         cursor = after
-        size = page_size
+        size = self._page_size(path, page_size)
         seen: set[str] = set() if after is None else {after}
         while True:
             request = dict(pagination, page_size=size)
@@ -1225,8 +1230,7 @@ class Client(ApiMethods):
                 answer = self.post_json(path, {**body, "pagination": request})
             except ValidationError as error:
                 if size > 1 and _is_page_size_error(error):
-                    size = max(1, size // 2)
-                    log.warning("%s refused the page size; retrying with %d", path, size)
+                    size = self._page_size_refused(path, size)
                     continue
                 raise
             data, info = self._page_parts(path, answer)
@@ -1246,6 +1250,20 @@ class Client(ApiMethods):
                 )
             seen.add(following)
             cursor = following
+
+    def _page_size(self, path: str, wanted: int) -> int:
+        """``wanted``, or less where ``path`` refused such a page before."""
+        limit = self._page_limits.get(path)
+        return wanted if limit is None else min(wanted, limit)
+
+    def _page_size_refused(self, path: str, size: int) -> int:
+        """Learn that ``path`` refused pages of ``size``; the next size to try (half)."""
+        smaller = max(1, size // 2)
+        with self._count_lock:
+            if smaller < self._page_limits.get(path, size):
+                self._page_limits[path] = smaller
+        log.warning("%s refused a page size of %d; using %d from now on", path, size, smaller)
+        return smaller
 
     def _page_parts(self, path: str, answer: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """``data`` and ``pagination`` of a listing answer, checked for NOMAD's shape."""
@@ -1549,30 +1567,97 @@ class Client(ApiMethods):
         return self._mapped(stream, required, sch)
 
     def _mapped(self, stream: ArchiveStream, required: Required, sch: Schema) -> Iterator[tuple[str, Section]]:
-        source = ClientSource(self, sch)
+        source = _BulkSource(self, sch, stream, required)
         for entry_id, answer in stream:
-            yield entry_id, open_archive_from(self, entry_id, answer, required, sch, source)
+            yield entry_id, source.root(entry_id, answer)
+
+
+class _BulkSource(ClientSource):
+    """The archive source of one bulk download: entries it already holds are not asked for.
+
+    An ELN entry's ``m_def`` often names a definition in another entry of its upload
+    (``../upload/raw/base.schema.archive.yaml#/definitions/section_definitions/2``), and that
+    entry is often part of the same download, in the same batch: resolving the class must
+    then use the archive in hand (with ``"*"`` it holds every definition) instead of sending
+    ``{"definitions": "*"}`` for it. Entries yielded earlier are found through the roots
+    :class:`ClientSource` keeps; this adds those downloaded but not yet yielded.
+    """
+
+    def __init__(self, client: Client, schema: Schema, stream: ArchiveStream, required: Required) -> None:
+        super().__init__(client, schema)
+        self._client = client
+        self._stream = stream
+        self._required = required
+        self._early: dict[str, Section] = {}  # opened for a reference before their turn
+
+    def root(self, entry_id: str, answer: dict[str, Any]) -> Section:
+        """The lazy root of a downloaded entry (the one a reference opened already, if any)."""
+        early = self._early.pop(entry_id, None)
+        if early is not None:
+            return early
+        return open_archive_from(self._client, entry_id, answer, self._required, self.schema, self)
+
+    def archive_for(self, ref: ParsedReference, context: ArchiveContext) -> Section:
+        """The referenced entry's root: from the download when it holds it, else lazily."""
+        entry_id = ref.target_entry_id(context.upload_id) if ref.installation is None else None
+        if entry_id is not None:
+            early = self._early.get(entry_id)
+            if early is not None:
+                return early
+            answer = self._stream.held(entry_id)
+            if answer is not None:
+                root = open_archive_from(self._client, entry_id, answer, self._required, self.schema, self)
+                self._early[entry_id] = root
+                return root
+        return super().archive_for(ref, context)
 
 
 def _rebuild_client(base_url: str, options: dict[str, Any]) -> Client:
     return Client(base_url, **options)
 
 
-def _encode_cursor(after: str | None, skip: int) -> str:
-    raw = json.dumps([after, skip], separators=(",", ":")).encode()
+def _encode_cursor(after: str | None, skip: int, base: int | None) -> str:
+    """An opaque resume position: ``skip`` entries after the page cursor ``after``.
+
+    ``base`` is how many entries of the query lie before ``after`` (``None``: unknown, e.g.
+    after a NOMAD ``page_after_value`` given by the user); with it, a resumed stream can tell
+    from the server's ``total`` whether a short last page is complete.
+    """
+    raw = json.dumps([after, skip, base], separators=(",", ":")).encode()
     return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode()
 
 
-def _decode_cursor(cursor: str | None) -> tuple[str | None, int]:
+def _decode_cursor(cursor: str | None) -> tuple[str | None, int, int | None]:
     if cursor is None:
-        return None, 0
+        return None, 0, 0
     if not cursor.startswith(_CURSOR_PREFIX):
-        return cursor, 0  # a plain NOMAD page_after_value
+        return cursor, 0, None  # a plain NOMAD page_after_value
     try:
-        after, skip = json.loads(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX) :]))
-    except (ValueError, TypeError) as exc:
+        parts = json.loads(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX) :]))
+        after, skip = parts[0], int(parts[1])
+        base = parts[2] if len(parts) > 2 else None  # cursors of earlier versions have none
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise ValueError(f"not an archivemap cursor: {cursor!r}") from exc
-    return after, int(skip)
+    if (after is not None and not isinstance(after, str)) or (base is not None and not isinstance(base, int)):
+        raise ValueError(f"not an archivemap cursor: {cursor!r}")
+    return after, skip, base
+
+
+@attrs.frozen
+class _ArchivePage:
+    """One answer of ``entries/archive/query`` paginating the query itself.
+
+    Attributes:
+        archives: ``entry_id -> archive`` of the entries the answer holds.
+        total: the number of entries the query matches (``None`` if not said).
+        following: ``next_page_after_value`` (``None`` on the last page).
+        size: the page size the server accepted.
+    """
+
+    archives: dict[str, dict[str, Any]]
+    total: int | None
+    following: str | None
+    size: int
 
 
 class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
@@ -1582,10 +1667,19 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
     position describes exactly what has been yielded: resuming with ``after=stream.cursor``
     continues with the next entry, without repeats or gaps, even after an exception.
 
+    The first request is an ``entries/archive/query`` that pages the query itself (ordered
+    by ``entry_id``, one batch per page): it brings the first batch of archives, the total and
+    the next cursor at once, so a query of at most one batch costs one request, and one of at
+    most two batches two. Larger queries continue from that cursor with id listings and
+    concurrent batches (``entry_id:any``), which is what lets failing or dropped entries be
+    isolated and re-requested. A page the server answers 500, or one that lacks entries
+    (NOMAD silently drops entries without archive), is listed and downloaded in batches too;
+    the archives it did hold are kept.
+
     Attributes:
         cursor: an opaque resume position after the last yielded (or missing) entry;
             ``None`` before the first one.
-        total: the number of entries the query matches (from the first listing page).
+        total: the number of entries the query matches (from the first page).
         missing: ``{entry_id: reason}`` for entries whose archive could not be had.
         failed: ``{entry_id: EntryFailure}`` for entries the server answered with an error
             (HTTP 500) even on their own; every other entry of their batches is delivered.
@@ -1618,6 +1712,9 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
         self.total: int | None = None
         self.missing: dict[str, str] = {}
         self.failed: dict[str, EntryFailure] = {}
+        # downloaded, not yet yielded (read by Client.archives: references between entries
+        # of one download are resolved without asking the server again)
+        self._done: dict[str, dict[str, Any]] = {}
         self._generator: Iterator[tuple[str, dict[str, Any]]] = self._run(*_decode_cursor(after))
 
     def __next__(self) -> tuple[str, dict[str, Any]]:
@@ -1628,6 +1725,10 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
         close = getattr(self._generator, "close", None)
         if close is not None:
             close()
+
+    def held(self, entry_id: str) -> dict[str, Any] | None:
+        """The archive of ``entry_id`` if it was downloaded but not yet yielded."""
+        return self._done.get(entry_id)
 
     def retry_failed(self) -> ArchiveStream:
         """A new stream over the entries in :attr:`failed` so far (e.g. once the server is fixed).
@@ -1651,44 +1752,103 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
         return stream
 
     def _run(
-        self, after: str | None, skip: int
+        self, after: str | None, skip: int, base: int | None
     ) -> Generator[tuple[str, dict[str, Any]], None, None]:
         client = self._client
         window = 2 * client.max_concurrency
-        body = {"owner": self._owner, "query": self._query, "required": {"include": ["entry_id"]}}
-        pages = client._pages("entries/query", body, self._page_size, after, order_by="entry_id")
         seen: set[str] = set()
-        position: dict[str, tuple[str | None, int]] = {}  # id -> (page cursor, index)
+        # id -> (page cursor, index, entries before the page cursor or None)
+        position: dict[str, tuple[str | None, int, int | None]] = {}
+        # id -> resume position once it is passed, where it is better than the position's
+        # (the last entry of an archive page: the next page's cursor, no skip)
+        page_end: dict[str, str] = {}
         order: deque[str] = deque()  # ids not yet yielded, in listing order
         pending: deque[str] = deque()  # ids not yet requested
         attempts: dict[str, int] = {}
-        done: dict[str, dict[str, Any]] = {}
+        done = self._done
+        prefetched: dict[str, dict[str, Any]] = {}  # archives of a page that is listed again
         in_flight: dict[Future[dict[str, dict[str, Any]]], list[str]] = {}
+        # where the next archive page starts (None: no archive page any more)
+        archive_cursor: tuple[str | None, int | None] | None = None if skip else (after, base)
+        archive_pages = 0
+        listing_from: tuple[str | None, int, int | None] = (after, skip, base)
+        pages: Generator[tuple[list[Any], str | None, dict[str, Any]], None, None] | None = None
+        listing_base: int | None = None
         listing_done = False
         progress = _Progress(self._progress_enabled)
         executor = ThreadPoolExecutor(client.max_concurrency, thread_name_prefix="archivemap")
+
+        def listed(entry_id: Any, where: tuple[str | None, int, int | None]) -> None:
+            if not isinstance(entry_id, str) or entry_id in seen:
+                return
+            seen.add(entry_id)
+            position[entry_id] = where
+            order.append(entry_id)
+            if entry_id in prefetched:
+                done[entry_id] = prefetched.pop(entry_id)
+            else:
+                pending.append(entry_id)
+
+        def set_total(total: Any) -> None:
+            if self.total is None and isinstance(total, int) and not isinstance(total, bool):
+                self.total = total
+                progress.total = total
+
         try:
             while True:
                 while not listing_done and len(pending) < self._batch_size * window:
-                    page = next(pages, None)
-                    if page is None:
+                    if archive_cursor is not None:
+                        cursor, before = archive_cursor
+                        archive_cursor = None
+                        archive_pages += 1
+                        page = self._archive_page(cursor)
+                        if page is None:  # a 500 for the page as a whole: batches isolate it
+                            listing_from = (cursor, 0, before)
+                            continue
+                        set_total(page.total)
+                        expected = None if page.total is None or before is None else page.total - before
+                        count = len(page.archives)
+                        if count < page.size and (page.following is not None or expected != count):
+                            # entries without archive were dropped: list the page to know them
+                            prefetched.update(page.archives)
+                            listing_from = (cursor, 0, before)
+                            continue
+                        after_page = None if before is None else before + count
+                        prefetched.update(page.archives)
+                        ids = sorted(page.archives)  # the listing order: by entry_id
+                        for index, entry_id in enumerate(ids):
+                            listed(entry_id, (cursor, index, before))
+                        if page.following is None:
+                            listing_done = True
+                        else:
+                            if ids and ids[-1] in position:
+                                page_end[ids[-1]] = _encode_cursor(page.following, 0, after_page)
+                            remaining = None if expected is None else expected - count
+                            if remaining is not None and remaining <= 0:
+                                listing_done = True  # NOMAD's cursor after a full last page
+                            elif remaining is not None and remaining <= self._batch_size and archive_pages < 2:
+                                archive_cursor = (page.following, after_page)
+                            else:
+                                listing_from = (page.following, 0, after_page)
+                        break  # yield this page before asking for more
+                    if pages is None:
+                        start, skip, listing_base = listing_from
+                        body = {"owner": self._owner, "query": self._query, "required": {"include": ["entry_id"]}}
+                        pages = client._pages("entries/query", body, self._page_size, start, order_by="entry_id")
+                    page_data = next(pages, None)
+                    if page_data is None:
                         listing_done = True
                         break
-                    data, page_cursor, info = page
-                    if self.total is None and isinstance(info.get("total"), int):
-                        self.total = info["total"]
-                        progress.total = self.total
+                    data, page_cursor, info = page_data
+                    set_total(info.get("total"))
+                    page_base = listing_base
+                    if listing_base is not None:
+                        listing_base += len(data)
                     for index, item in enumerate(data):
-                        entry_id = item.get("entry_id")
                         if skip:
                             skip -= 1
                             continue
-                        if not isinstance(entry_id, str) or entry_id in seen:
-                            continue
-                        seen.add(entry_id)
-                        position[entry_id] = (page_cursor, index)
-                        order.append(entry_id)
-                        pending.append(entry_id)
+                        listed(item.get("entry_id"), (page_cursor, index, page_base))
                 while pending and len(in_flight) < window:
                     batch = self._next_batch(pending, attempts)
                     if len(batch) == 1 and attempts.get(batch[0], 0) >= self._max_attempts:
@@ -1698,13 +1858,15 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
                     in_flight[future] = batch
                 while order and (order[0] in done or order[0] in self.missing or order[0] in self.failed):
                     entry_id = order.popleft()
-                    page_cursor, index = position.pop(entry_id)
-                    self.cursor = _encode_cursor(page_cursor, index + 1)
+                    page_cursor, index, page_base = position.pop(entry_id)
+                    self.cursor = page_end.pop(entry_id, None) or _encode_cursor(page_cursor, index + 1, page_base)
                     progress.advance()
                     if entry_id in done:
                         yield entry_id, done.pop(entry_id)
                 if not in_flight and not pending and listing_done:
                     return
+                if not in_flight:
+                    continue  # an archive page was yielded: on to the next page
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in finished:
                     batch = in_flight.pop(future)
@@ -1716,16 +1878,66 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
                             attempts[entry_id] = attempts.get(entry_id, 0) + 1
                             pending.appendleft(entry_id)
         finally:
-            pages.close()
+            if pages is not None:
+                pages.close()
             executor.shutdown(wait=False, cancel_futures=True)
             progress.close()
+
+    def _archive_page(self, cursor: str | None) -> _ArchivePage | None:
+        """The next batch of the query's entries with their archives, in one request.
+
+        ``None`` when the server answers the page with a 500 (it cannot render one archive
+        of it): the page is then listed and downloaded in batches that isolate the failure.
+        """
+        client = self._client
+        path = "entries/archive/query"
+        size = client._page_size(path, self._batch_size)
+        while True:
+            pagination: dict[str, Any] = {"order_by": "entry_id", "page_size": size}
+            if cursor is not None:
+                pagination["page_after_value"] = cursor
+            body = {"owner": self._owner, "query": self._query, "pagination": pagination, "required": self._required}
+            try:
+                answer = client.post_json(path, body)
+                break
+            except ValidationError as error:
+                if size > 1 and _is_page_size_error(error):
+                    size = client._page_size_refused(path, size)
+                    continue
+                raise
+            except ServerError as error:
+                if error.status_code in client.retry_policy.statuses:
+                    raise  # overload or gateway trouble after every retry: not an entry's fault
+                log.info("archive page answered %d; listing it and splitting it in batches", error.status_code)
+                return None
+        data, info = client._page_parts(path, answer)
+        archives: dict[str, dict[str, Any]] = {}
+        for item in data:
+            entry_id, archive = item.get("entry_id"), item.get("archive")
+            if isinstance(entry_id, str) and isinstance(archive, dict):
+                archives.setdefault(entry_id, archive)
+        following = info.get("next_page_after_value")
+        if following is not None and (not isinstance(following, (str, int)) or isinstance(following, bool)):
+            raise MalformedResponseError(
+                f"next_page_after_value is a {type(following).__name__}, not a string", client.url(path)
+            )
+        if following is not None and (not data or str(following) == cursor):
+            following = None  # an empty page, or a cursor that does not move: the end
+        total = info.get("total")
+        return _ArchivePage(
+            archives,
+            total if isinstance(total, int) and not isinstance(total, bool) else None,
+            None if following is None else str(following),
+            size,
+        )
 
     def _next_batch(self, pending: deque[str], attempts: dict[str, int]) -> list[str]:
         """The next ids to request; an entry past its batch attempts goes on its own."""
         if attempts.get(pending[0], 0) >= self._max_attempts:
             return [pending.popleft()]
+        limit = self._client._page_size("entries/archive/query", self._batch_size)
         batch: list[str] = []
-        while pending and len(batch) < self._batch_size:
+        while pending and len(batch) < limit:
             if attempts.get(pending[0], 0) >= self._max_attempts:
                 break
             batch.append(pending.popleft())
@@ -1742,6 +1954,7 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
             answer = self._client.post_json("entries/archive/query", body)
         except ValidationError as error:
             if len(batch) > 1 and _is_page_size_error(error):
+                self._client._page_size_refused("entries/archive/query", len(batch))
                 half = len(batch) // 2
                 return {**self._fetch_batch(batch[:half]), **self._fetch_batch(batch[half:])}
             raise
