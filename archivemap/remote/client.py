@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import itertools
 import html
 import json
 import logging
@@ -75,7 +74,7 @@ from archivemap.archive.references import ParsedReference
 from archivemap.archive.sections import Section
 from archivemap.remote.endpoints import ApiMethods
 from archivemap.metainfo.deployment import deployment_environment
-from archivemap.remote.derive import SAMPLE_REQUIRED, Analysis, required_for
+from archivemap.remote.derive import SAMPLE_REQUIRED, AccessPath, Analysis, record_access, required_from_access
 from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
 from archivemap.remote.query import Query
 # the disk cache and the locked, cached bulk download
@@ -116,6 +115,11 @@ _ERROR_BODY_MAX: Final = 1024 * 1024
 DEFAULT_MAX_RESPONSE_BYTES: Final = 1024 * 1024 * 1024
 #: Default of ``Client(deadline=...)``: seconds one API call may take, retries included.
 DEFAULT_DEADLINE: Final = 600.0
+#: Default of ``Client.analyze(sample_bytes=...)``: the most bytes a page of whole sample
+#: archives may have. The shared corpus' archives are 4 kB to 2 MB; a page past this (a large
+#: MD archive: 100 MB is not worth downloading to learn which values an analysis reads) is
+#: abandoned and its entries are sampled lazily, a request per value read.
+SAMPLE_PAGE_BYTES: Final = 4 * 1024 * 1024
 
 
 class _Secret:
@@ -739,6 +743,7 @@ class Client(ApiMethods):
         *,
         form: Mapping[str, str] | None = None,
         authenticate: bool = True,
+        max_bytes: int | None = None,
     ) -> Any:
         """``POST`` JSON (or a form) to an API path and return the decoded JSON answer.
 
@@ -747,6 +752,8 @@ class Client(ApiMethods):
             body: the JSON body.
             form: form fields instead of a JSON body.
             authenticate: whether to send the Authorization header (same host only).
+            max_bytes: a smaller size limit than ``max_response_bytes`` for this answer
+                (a request that is worth making only while its answer stays small).
 
         Returns:
             The decoded JSON.
@@ -755,7 +762,7 @@ class Client(ApiMethods):
             HTTPStatusError: (a subclass per status) the server refused the request.
             TransportError: no complete answer after all retries.
         """
-        return self._request("POST", path, json_body=body, form=form, authenticate=authenticate)
+        return self._request("POST", path, json_body=body, form=form, authenticate=authenticate, max_bytes=max_bytes)
 
     def _request(
         self,
@@ -766,8 +773,10 @@ class Client(ApiMethods):
         json_body: Any = None,
         form: Mapping[str, str] | None = None,
         authenticate: bool = True,
+        max_bytes: int | None = None,
     ) -> Any:
         url = self.url(path)
+        limit = self.max_response_bytes if max_bytes is None else min(max_bytes, self.max_response_bytes)
         deadline = None if self.deadline is None else time.monotonic() + self.deadline
         attempt = 0
         refreshed = False
@@ -775,7 +784,7 @@ class Client(ApiMethods):
             sent_token = self._current_token() if authenticate else None
             try:
                 response, content, final_url = self._send(
-                    method, url, params, json_body, form, sent_token, deadline
+                    method, url, params, json_body, form, sent_token, deadline, limit
                 )
                 if 200 <= response.status_code < 300:
                     return self._decode_answer(method, final_url, response, content)
@@ -855,6 +864,7 @@ class Client(ApiMethods):
         form: Mapping[str, str] | None,
         token: _Secret | None,
         deadline: float | None = None,
+        limit: int | None = None,
     ) -> tuple[requests.Response, bytearray, str]:
         """One request, following redirects ourselves so auth never leaves our host.
 
@@ -893,7 +903,13 @@ class Client(ApiMethods):
                         pass
                     elif 200 <= response.status_code < 300:
                         # inside the slot: the body is part of the load
-                        content, complete = self._read_body(response, deadline, self.max_response_bytes, method)
+                        body_limit = self.max_response_bytes if limit is None else limit
+                        try:
+                            content, complete = self._read_body(response, deadline, body_limit, method)
+                        except ResponseTooLargeError:
+                            with self._count_lock:  # abandoned at the limit: it was received
+                                self._bytes_received += body_limit
+                            raise
                     else:  # only read for its detail: cut, never refused
                         content, complete = self._read_body(
                             response, deadline, min(_ERROR_BODY_MAX, self.max_response_bytes), method, cut=True
@@ -1493,45 +1509,79 @@ class Client(ApiMethods):
         *,
         sample: int = 3,
         schema: Schema | SchemaSource | None = None,
+        sample_bytes: int = SAMPLE_PAGE_BYTES,
         **options: Any,
     ) -> Analysis:
         """Run ``analysis`` on every entry of ``query``, downloading only what it reads.
 
-        The ``required`` spec is derived by running the analysis lazily on the first
-        ``sample`` entries (:func:`~archivemap.remote.derive.required_for`), then every entry
-        is downloaded in bulk with it and the analysis runs on each. What the samples did not
-        touch is still answered, by lazy follow-ups, and counted in the result.
+        The first entries of the query are downloaded whole (``"*"``), one page of ``sample``
+        entries, then, while fewer than ``sample`` of them gave a result that is not
+        ``None``, one page of the rest of up to ``4 * sample`` candidates. The analysis runs on
+        each with what it reads recorded, and the ``required`` spec is derived from that
+        (:func:`~archivemap.remote.derive.required_from_access`, the rules of
+        :func:`~archivemap.remote.derive.required_for`). The other entries are then
+        downloaded in bulk with the spec, from where the samples ended, so no entry is
+        downloaded twice. A sample page larger than ``sample_bytes`` (large MD archives) is
+        abandoned, and its entries are sampled lazily instead: a request per value read,
+        bytes for those values only. What the samples did not touch is still answered, by
+        lazy follow-ups, and counted in the result.
 
         Args:
             query: the entries (a dict or :class:`~archivemap.remote.query.Query`).
             analysis: a function of an archive root; its return value is the entry's result.
-            sample: how many entries to derive the spec from.
+            sample: how many informative entries to derive the spec from.
             schema: the metainfo (default: :meth:`deployment_schema`).
+            sample_bytes: the most bytes one page of whole sample archives may have.
             **options: passed on to :meth:`archives` (``batch_size``, ``page_size`` ...).
 
         Returns:
             The results with the spec used and the requests and bytes it all cost.
+
+        Raises:
+            ValueError: ``sample`` is below 1.
+            NotDownloadedError: the client is offline (samples come from the server).
         """
+        if sample < 1:
+            raise ValueError(f"sample must be at least 1, not {sample}")
+        if self.offline:
+            raise NotDownloadedError("analyze samples entries on the server; this client is offline")
         sch = self._schema_or_default(schema)
         requests_before, bytes_before = self.requests_made, self.bytes_received
-        # samples the analysis has something to say about teach it most: up to 4x as many
-        # entries are tried until `sample` of them give a result that is not None
-        candidates = [str(e["entry_id"]) for e in itertools.islice(self.entries(query, schema=sch), 4 * sample)]
-        informative: list[str] = []
-        for entry_id in candidates:
-            if len(informative) >= sample:
+        query_json = self.query_json(query, sch)
+        owner = str(options.get("owner", "visible"))
+        user_after = options.pop("after", None)
+        cursor, skip, passed = _decode_cursor(user_after)
+        exhausted = False
+        if skip:  # a position inside a page: the cursor of the page after it, by listing first
+            cursor, passed, exhausted = self._skip(query_json, owner, cursor, skip, passed)
+        source = ClientSource(self, sch)
+        samples: list[tuple[str, Any, set[AccessPath], Section]] = []
+        budget = 4 * sample
+        while not exhausted and sum(result is not None for _, result, _, _ in samples) < sample and len(samples) < budget:
+            size = sample if not samples else budget - len(samples)
+            roots, following, positions = self._sample_page(query_json, owner, cursor, size, sch, source, sample_bytes)
+            for entry_id, root in roots:
+                result, paths = record_access(analysis, root)
+                samples.append((entry_id, result, paths, root))
+            if following is None:
+                exhausted = True
                 break
-            if analysis(self.archive(entry_id, required=SAMPLE_REQUIRED, schema=sch)) is not None:
-                informative.append(entry_id)
-        samples = informative or candidates[:sample]
-        required = required_for(analysis, self, samples, schema=sch, bulk=True)
-        results: list[tuple[str, Any]] = []
-        follow_ups = 0
-        for entry_id, root in self.archives(query, required, schema=sch, **options):
-            results.append((entry_id, analysis(root)))
-            ctx = root.m_context
-            if ctx is not None and ctx.fetcher is not None:
-                follow_ups += ctx.fetcher.fetches
+            cursor = following
+            passed = None if passed is None else passed + positions
+        informative = [paths for _, result, paths, _ in samples if result is not None]
+        # every sample's reads count: the uninformative ones show which absences to decide
+        required = required_from_access(informative + [p for _, r, p, _ in samples if r is None], bulk=True)
+        follow_ups = sum(_fetches(root) for _, _, _, root in samples)
+        results: list[tuple[str, Any]] = [(entry_id, result) for entry_id, result, _, _ in samples]
+        rest: str | None = _encode_cursor(cursor, 0, passed)  # with how many entries precede it
+        if options.get("lock") is not None or self.cache is not None:
+            # a lockfile and the cache record the whole query: the bulk run covers every entry
+            results, follow_ups = [], 0
+            exhausted, rest = False, user_after
+        if not exhausted:
+            for entry_id, root in self.archives(query, required, schema=sch, after=rest, **options):
+                results.append((entry_id, analysis(root)))
+                follow_ups += _fetches(root)
         return Analysis(
             results,
             required,
@@ -1539,6 +1589,102 @@ class Client(ApiMethods):
             self.bytes_received - bytes_before,
             follow_ups,
         )
+
+    def _skip(
+        self, query: dict[str, Any], owner: str, after: str | None, skip: int, passed: int | None
+    ) -> tuple[str | None, int | None, bool]:
+        """A page cursor ``skip`` entries past ``after`` (one listing request of ``skip`` ids).
+
+        Returns:
+            ``(cursor, entries before it or None, whether nothing follows)``.
+        """
+        body = {"owner": owner, "query": query, "required": {"include": ["entry_id"]}}
+        pages = self._pages("entries/query", body, skip, after, order_by="entry_id")
+        try:
+            data, _, info = next(pages, ([], None, {}))
+        finally:
+            pages.close()
+        following = _following(info, data)
+        return following, None if passed is None else passed + len(data), following is None
+
+    def _sample_page(
+        self,
+        query: dict[str, Any],
+        owner: str,
+        cursor: str | None,
+        size: int,
+        schema: Schema,
+        source: ClientSource,
+        max_bytes: int,
+    ) -> tuple[list[tuple[str, Section]], str | None, int]:
+        """The roots of the next ``size`` entries after ``cursor``, the cursor after them, and
+        how many positions of the query the page covered (entries without archive included).
+
+        Whole archives (``"*"``) in one request while the page stays below ``max_bytes``:
+        whatever the analysis reads is in hand. A larger page (or one the server cannot
+        render) is listed instead and its entries opened lazily.
+        """
+        try:
+            data, info, size = self._archive_page(query, owner, "*", cursor, size, max_bytes=max_bytes)
+        except (ResponseTooLargeError, ServerError) as error:
+            if isinstance(error, ServerError) and error.status_code in self.retry_policy.statuses:
+                raise
+            log.info("sample page not downloaded whole (%s); sampling its entries lazily", error)
+            body = {"owner": owner, "query": query, "required": {"include": ["entry_id"]}}
+            pages = self._pages("entries/query", body, size, cursor, order_by="entry_id")
+            try:
+                data, _, info = next(pages, ([], None, {}))
+            finally:
+                pages.close()
+            ids = sorted({str(item["entry_id"]) for item in data if isinstance(item.get("entry_id"), str)})
+            lazy = [(entry_id, self.archive(entry_id, required=SAMPLE_REQUIRED, schema=schema)) for entry_id in ids]
+            return lazy, _following(info, data), len(data)
+        archives = {
+            item["entry_id"]: item["archive"]
+            for item in data
+            if isinstance(item.get("entry_id"), str) and isinstance(item.get("archive"), dict)
+        }
+        roots = [(entry_id, open_archive_from(self, entry_id, archives[entry_id], "*", schema, source)) for entry_id in sorted(archives)]
+        # a page with a next cursor is a full page of the search, whatever the answer dropped
+        return roots, _following(info, data), size
+
+    def _archive_page(
+        self,
+        query: dict[str, Any],
+        owner: str,
+        required: Required,
+        cursor: str | None,
+        size: int,
+        *,
+        max_bytes: int | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+        """One page of ``entries/archive/query`` paging the query itself, by ``entry_id``.
+
+        Returns:
+            ``(data, pagination, page size used)``; the size is lowered (and learned) where
+            the deployment refuses it.
+        """
+        path = "entries/archive/query"
+        size = self._page_size(path, size)
+        while True:
+            pagination: dict[str, Any] = {"order_by": "entry_id", "page_size": size}
+            if cursor is not None:
+                pagination["page_after_value"] = cursor
+            body = {"owner": owner, "query": query, "pagination": pagination, "required": required}
+            try:
+                answer = self.post_json(path, body, max_bytes=max_bytes)
+            except ValidationError as error:
+                if size > 1 and _is_page_size_error(error):
+                    size = self._page_size_refused(path, size)
+                    continue
+                raise
+            data, info = self._page_parts(path, answer)
+            following = info.get("next_page_after_value")
+            if following is not None and (not isinstance(following, (str, int)) or isinstance(following, bool)):
+                raise MalformedResponseError(
+                    f"next_page_after_value is a {type(following).__name__}, not a string", self.url(path)
+                )
+            return data, info, size
 
     def _schema_or_default(self, schema: Schema | SchemaSource | None) -> Schema:
         return as_schema(schema) if schema is not None else self.deployment_schema()
@@ -1614,6 +1760,19 @@ class _BulkSource(ClientSource):
 
 def _rebuild_client(base_url: str, options: dict[str, Any]) -> Client:
     return Client(base_url, **options)
+
+
+def _following(info: Mapping[str, Any], data: list[Any]) -> str | None:
+    """The cursor of the page after this one; ``None`` after the last (or an empty) page."""
+    following = info.get("next_page_after_value")
+    return None if following is None or not data else str(following)
+
+
+def _fetches(root: Section) -> int:
+    """Requests a root's fetcher sent after it was downloaded (lazy follow-ups)."""
+    ctx = root.m_context
+    fetcher = ctx.fetcher if ctx is not None else None
+    return int(getattr(fetcher, "fetches", 0))
 
 
 def _encode_cursor(after: str | None, skip: int, base: int | None) -> str:
@@ -1890,44 +2049,24 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
         of it): the page is then listed and downloaded in batches that isolate the failure.
         """
         client = self._client
-        path = "entries/archive/query"
-        size = client._page_size(path, self._batch_size)
-        while True:
-            pagination: dict[str, Any] = {"order_by": "entry_id", "page_size": size}
-            if cursor is not None:
-                pagination["page_after_value"] = cursor
-            body = {"owner": self._owner, "query": self._query, "pagination": pagination, "required": self._required}
-            try:
-                answer = client.post_json(path, body)
-                break
-            except ValidationError as error:
-                if size > 1 and _is_page_size_error(error):
-                    size = client._page_size_refused(path, size)
-                    continue
-                raise
-            except ServerError as error:
-                if error.status_code in client.retry_policy.statuses:
-                    raise  # overload or gateway trouble after every retry: not an entry's fault
-                log.info("archive page answered %d; listing it and splitting it in batches", error.status_code)
-                return None
-        data, info = client._page_parts(path, answer)
+        try:
+            data, info, size = client._archive_page(self._query, self._owner, self._required, cursor, self._batch_size)
+        except ServerError as error:
+            if error.status_code in client.retry_policy.statuses:
+                raise  # overload or gateway trouble after every retry: not an entry's fault
+            log.info("archive page answered %d; listing it and splitting it in batches", error.status_code)
+            return None
         archives: dict[str, dict[str, Any]] = {}
         for item in data:
             entry_id, archive = item.get("entry_id"), item.get("archive")
             if isinstance(entry_id, str) and isinstance(archive, dict):
                 archives.setdefault(entry_id, archive)
-        following = info.get("next_page_after_value")
-        if following is not None and (not isinstance(following, (str, int)) or isinstance(following, bool)):
-            raise MalformedResponseError(
-                f"next_page_after_value is a {type(following).__name__}, not a string", client.url(path)
-            )
-        if following is not None and (not data or str(following) == cursor):
-            following = None  # an empty page, or a cursor that does not move: the end
+        following = _following(info, data)
         total = info.get("total")
         return _ArchivePage(
             archives,
             total if isinstance(total, int) and not isinstance(total, bool) else None,
-            None if following is None else str(following),
+            None if following == cursor else following,  # a cursor that does not move: the end
             size,
         )
 

@@ -36,10 +36,13 @@ from archivemap.remote.required import Required, format_required_key, merge_requ
 __all__ = [
     "SAMPLE_REQUIRED",
     "AccessLog",
+    "AccessPath",
     "Analysis",
     "ArchiveOpener",
+    "record_access",
     "required_for",
     "required_for_samples",
+    "required_from_access",
 ]
 
 # One step of an access path: a property name and, for repeating sub-sections, a selector:
@@ -188,6 +191,29 @@ class Analysis:
         return pd.DataFrame(rows, index=[entry_id for entry_id, _ in self.results])
 
 
+def record_access(analysis: Callable[[Section], Any], root: Section) -> tuple[Any, set[AccessPath]]:
+    """Run ``analysis`` on ``root`` and record what it read: ``(result, access paths)``.
+
+    The root may be lazy (what is read gets fetched) or downloaded whole: the paths are the
+    same, since they come from what the analysis touched, not from what was fetched.
+    """
+    ctx = root.m_context
+    if ctx is None:
+        return analysis(root), set()
+    log = AccessLog()
+    ctx.recorder = log
+    try:
+        result = analysis(root)
+    finally:
+        ctx.recorder = None
+    return result, log.paths
+
+
+def required_from_access(samples: Iterable[set[AccessPath]], *, bulk: bool) -> Required:
+    """The spec that covers the access paths of several samples for any entry (module docstring)."""
+    return _spec(_generalise(list(samples)), bulk)
+
+
 def required_for_samples(
     analysis: Callable[[Section], Any], open_sample: Callable[[str], Section], entries: Iterable[str], *, bulk: bool
 ) -> Required:
@@ -199,20 +225,8 @@ def required_for_samples(
         entries: the sample entry ids.
         bulk: write the spec for a bulk download (no negative indices, see module docstring).
     """
-    samples: list[set[AccessPath]] = []
-    for entry_id in entries:
-        root = open_sample(entry_id)
-        ctx = root.m_context
-        if ctx is None:
-            continue
-        log = AccessLog()
-        ctx.recorder = log
-        try:
-            analysis(root)
-        finally:
-            ctx.recorder = None
-        samples.append(log.paths)
-    return _spec(_generalise(samples), bulk)
+    samples = [record_access(analysis, open_sample(entry_id))[1] for entry_id in entries]
+    return required_from_access(samples, bulk=bulk)
 
 
 #: What the samples are opened with: only the entry id, so that everything else the analysis
