@@ -1556,13 +1556,16 @@ class Client(ApiMethods):
             cursor, passed, exhausted = self._skip(query_json, owner, cursor, skip, passed)
         source = ClientSource(self, sch)
         samples: list[tuple[str, Any, set[AccessPath], Section]] = []
+        follow_ups = 0
         budget = 4 * sample
         while not exhausted and sum(result is not None for _, result, _, _ in samples) < sample and len(samples) < budget:
             size = sample if not samples else budget - len(samples)
-            roots, following, positions = self._sample_page(query_json, owner, cursor, size, sch, source, sample_bytes)
+            roots, following, positions, whole = self._sample_page(query_json, owner, cursor, size, sch, source, sample_bytes)
             for entry_id, root in roots:
                 result, paths = record_access(analysis, root)
                 samples.append((entry_id, result, paths, root))
+                if whole:  # what a lazy sample fetches is the sampling, not a follow-up
+                    follow_ups += _fetches(root)
             if following is None:
                 exhausted = True
                 break
@@ -1571,7 +1574,6 @@ class Client(ApiMethods):
         informative = [paths for _, result, paths, _ in samples if result is not None]
         # every sample's reads count: the uninformative ones show which absences to decide
         required = required_from_access(informative + [p for _, r, p, _ in samples if r is None], bulk=True)
-        follow_ups = sum(_fetches(root) for _, _, _, root in samples)
         results: list[tuple[str, Any]] = [(entry_id, result) for entry_id, result, _, _ in samples]
         rest: str | None = _encode_cursor(cursor, 0, passed)  # with how many entries precede it
         if options.get("lock") is not None or self.cache is not None:
@@ -1616,9 +1618,10 @@ class Client(ApiMethods):
         schema: Schema,
         source: ClientSource,
         max_bytes: int,
-    ) -> tuple[list[tuple[str, Section]], str | None, int]:
-        """The roots of the next ``size`` entries after ``cursor``, the cursor after them, and
-        how many positions of the query the page covered (entries without archive included).
+    ) -> tuple[list[tuple[str, Section]], str | None, int, bool]:
+        """The roots of the next ``size`` entries after ``cursor``, the cursor after them, how
+        many positions of the query the page covered (entries without archive included), and
+        whether the roots were downloaded whole (else they are lazy).
 
         Whole archives (``"*"``) in one request while the page stays below ``max_bytes``:
         whatever the analysis reads is in hand. A larger page (or one the server cannot
@@ -1638,7 +1641,7 @@ class Client(ApiMethods):
                 pages.close()
             ids = sorted({str(item["entry_id"]) for item in data if isinstance(item.get("entry_id"), str)})
             lazy = [(entry_id, self.archive(entry_id, required=SAMPLE_REQUIRED, schema=schema)) for entry_id in ids]
-            return lazy, _following(info, data), len(data)
+            return lazy, _following(info, data), len(data), False
         archives = {
             item["entry_id"]: item["archive"]
             for item in data
@@ -1646,7 +1649,7 @@ class Client(ApiMethods):
         }
         roots = [(entry_id, open_archive_from(self, entry_id, archives[entry_id], "*", schema, source)) for entry_id in sorted(archives)]
         # a page with a next cursor is a full page of the search, whatever the answer dropped
-        return roots, _following(info, data), size
+        return roots, _following(info, data), size, True
 
     def _archive_page(
         self,
@@ -1985,7 +1988,7 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
                             remaining = None if expected is None else expected - count
                             if remaining is not None and remaining <= 0:
                                 listing_done = True  # NOMAD's cursor after a full last page
-                            elif remaining is not None and remaining <= self._batch_size and archive_pages < 2:
+                            elif remaining is not None and remaining <= page.size and archive_pages < 2:
                                 archive_cursor = (page.following, after_page)
                             else:
                                 listing_from = (page.following, 0, after_page)

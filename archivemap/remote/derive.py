@@ -14,10 +14,13 @@ and turns what was read into one spec that serves *any* entry:
 * a quantity read becomes ``"*"`` at that quantity; a section only looked at becomes
   ``{"m_def": "*"}``.
 
-:func:`analyze` then downloads every entry of a query in bulk with that spec and runs the
-analysis on each. Bulk answers cannot be placed by negative index (the server compacts them and
-does not say the list's length), so for the bulk run a selection counted from the end asks for
-the whole list with the same sub-spec: more bytes, no follow-up request. An analysis that
+``Client.analyze`` records the same way on its samples, which it downloads whole in a page or
+two (:func:`record_access`, :func:`required_from_access`: one request instead of one per value
+read, and the samples are not downloaded again), then downloads the other entries of the query
+in bulk with the derived spec and runs the analysis on each. Bulk answers cannot be placed by
+negative index (the server compacts them and does not say the list's length), so for the bulk
+run a selection counted from the end asks for the whole list with the same sub-spec: more
+bytes, no follow-up request. An analysis that
 touches something the samples did not is still answered, by a lazy follow-up, and counted.
 """
 
@@ -172,7 +175,8 @@ class Analysis:
         results: ``(entry_id, result)`` for every entry, in listing order.
         required: the spec the bulk download used.
         requests, bytes: what the derivation and the bulk run cost together.
-        follow_ups: lazy requests the bulk run still needed (0 when the samples covered it).
+        follow_ups: lazy requests still needed after the downloads (the bulk run's, and those of
+            samples downloaded whole); 0 when the samples covered the analysis.
     """
 
     results: list[tuple[str, Any]]
