@@ -115,3 +115,11 @@ def test_analyze_samples_lazily_when_whole_archives_are_too_large(served, schema
     assert abandoned and client.bytes_received < eager.bytes
     assert any(record.path.startswith("entries/") and record.path.endswith("/archive/query") and
                record.path != "entries/archive/query" for record in records)  # per value, lazily
+
+
+def test_analyze_with_a_lockfile_covers_every_entry(served, schema_2_0, tmp_path) -> None:
+    plain = archivemap.Client(served.url).analyze(None, final_energy, sample=2, schema=schema_2_0)
+    lock = tmp_path / "energies.lock"
+    locked = archivemap.Client(served.url).analyze(None, final_energy, sample=2, schema=schema_2_0, lock=lock)
+    assert locked.results == plain.results and locked.required == plain.required
+    assert [entry["entry_id"] for entry in json.loads(lock.read_text())["entries"]] == [e for e, _ in plain.results]

@@ -1420,9 +1420,12 @@ class Client(ApiMethods):
     ) -> ArchiveStream:
         """Download the archives of all entries matching a query, concurrently.
 
-        Entry ids are listed with ``POST entries/query`` (cursor pagination, ordered by
-        ``entry_id``); archives are fetched in batches with ``POST entries/archive/query``
-        by up to ``max_concurrency`` threads. Answers are matched to entries by
+        The first request is a page of ``batch_size`` archives of the query itself
+        (``POST entries/archive/query`` ordered by ``entry_id``), which also gives the total
+        and the cursor: up to one batch costs one request, up to two batches two. Beyond that,
+        entry ids are listed from that cursor with ``POST entries/query`` and the archives
+        fetched in batches (``entry_id:any``) by up to ``max_concurrency`` threads, never more
+        requests than listing everything first would take. Answers are matched to entries by
         ``entry_id``; entries an answer left out are requested again, and after
         ``max_attempts`` on their own (reported in :attr:`ArchiveStream.missing`).
 
