@@ -6,10 +6,11 @@ For each scenario the minimum is counted the same way: the fewest requests any c
 at the given batch size (bulk runs: one ``entries/archive/query`` page of archives per batch,
 the query paginated by the archive endpoint itself, so no separate listing; lazy navigation:
 one more request per entry that has values outside the first download, which is what a client
-needs that asks for all of an entry's paths at once; one request per value is not a minimum). The last row is the bar: NOMAD's own ``ArchiveQuery`` for the final
-energy with the same ``required``, replayed request by request as its code sends them (spec
-§5.9: an ``entries/query`` listing narrowed by a ``quantities`` filter derived from
-``required``, then batches of ``entry_id:any``). Prints a table; asserts nothing.
+needs that asks for all of an entry's paths at once; one request per value is not a minimum).
+The last row is the bar: NOMAD's own ``ArchiveQuery`` for the final energy with the same
+``required``, replayed request by request as its code sends them (spec §5.9: an
+``entries/query`` listing narrowed by a ``quantities`` filter derived from ``required``, then
+batches of ``entry_id:any``). Prints a table; asserts nothing.
 
     python benchmarks/bench_economy.py [--batch-size 10]
 """

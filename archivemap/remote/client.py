@@ -1561,9 +1561,12 @@ class Client(ApiMethods):
         samples: list[tuple[str, Any, set[AccessPath], Section]] = []
         follow_ups = 0
         budget = 4 * sample
-        while not exhausted and sum(result is not None for _, result, _, _ in samples) < sample and len(samples) < budget:
+        while not exhausted and len(samples) < budget:
+            if sum(result is not None for _, result, _, _ in samples) >= sample:
+                break
             size = sample if not samples else budget - len(samples)
-            roots, following, positions, whole = self._sample_page(query_json, owner, cursor, size, sch, source, sample_bytes)
+            page = self._sample_page(query_json, owner, cursor, size, sch, source, sample_bytes)
+            roots, following, positions, whole = page
             for entry_id, root in roots:
                 result, paths = record_access(analysis, root)
                 samples.append((entry_id, result, paths, root))
@@ -1650,7 +1653,10 @@ class Client(ApiMethods):
             for item in data
             if isinstance(item.get("entry_id"), str) and isinstance(item.get("archive"), dict)
         }
-        roots = [(entry_id, open_archive_from(self, entry_id, archives[entry_id], "*", schema, source)) for entry_id in sorted(archives)]
+        roots = [
+            (entry_id, open_archive_from(self, entry_id, archives[entry_id], "*", schema, source))
+            for entry_id in sorted(archives)
+        ]
         # a page with a next cursor is a full page of the search, whatever the answer dropped
         return roots, _following(info, data), size, True
 
