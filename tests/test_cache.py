@@ -256,3 +256,16 @@ def test_client_archives_with_lock(served: tuple[LocalServer, list[str]], tmp_pa
     assert data["schema_hash"] == schema.identity
     dataset = open_dataset(lock, cache=tmp_path / "cache", offline=True)
     assert list(dataset.archives) == ids and not dataset.unavailable
+
+
+def test_a_projection_keeps_the_class_of_the_sections_it_selects() -> None:
+    # NOMAD answers {"workflow2": {"results": ...}} with workflow2's m_def: the class is data
+    row = {
+        "workflow2": {"m_def": "simulationworkflowschema.single_point.SinglePoint", "results": {"n_scf_steps": 3},
+                      "method": {"m_def": "x.Method"}},
+        "run": [{"program": {"name": "exciting"}}],
+    }
+    assert project(row, {"workflow2": {"results": "*"}}) == {
+        "workflow2": {"m_def": "simulationworkflowschema.single_point.SinglePoint", "results": {"n_scf_steps": 3}}
+    }
+    assert project(row, {"metadata": "*"}) == {}

@@ -351,20 +351,33 @@ def test_progress_line_can_be_turned_on(corpus_server: LocalServer, capsys: pyte
     assert "12/12" in capsys.readouterr().err
 
 
-def test_bulk_download_refetches_entries_an_answer_dropped(scripted: Callable[..., ScriptedServer]) -> None:
-    ids = [f"entry{n:02d}" for n in range(12)]
-    no_archive = "entry07"
+def _dropping_nomad(ids: list[str], no_archive: str, drop_once: set[str]) -> Callable[[str, str, Any], Reply]:
+    """A NOMAD that drops ``no_archive`` from every archive answer and ``drop_once`` once."""
     dropped_once: set[str] = set()
+
+    def page(pagination: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        after = pagination.get("page_after_value")
+        size = pagination.get("page_size", 10)
+        chosen = [i for i in ids if after is None or i > after][:size]
+        info: dict[str, Any] = {"total": len(ids)}
+        if chosen and len(chosen) == size and len(chosen) < len(ids):  # NOMAD's rule
+            info["next_page_after_value"] = chosen[-1]
+        return chosen, info
 
     def script(method: str, path: str, body: Any) -> Reply:
         if path == "entries/query":
-            listing = [{"entry_id": i} for i in ids]
-            return 200, {}, {"pagination": {"total": len(ids)}, "data": listing}
+            chosen, info = page(body.get("pagination", {}))
+            return 200, {}, {"pagination": info, "data": [{"entry_id": i} for i in chosen]}
+        if path == "entries/archive/query" and "entry_id:any" not in body["query"]:
+            # the query paged by the archive endpoint itself: entries without archive dropped
+            chosen, info = page(body["pagination"])
+            data = [{"entry_id": i, "archive": {"metadata": {"entry_id": i}}} for i in chosen if i != no_archive]
+            return 200, {}, {"pagination": info, "data": data}
         if path == "entries/archive/query":
             wanted = body["query"]["entry_id:any"]
-            data: list[Any] = []
+            data = []
             for entry_id in reversed(wanted):  # answer order is not request order
-                if entry_id == no_archive or (entry_id in ("entry02", "entry10") and entry_id not in dropped_once):
+                if entry_id == no_archive or (entry_id in drop_once and entry_id not in dropped_once):
                     dropped_once.add(entry_id)
                     continue
                 data.append({"entry_id": entry_id, "archive": {"metadata": {"entry_id": entry_id}}})
@@ -373,13 +386,106 @@ def test_bulk_download_refetches_entries_an_answer_dropped(scripted: Callable[..
             return 404, {}, {"detail": "The entry does exist, but it has no archive."}
         return 500, {}, {"detail": "unexpected " + path}
 
-    server = scripted(script)
+    return script
+
+
+def test_bulk_download_refetches_entries_an_answer_dropped(scripted: Callable[..., ScriptedServer]) -> None:
+    ids = [f"entry{n:02d}" for n in range(12)]
+    no_archive = "entry07"
+    server = scripted(_dropping_nomad(ids, no_archive, {"entry02", "entry10"}))
     stream = fast_client(server.url).archives_raw(batch_size=5, max_attempts=2)
     got = list(stream)
     assert [entry_id for entry_id, _ in got] == [i for i in ids if i != no_archive]
     assert all(archive["metadata"]["entry_id"] == entry_id for entry_id, archive in got)
     assert list(stream.missing) == [no_archive]
     assert "has no archive" in stream.missing[no_archive]
+
+
+def test_a_first_page_that_lacks_entries_is_listed_and_its_archives_kept(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    # NOMAD drops entries without archive from a page silently: 9 of 10 is not a full page
+    ids = [f"entry{n:02d}" for n in range(12)]
+    server = scripted(_dropping_nomad(ids, "entry07", {"entry10"}))
+    stream = fast_client(server.url).archives_raw(batch_size=10, max_attempts=2)
+    got = [entry_id for entry_id, _ in stream]
+    assert got == [i for i in ids if i != "entry07"] and list(stream.missing) == ["entry07"]
+    assert stream.total == 12
+    batches = [body["query"] for _, path, body, _ in server.seen if path == "entries/archive/query"]
+    asked = [i for query in batches for i in query.get("entry_id:any", [])]
+    assert set(asked) == {"entry07", "entry10", "entry11"}  # the page's 9 archives are not asked again
+    assert [path for _, path, _, _ in server.seen].count("entries/query") == 1
+
+
+def _ids_query(server: LocalServer, count: int) -> dict[str, Any]:
+    return {"entry_id:any": sorted(server.store._ids)[:count]}
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("count, batch, requests", [(1, 10, 1), (7, 10, 1), (10, 10, 1), (12, 10, 2), (20, 10, 2)])
+def test_small_downloads_cost_one_page_of_archives_per_batch(
+    bulk: LocalServer, count: int, batch: int, requests: int
+) -> None:
+    client = fast_client(bulk.url)
+    stream = client.archives_raw(_ids_query(bulk, count), {"metadata": {"entry_id": "*"}}, batch_size=batch)
+    got = [entry_id for entry_id, archive in stream if archive["metadata"]["entry_id"] == entry_id]
+    assert got == _ids_query(bulk, count)["entry_id:any"] and stream.total == count
+    assert client.requests_made == requests == bulk.count_requests("entries/archive/query")
+    assert bulk.count_requests("entries/query") == 0
+
+
+@pytest.mark.shared
+def test_large_downloads_cost_no_more_than_listing_and_batches(bulk: LocalServer) -> None:
+    client = fast_client(bulk.url)
+    stream = client.archives_raw(required={"metadata": {"entry_id": "*"}}, page_size=300, batch_size=10)
+    got = [entry_id for entry_id, _ in stream]
+    assert got == sorted(bulk.store._ids) and stream.total == 1200
+    # what listing every id and then downloading batches costs: 1200/300 listing pages (and
+    # NOMAD's empty page after a full last one) plus 1200/10 batches
+    assert client.requests_made <= 5 + 120
+    assert bulk.count_requests("entries/archive/query") == 120  # the first page is the first batch
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("taken", [10, 5])
+def test_resume_from_a_cursor_after_the_first_page_or_inside_it(bulk: LocalServer, taken: int) -> None:
+    query, required = _ids_query(bulk, 12), {"metadata": {"entry_id": "*"}}
+    first = fast_client(bulk.url).archives_raw(query, required, batch_size=10)
+    seen = [next(first)[0] for _ in range(taken)]
+    first.close()
+    bulk.clear_log()
+    client = fast_client(bulk.url)
+    second = client.archives_raw(query, required, batch_size=10, after=first.cursor)
+    seen += [entry_id for entry_id, _ in second]
+    assert seen == query["entry_id:any"]
+    # after the first page: the cursor is the next page's, and the 2 left are one page
+    assert client.requests_made == (1 if taken == 10 else 2)
+
+
+@pytest.mark.shared
+def test_cursors_of_earlier_versions_and_nomad_values_still_resume(bulk: LocalServer) -> None:
+    query, required = _ids_query(bulk, 12), {"metadata": {"entry_id": "*"}}
+    ids = query["entry_id:any"]
+    earlier = "am1:" + base64.urlsafe_b64encode(json.dumps([ids[4], 3]).encode()).decode()  # 3 past ids[4]
+    client = fast_client(bulk.url)
+    assert [e for e, _ in client.archives_raw(query, required, after=earlier)] == ids[8:]
+    assert [e for e, _ in client.archives_raw(query, required, after=ids[4])] == ids[5:]
+    with pytest.raises(ValueError, match="not an archivemap cursor"):
+        client.archives_raw(query, required, after="am1:" + base64.urlsafe_b64encode(b"[1, 2]").decode())
+
+
+@pytest.mark.shared
+def test_a_page_size_limit_is_learned_once_per_client(bulk: LocalServer) -> None:
+    bulk.update_faults(max_page_size=4)
+    client = fast_client(bulk.url)
+    query, required = _ids_query(bulk, 12), {"metadata": {"entry_id": "*"}}
+    got = [entry_id for entry_id, _ in client.archives_raw(query, required, batch_size=10, page_size=4)]
+    assert got == query["entry_id:any"]
+    assert bulk.count_requests(status=422) == 2  # archive pages of 10 -> 5 -> 2
+    bulk.clear_log()
+    assert len(list(client.archives_raw(query, required, batch_size=10, page_size=4))) == 12
+    assert bulk.count_requests(status=422) == 0
+    assert all(r.body["pagination"]["page_size"] <= 2 for r in bulk.requests if r.path == "entries/archive/query")
 
 
 # --------------------------------------------------------------------------- retries

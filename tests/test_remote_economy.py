@@ -137,3 +137,22 @@ def test_no_schema_argument_anywhere(served) -> None:
     assert client.requests_made == before + 1  # the seed path: exactly one request
     for _, root in client.archives({"entry_id": "1WGSYo1RrGFEIcM17Re4kjHC7k6p"}, {"workflow": "*"}):
         assert root.workflow[0].m_reference("calculation_result_ref") == "#/run/0/calculation/0"
+
+
+SUBSTANCES, BASE_SCHEMA = "AkeMNBjzHdEWJmv2w8GVaw9drWRu", "RYcY1pQC7GkErLJaMQHaNhAxW_oN"
+
+
+def test_a_definition_in_an_entry_of_the_same_download_is_not_asked_for(served, schema_2_0) -> None:
+    # the substance list's m_def names a section of the base-sections schema entry, which the
+    # same bulk download holds whole: resolving the class must not ask for its definitions
+    golden = json.loads((SHARED / "golden" / "eln-refs-substance-list.recorded.json").read_text())
+    paths = [check["path"] for check in golden["checks"] if check.get("kind") == "quantity"]
+    client = archivemap.Client(served.url)
+    seen = len(served.requests)
+    for entry_id, root in client.archives(None, "*", schema=schema_2_0, batch_size=10):
+        if entry_id == SUBSTANCES:
+            values = [root.m_get(path) for path in paths]
+            assert type(root.data.contents[0]).__name__ != "ArchiveSection" and all(v is not None for v in values)
+    asked = [record.path for record in served.requests[seen:]]
+    assert asked == ["entries/archive/query"] * 2  # 12 entries, two pages of ten
+    assert client.requests_made == 2

@@ -48,7 +48,8 @@ def test_derived_on_two_samples_then_one_bulk_download_with_no_follow_up(served,
     seen = len(served.requests)
     results = {entry_id: final_energy(root) for entry_id, root in client.archives(None, spec, schema=schema_2_0)}
     paths = [record.path for record in served.requests[seen:]]
-    assert paths.count("entries/query") == 1 and all(p in ("entries/query", "entries/archive/query") for p in paths)
+    # one bulk download, no follow-up: 12 entries in two pages of the query's archives
+    assert paths == ["entries/archive/query"] * 2
     truth = {
         entry_id: final_energy(root)
         for entry_id, root in archivemap.Client(served.url).archives(None, "*", schema=schema_2_0)
@@ -81,3 +82,44 @@ def test_an_item_taken_from_the_end_stays_counted_from_the_end(served, schema_2_
     value = last_energy(archive).magnitude
     assert value == pytest.approx(lammps["run"][0]["calculation"][-1]["energy"]["total"]["value"])
     assert client.requests_made == before
+
+
+def test_analyze_downloads_each_entry_once_at_the_bulk_minimum(served, schema_2_0) -> None:
+    truth = {
+        entry_id: final_energy(root)
+        for entry_id, root in archivemap.Client(served.url).archives(None, "*", schema=schema_2_0)
+    }
+    client = archivemap.Client(served.url)
+    seen = len(served.requests)
+    analysis = client.analyze(None, final_energy, sample=2, schema=schema_2_0, batch_size=10)
+    records = served.requests[seen:]
+    assert [record.path for record in records] == ["entries/archive/query"] * analysis.requests
+    # a page of 2 whole samples, a page of the other 6 candidates, the rest in one page
+    assert analysis.requests == 3 and analysis.follow_ups == 0
+    assert [record.body["required"] for record in records] == ["*", "*", analysis.required]
+    assert [e for e, _ in analysis.results] == sorted(truth)  # listing order, each entry once
+    assert dict(analysis.results) == truth
+    assert analysis.bytes == client.bytes_received == sum(record.response_bytes for record in records)
+
+
+def test_analyze_samples_lazily_when_whole_archives_are_too_large(served, schema_2_0) -> None:
+    eager = archivemap.Client(served.url).analyze(None, final_energy, sample=2, schema=schema_2_0)
+    client = archivemap.Client(served.url)
+    seen = len(served.requests)
+    lazy = client.analyze(None, final_energy, sample=2, schema=schema_2_0, sample_bytes=20_000)
+    assert lazy.required == eager.required and lazy.results == eager.results
+    assert lazy.follow_ups == 0
+    records = served.requests[seen:]
+    # abandoned "*" pages count their bytes up to the limit, never more
+    abandoned = [r for r in records if r.path == "entries/archive/query" and r.body.get("required") == "*"]
+    assert abandoned and client.bytes_received < eager.bytes
+    assert any(record.path.startswith("entries/") and record.path.endswith("/archive/query") and
+               record.path != "entries/archive/query" for record in records)  # per value, lazily
+
+
+def test_analyze_with_a_lockfile_covers_every_entry(served, schema_2_0, tmp_path) -> None:
+    plain = archivemap.Client(served.url).analyze(None, final_energy, sample=2, schema=schema_2_0)
+    lock = tmp_path / "energies.lock"
+    locked = archivemap.Client(served.url).analyze(None, final_energy, sample=2, schema=schema_2_0, lock=lock)
+    assert locked.results == plain.results and locked.required == plain.required
+    assert [entry["entry_id"] for entry in json.loads(lock.read_text())["entries"]] == [e for e, _ in plain.results]

@@ -157,7 +157,9 @@ def project(archive: Mapping[str, Any], required: Required) -> dict[str, Any]:
     lockfile's payload hashes) must see the same data whatever else the cache happens to
     hold. Plain property names are followed; a key with an index selection, a wildcard or a
     directive keeps its whole value (a superset, still independent of other specs'
-    names), and ``m_ref_archives`` is kept as it is.
+    names); the ``m_def`` of a selected section and ``m_ref_archives`` are kept as they are.
+    Targets the server placed for references the spec follows are not (they are fetched when
+    read).
     """
     if not isinstance(required, dict):
         return dict(archive)
@@ -177,6 +179,10 @@ def project(archive: Mapping[str, Any], required: Required) -> dict[str, Any]:
             out[name] = [project(item, sub) if isinstance(item, dict) else item for item in value]
         else:
             out[name] = value
+    if "m_def" in archive and out:
+        # NOMAD answers every section it returns with its m_def where that differs from the
+        # declared class (a workflow2 is a SinglePoint): without it the class would be wrong
+        out["m_def"] = archive["m_def"]
     if "m_ref_archives" in archive:
         out["m_ref_archives"] = archive["m_ref_archives"]
     return out

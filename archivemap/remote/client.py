@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import itertools
 import html
 import json
 import logging
@@ -70,10 +69,12 @@ from archivemap.errors import (
 )
 from archivemap.archive.load import default_schema
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
+from archivemap.archive.context import ArchiveContext
+from archivemap.archive.references import ParsedReference
 from archivemap.archive.sections import Section
 from archivemap.remote.endpoints import ApiMethods, scope_error
 from archivemap.metainfo.deployment import deployment_environment
-from archivemap.remote.derive import SAMPLE_REQUIRED, Analysis, required_for
+from archivemap.remote.derive import SAMPLE_REQUIRED, AccessPath, Analysis, record_access, required_from_access
 from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
 from archivemap.remote.query import Query
 # the disk cache and the locked, cached bulk download
@@ -114,6 +115,11 @@ _ERROR_BODY_MAX: Final = 1024 * 1024
 DEFAULT_MAX_RESPONSE_BYTES: Final = 1024 * 1024 * 1024
 #: Default of ``Client(deadline=...)``: seconds one API call may take, retries included.
 DEFAULT_DEADLINE: Final = 600.0
+#: Default of ``Client.analyze(sample_bytes=...)``: the most bytes a page of whole sample
+#: archives may have. The shared corpus' archives are 4 kB to 2 MB; a page past this (a large
+#: MD archive: 100 MB is not worth downloading to learn which values an analysis reads) is
+#: abandoned and its entries are sampled lazily, a request per value read.
+SAMPLE_PAGE_BYTES: Final = 4 * 1024 * 1024
 
 
 class _Secret:
@@ -579,6 +585,9 @@ class Client(ApiMethods):
         self._requests_made = 0
         self._bytes_received = 0
         self._other_hosts: dict[str, Client] = {}
+        # path -> the largest page size worth asking for: a deployment's limit, learned once
+        # from its 422s and kept, so later listings and batches do not earn them again
+        self._page_limits: dict[str, int] = {}
         self.pickle_credentials = pickle_credentials
         # the disk cache and offline mode (archivemap/remote/cache.py)
         self.cache: ArchiveCache | None = as_cache(cache)
@@ -734,6 +743,7 @@ class Client(ApiMethods):
         *,
         form: Mapping[str, str] | None = None,
         authenticate: bool = True,
+        max_bytes: int | None = None,
     ) -> Any:
         """``POST`` JSON (or a form) to an API path and return the decoded JSON answer.
 
@@ -742,6 +752,8 @@ class Client(ApiMethods):
             body: the JSON body.
             form: form fields instead of a JSON body.
             authenticate: whether to send the Authorization header (same host only).
+            max_bytes: a smaller size limit than ``max_response_bytes`` for this answer
+                (a request that is worth making only while its answer stays small).
 
         Returns:
             The decoded JSON.
@@ -750,7 +762,7 @@ class Client(ApiMethods):
             HTTPStatusError: (a subclass per status) the server refused the request.
             TransportError: no complete answer after all retries.
         """
-        return self._request("POST", path, json_body=body, form=form, authenticate=authenticate)
+        return self._request("POST", path, json_body=body, form=form, authenticate=authenticate, max_bytes=max_bytes)
 
     def _request(
         self,
@@ -761,8 +773,10 @@ class Client(ApiMethods):
         json_body: Any = None,
         form: Mapping[str, str] | None = None,
         authenticate: bool = True,
+        max_bytes: int | None = None,
     ) -> Any:
         url = self.url(path)
+        limit = self.max_response_bytes if max_bytes is None else min(max_bytes, self.max_response_bytes)
         deadline = None if self.deadline is None else time.monotonic() + self.deadline
         attempt = 0
         refreshed = False
@@ -770,7 +784,7 @@ class Client(ApiMethods):
             sent_token = self._current_token() if authenticate else None
             try:
                 response, content, final_url = self._send(
-                    method, url, params, json_body, form, sent_token, deadline
+                    method, url, params, json_body, form, sent_token, deadline, limit
                 )
                 if 200 <= response.status_code < 300:
                     return self._decode_answer(method, final_url, response, content)
@@ -850,6 +864,7 @@ class Client(ApiMethods):
         form: Mapping[str, str] | None,
         token: _Secret | None,
         deadline: float | None = None,
+        limit: int | None = None,
     ) -> tuple[requests.Response, bytearray, str]:
         """One request, following redirects ourselves so auth never leaves our host.
 
@@ -888,7 +903,13 @@ class Client(ApiMethods):
                         pass
                     elif 200 <= response.status_code < 300:
                         # inside the slot: the body is part of the load
-                        content, complete = self._read_body(response, deadline, self.max_response_bytes, method)
+                        body_limit = self.max_response_bytes if limit is None else limit
+                        try:
+                            content, complete = self._read_body(response, deadline, body_limit, method)
+                        except ResponseTooLargeError:
+                            with self._count_lock:  # abandoned at the limit: it was received
+                                self._bytes_received += body_limit
+                            raise
                     else:  # only read for its detail: cut, never refused
                         content, complete = self._read_body(
                             response, deadline, min(_ERROR_BODY_MAX, self.max_response_bytes), method, cut=True
@@ -1216,7 +1237,7 @@ class Client(ApiMethods):
                 (a cursor cycle would otherwise page forever).
         """
         cursor = after
-        size = page_size
+        size = self._page_size(path, page_size)
         seen: set[str] = set() if after is None else {after}
         while True:
             request = dict(pagination, page_size=size)
@@ -1226,8 +1247,7 @@ class Client(ApiMethods):
                 answer = self.post_json(path, {**body, "pagination": request})
             except ValidationError as error:
                 if size > 1 and _is_page_size_error(error):
-                    size = max(1, size // 2)
-                    log.warning("%s refused the page size; retrying with %d", path, size)
+                    size = self._page_size_refused(path, size)
                     continue
                 raise
             data, info = self._page_parts(path, answer)
@@ -1247,6 +1267,20 @@ class Client(ApiMethods):
                 )
             seen.add(following)
             cursor = following
+
+    def _page_size(self, path: str, wanted: int) -> int:
+        """``wanted``, or less where ``path`` refused such a page before."""
+        limit = self._page_limits.get(path)
+        return wanted if limit is None else min(wanted, limit)
+
+    def _page_size_refused(self, path: str, size: int) -> int:
+        """Learn that ``path`` refused pages of ``size``; the next size to try (half)."""
+        smaller = max(1, size // 2)
+        with self._count_lock:
+            if smaller < self._page_limits.get(path, size):
+                self._page_limits[path] = smaller
+        log.warning("%s refused a page size of %d; using %d from now on", path, size, smaller)
+        return smaller
 
     def _page_parts(self, path: str, answer: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """``data`` and ``pagination`` of a listing answer, checked for NOMAD's shape."""
@@ -1387,9 +1421,12 @@ class Client(ApiMethods):
     ) -> ArchiveStream:
         """Download the archives of all entries matching a query, concurrently.
 
-        Entry ids are listed with ``POST entries/query`` (cursor pagination, ordered by
-        ``entry_id``); archives are fetched in batches with ``POST entries/archive/query``
-        by up to ``max_concurrency`` threads. Answers are matched to entries by
+        The first request is a page of ``batch_size`` archives of the query itself
+        (``POST entries/archive/query`` ordered by ``entry_id``), which also gives the total
+        and the cursor: up to one batch costs one request, up to two batches two. Beyond that,
+        entry ids are listed from that cursor with ``POST entries/query`` and the archives
+        fetched in batches (``entry_id:any``) by up to ``max_concurrency`` threads, never more
+        requests than listing everything first would take. Answers are matched to entries by
         ``entry_id``; entries an answer left out are requested again, and after
         ``max_attempts`` on their own (reported in :attr:`ArchiveStream.missing`).
 
@@ -1476,45 +1513,84 @@ class Client(ApiMethods):
         *,
         sample: int = 3,
         schema: Schema | SchemaSource | None = None,
+        sample_bytes: int = SAMPLE_PAGE_BYTES,
         **options: Any,
     ) -> Analysis:
         """Run ``analysis`` on every entry of ``query``, downloading only what it reads.
 
-        The ``required`` spec is derived by running the analysis lazily on the first
-        ``sample`` entries (:func:`~archivemap.remote.derive.required_for`), then every entry
-        is downloaded in bulk with it and the analysis runs on each. What the samples did not
-        touch is still answered, by lazy follow-ups, and counted in the result.
+        The first entries of the query are downloaded whole (``"*"``), one page of ``sample``
+        entries, then, while fewer than ``sample`` of them gave a result that is not
+        ``None``, one page of the rest of up to ``4 * sample`` candidates. The analysis runs on
+        each with what it reads recorded, and the ``required`` spec is derived from that
+        (:func:`~archivemap.remote.derive.required_from_access`, the rules of
+        :func:`~archivemap.remote.derive.required_for`). The other entries are then
+        downloaded in bulk with the spec, from where the samples ended, so no entry is
+        downloaded twice. A sample page larger than ``sample_bytes`` (large MD archives) is
+        abandoned, and its entries are sampled lazily instead: a request per value read,
+        bytes for those values only. What the samples did not touch is still answered, by
+        lazy follow-ups, and counted in the result.
 
         Args:
             query: the entries (a dict or :class:`~archivemap.remote.query.Query`).
             analysis: a function of an archive root; its return value is the entry's result.
-            sample: how many entries to derive the spec from.
+            sample: how many informative entries to derive the spec from.
             schema: the metainfo (default: :meth:`deployment_schema`).
+            sample_bytes: the most bytes one page of whole sample archives may have.
             **options: passed on to :meth:`archives` (``batch_size``, ``page_size`` ...).
 
         Returns:
             The results with the spec used and the requests and bytes it all cost.
+
+        Raises:
+            ValueError: ``sample`` is below 1.
+            NotDownloadedError: the client is offline (samples come from the server).
         """
+        if sample < 1:
+            raise ValueError(f"sample must be at least 1, not {sample}")
+        if self.offline:
+            raise NotDownloadedError("analyze samples entries on the server; this client is offline")
         sch = self._schema_or_default(schema)
         requests_before, bytes_before = self.requests_made, self.bytes_received
-        # samples the analysis has something to say about teach it most: up to 4x as many
-        # entries are tried until `sample` of them give a result that is not None
-        candidates = [str(e["entry_id"]) for e in itertools.islice(self.entries(query, schema=sch), 4 * sample)]
-        informative: list[str] = []
-        for entry_id in candidates:
-            if len(informative) >= sample:
-                break
-            if analysis(self.archive(entry_id, required=SAMPLE_REQUIRED, schema=sch)) is not None:
-                informative.append(entry_id)
-        samples = informative or candidates[:sample]
-        required = required_for(analysis, self, samples, schema=sch, bulk=True)
-        results: list[tuple[str, Any]] = []
+        query_json = self.query_json(query, sch)
+        owner = str(options.get("owner", "visible"))
+        user_after = options.pop("after", None)
+        cursor, skip, passed = _decode_cursor(user_after)
+        exhausted = False
+        if skip:  # a position inside a page: the cursor of the page after it, by listing first
+            cursor, passed, exhausted = self._skip(query_json, owner, cursor, skip, passed)
+        source = ClientSource(self, sch)
+        samples: list[tuple[str, Any, set[AccessPath], Section]] = []
         follow_ups = 0
-        for entry_id, root in self.archives(query, required, schema=sch, **options):
-            results.append((entry_id, analysis(root)))
-            ctx = root.m_context
-            if ctx is not None and ctx.fetcher is not None:
-                follow_ups += ctx.fetcher.fetches
+        budget = 4 * sample
+        while not exhausted and len(samples) < budget:
+            if sum(result is not None for _, result, _, _ in samples) >= sample:
+                break
+            size = sample if not samples else budget - len(samples)
+            page = self._sample_page(query_json, owner, cursor, size, sch, source, sample_bytes)
+            roots, following, positions, whole = page
+            for entry_id, root in roots:
+                result, paths = record_access(analysis, root)
+                samples.append((entry_id, result, paths, root))
+                if whole:  # what a lazy sample fetches is the sampling, not a follow-up
+                    follow_ups += _fetches(root)
+            if following is None:
+                exhausted = True
+                break
+            cursor = following
+            passed = None if passed is None else passed + positions
+        informative = [paths for _, result, paths, _ in samples if result is not None]
+        # every sample's reads count: the uninformative ones show which absences to decide
+        required = required_from_access(informative + [p for _, r, p, _ in samples if r is None], bulk=True)
+        results: list[tuple[str, Any]] = [(entry_id, result) for entry_id, result, _, _ in samples]
+        rest: str | None = _encode_cursor(cursor, 0, passed)  # with how many entries precede it
+        if options.get("lock") is not None or self.cache is not None:
+            # a lockfile and the cache record the whole query: the bulk run covers every entry
+            results, follow_ups = [], 0
+            exhausted, rest = False, user_after
+        if not exhausted:
+            for entry_id, root in self.archives(query, required, schema=sch, after=rest, **options):
+                results.append((entry_id, analysis(root)))
+                follow_ups += _fetches(root)
         return Analysis(
             results,
             required,
@@ -1522,6 +1598,106 @@ class Client(ApiMethods):
             self.bytes_received - bytes_before,
             follow_ups,
         )
+
+    def _skip(
+        self, query: dict[str, Any], owner: str, after: str | None, skip: int, passed: int | None
+    ) -> tuple[str | None, int | None, bool]:
+        """A page cursor ``skip`` entries past ``after`` (one listing request of ``skip`` ids).
+
+        Returns:
+            ``(cursor, entries before it or None, whether nothing follows)``.
+        """
+        body = {"owner": owner, "query": query, "required": {"include": ["entry_id"]}}
+        pages = self._pages("entries/query", body, skip, after, order_by="entry_id")
+        try:
+            data, _, info = next(pages, ([], None, {}))
+        finally:
+            pages.close()
+        following = _following(info, data)
+        return following, None if passed is None else passed + len(data), following is None
+
+    def _sample_page(
+        self,
+        query: dict[str, Any],
+        owner: str,
+        cursor: str | None,
+        size: int,
+        schema: Schema,
+        source: ClientSource,
+        max_bytes: int,
+    ) -> tuple[list[tuple[str, Section]], str | None, int, bool]:
+        """The roots of the next ``size`` entries after ``cursor``, the cursor after them, how
+        many positions of the query the page covered (entries without archive included), and
+        whether the roots were downloaded whole (else they are lazy).
+
+        Whole archives (``"*"``) in one request while the page stays below ``max_bytes``:
+        whatever the analysis reads is in hand. A larger page (or one the server cannot
+        render) is listed instead and its entries opened lazily.
+        """
+        try:
+            data, info, size = self._archive_page(query, owner, "*", cursor, size, max_bytes=max_bytes)
+        except (ResponseTooLargeError, ServerError) as error:
+            if isinstance(error, ServerError) and error.status_code in self.retry_policy.statuses:
+                raise
+            log.info("sample page not downloaded whole (%s); sampling its entries lazily", error)
+            body = {"owner": owner, "query": query, "required": {"include": ["entry_id"]}}
+            pages = self._pages("entries/query", body, size, cursor, order_by="entry_id")
+            try:
+                data, _, info = next(pages, ([], None, {}))
+            finally:
+                pages.close()
+            ids = sorted({str(item["entry_id"]) for item in data if isinstance(item.get("entry_id"), str)})
+            lazy = [(entry_id, self.archive(entry_id, required=SAMPLE_REQUIRED, schema=schema)) for entry_id in ids]
+            return lazy, _following(info, data), len(data), False
+        archives = {
+            item["entry_id"]: item["archive"]
+            for item in data
+            if isinstance(item.get("entry_id"), str) and isinstance(item.get("archive"), dict)
+        }
+        roots = [
+            (entry_id, open_archive_from(self, entry_id, archives[entry_id], "*", schema, source))
+            for entry_id in sorted(archives)
+        ]
+        # a page with a next cursor is a full page of the search, whatever the answer dropped
+        return roots, _following(info, data), size, True
+
+    def _archive_page(
+        self,
+        query: dict[str, Any],
+        owner: str,
+        required: Required,
+        cursor: str | None,
+        size: int,
+        *,
+        max_bytes: int | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+        """One page of ``entries/archive/query`` paging the query itself, by ``entry_id``.
+
+        Returns:
+            ``(data, pagination, page size used)``; the size is lowered (and learned) where
+            the deployment refuses it.
+        """
+        path = "entries/archive/query"
+        size = self._page_size(path, size)
+        while True:
+            pagination: dict[str, Any] = {"order_by": "entry_id", "page_size": size}
+            if cursor is not None:
+                pagination["page_after_value"] = cursor
+            body = {"owner": owner, "query": query, "pagination": pagination, "required": required}
+            try:
+                answer = self.post_json(path, body, max_bytes=max_bytes)
+            except ValidationError as error:
+                if size > 1 and _is_page_size_error(error):
+                    size = self._page_size_refused(path, size)
+                    continue
+                raise
+            data, info = self._page_parts(path, answer)
+            following = info.get("next_page_after_value")
+            if following is not None and (not isinstance(following, (str, int)) or isinstance(following, bool)):
+                raise MalformedResponseError(
+                    f"next_page_after_value is a {type(following).__name__}, not a string", self.url(path)
+                )
+            return data, info, size
 
     def _schema_or_default(self, schema: Schema | SchemaSource | None) -> Schema:
         return as_schema(schema) if schema is not None else self.deployment_schema()
@@ -1550,30 +1726,110 @@ class Client(ApiMethods):
         return self._mapped(stream, required, sch)
 
     def _mapped(self, stream: ArchiveStream, required: Required, sch: Schema) -> Iterator[tuple[str, Section]]:
-        source = ClientSource(self, sch)
+        source = _BulkSource(self, sch, stream, required)
         for entry_id, answer in stream:
-            yield entry_id, open_archive_from(self, entry_id, answer, required, sch, source)
+            yield entry_id, source.root(entry_id, answer)
+
+
+class _BulkSource(ClientSource):
+    """The archive source of one bulk download: entries it already holds are not asked for.
+
+    An ELN entry's ``m_def`` often names a definition in another entry of its upload
+    (``../upload/raw/base.schema.archive.yaml#/definitions/section_definitions/2``), and that
+    entry is often part of the same download, in the same batch: resolving the class must
+    then use the archive in hand (with ``"*"`` it holds every definition) instead of sending
+    ``{"definitions": "*"}`` for it. Entries yielded earlier are found through the roots
+    :class:`ClientSource` keeps; this adds those downloaded but not yet yielded.
+    """
+
+    def __init__(self, client: Client, schema: Schema, stream: ArchiveStream, required: Required) -> None:
+        super().__init__(client, schema)
+        self._client = client
+        self._stream = stream
+        self._required = required
+        self._early: dict[str, Section] = {}  # opened for a reference before their turn
+
+    def root(self, entry_id: str, answer: dict[str, Any]) -> Section:
+        """The lazy root of a downloaded entry (the one a reference opened already, if any)."""
+        early = self._early.pop(entry_id, None)
+        if early is not None:
+            return early
+        return open_archive_from(self._client, entry_id, answer, self._required, self.schema, self)
+
+    def archive_for(self, ref: ParsedReference, context: ArchiveContext) -> Section:
+        """The referenced entry's root: from the download when it holds it, else lazily."""
+        entry_id = ref.target_entry_id(context.upload_id) if ref.installation is None else None
+        if entry_id is not None:
+            early = self._early.get(entry_id)
+            if early is not None:
+                return early
+            answer = self._stream.held(entry_id)
+            if answer is not None:
+                root = open_archive_from(self._client, entry_id, answer, self._required, self.schema, self)
+                self._early[entry_id] = root
+                return root
+        return super().archive_for(ref, context)
 
 
 def _rebuild_client(base_url: str, options: dict[str, Any]) -> Client:
     return Client(base_url, **options)
 
 
-def _encode_cursor(after: str | None, skip: int) -> str:
-    raw = json.dumps([after, skip], separators=(",", ":")).encode()
+def _following(info: Mapping[str, Any], data: list[Any]) -> str | None:
+    """The cursor of the page after this one; ``None`` after the last (or an empty) page."""
+    following = info.get("next_page_after_value")
+    return None if following is None or not data else str(following)
+
+
+def _fetches(root: Section) -> int:
+    """Requests a root's fetcher sent after it was downloaded (lazy follow-ups)."""
+    ctx = root.m_context
+    fetcher = ctx.fetcher if ctx is not None else None
+    return int(getattr(fetcher, "fetches", 0))
+
+
+def _encode_cursor(after: str | None, skip: int, base: int | None) -> str:
+    """An opaque resume position: ``skip`` entries after the page cursor ``after``.
+
+    ``base`` is how many entries of the query lie before ``after`` (``None``: unknown, e.g.
+    after a NOMAD ``page_after_value`` given by the user); with it, a resumed stream can tell
+    from the server's ``total`` whether a short last page is complete.
+    """
+    raw = json.dumps([after, skip, base], separators=(",", ":")).encode()
     return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode()
 
 
-def _decode_cursor(cursor: str | None) -> tuple[str | None, int]:
+def _decode_cursor(cursor: str | None) -> tuple[str | None, int, int | None]:
     if cursor is None:
-        return None, 0
+        return None, 0, 0
     if not cursor.startswith(_CURSOR_PREFIX):
-        return cursor, 0  # a plain NOMAD page_after_value
+        return cursor, 0, None  # a plain NOMAD page_after_value
     try:
-        after, skip = json.loads(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX) :]))
-    except (ValueError, TypeError) as exc:
+        parts = json.loads(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX) :]))
+        after, skip = parts[0], int(parts[1])
+        base = parts[2] if len(parts) > 2 else None  # cursors of earlier versions have none
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise ValueError(f"not an archivemap cursor: {cursor!r}") from exc
-    return after, int(skip)
+    if (after is not None and not isinstance(after, str)) or (base is not None and not isinstance(base, int)):
+        raise ValueError(f"not an archivemap cursor: {cursor!r}")
+    return after, skip, base
+
+
+@attrs.frozen
+class _ArchivePage:
+    """One answer of ``entries/archive/query`` paginating the query itself.
+
+    Attributes:
+        archives: ``entry_id -> archive`` of the entries the answer holds.
+        total: the number of entries the query matches (``None`` if not said).
+        following: ``next_page_after_value`` (``None`` on the last page).
+        size: the page size the server accepted.
+    """
+
+    archives: dict[str, dict[str, Any]]
+    total: int | None
+    following: str | None
+    size: int
 
 
 class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
@@ -1583,10 +1839,19 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
     position describes exactly what has been yielded: resuming with ``after=stream.cursor``
     continues with the next entry, without repeats or gaps, even after an exception.
 
+    The first request is an ``entries/archive/query`` that pages the query itself (ordered
+    by ``entry_id``, one batch per page): it brings the first batch of archives, the total and
+    the next cursor at once, so a query of at most one batch costs one request, and one of at
+    most two batches two. Larger queries continue from that cursor with id listings and
+    concurrent batches (``entry_id:any``), which is what lets failing or dropped entries be
+    isolated and re-requested. A page the server answers 500, or one that lacks entries
+    (NOMAD silently drops entries without archive), is listed and downloaded in batches too;
+    the archives it did hold are kept.
+
     Attributes:
         cursor: an opaque resume position after the last yielded (or missing) entry;
             ``None`` before the first one.
-        total: the number of entries the query matches (from the first listing page).
+        total: the number of entries the query matches (from the first page).
         missing: ``{entry_id: reason}`` for entries whose archive could not be had.
         failed: ``{entry_id: EntryFailure}`` for entries the server answered with an error
             (HTTP 500) even on their own; every other entry of their batches is delivered.
@@ -1619,6 +1884,9 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
         self.total: int | None = None
         self.missing: dict[str, str] = {}
         self.failed: dict[str, EntryFailure] = {}
+        # downloaded, not yet yielded (read by Client.archives: references between entries
+        # of one download are resolved without asking the server again)
+        self._done: dict[str, dict[str, Any]] = {}
         self._generator: Iterator[tuple[str, dict[str, Any]]] = self._run(*_decode_cursor(after))
 
     def __next__(self) -> tuple[str, dict[str, Any]]:
@@ -1629,6 +1897,10 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
         close = getattr(self._generator, "close", None)
         if close is not None:
             close()
+
+    def held(self, entry_id: str) -> dict[str, Any] | None:
+        """The archive of ``entry_id`` if it was downloaded but not yet yielded."""
+        return self._done.get(entry_id)
 
     def retry_failed(self) -> ArchiveStream:
         """A new stream over the entries in :attr:`failed` so far (e.g. once the server is fixed).
@@ -1652,44 +1924,103 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
         return stream
 
     def _run(
-        self, after: str | None, skip: int
+        self, after: str | None, skip: int, base: int | None
     ) -> Generator[tuple[str, dict[str, Any]], None, None]:
         client = self._client
         window = 2 * client.max_concurrency
-        body = {"owner": self._owner, "query": self._query, "required": {"include": ["entry_id"]}}
-        pages = client._pages("entries/query", body, self._page_size, after, order_by="entry_id")
         seen: set[str] = set()
-        position: dict[str, tuple[str | None, int]] = {}  # id -> (page cursor, index)
+        # id -> (page cursor, index, entries before the page cursor or None)
+        position: dict[str, tuple[str | None, int, int | None]] = {}
+        # id -> resume position once it is passed, where it is better than the position's
+        # (the last entry of an archive page: the next page's cursor, no skip)
+        page_end: dict[str, str] = {}
         order: deque[str] = deque()  # ids not yet yielded, in listing order
         pending: deque[str] = deque()  # ids not yet requested
         attempts: dict[str, int] = {}
-        done: dict[str, dict[str, Any]] = {}
+        done = self._done
+        prefetched: dict[str, dict[str, Any]] = {}  # archives of a page that is listed again
         in_flight: dict[Future[dict[str, dict[str, Any]]], list[str]] = {}
+        # where the next archive page starts (None: no archive page any more)
+        archive_cursor: tuple[str | None, int | None] | None = None if skip else (after, base)
+        archive_pages = 0
+        listing_from: tuple[str | None, int, int | None] = (after, skip, base)
+        pages: Generator[tuple[list[Any], str | None, dict[str, Any]], None, None] | None = None
+        listing_base: int | None = None
         listing_done = False
         progress = _Progress(self._progress_enabled)
         executor = ThreadPoolExecutor(client.max_concurrency, thread_name_prefix="archivemap")
+
+        def listed(entry_id: Any, where: tuple[str | None, int, int | None]) -> None:
+            if not isinstance(entry_id, str) or entry_id in seen:
+                return
+            seen.add(entry_id)
+            position[entry_id] = where
+            order.append(entry_id)
+            if entry_id in prefetched:
+                done[entry_id] = prefetched.pop(entry_id)
+            else:
+                pending.append(entry_id)
+
+        def set_total(total: Any) -> None:
+            if self.total is None and isinstance(total, int) and not isinstance(total, bool):
+                self.total = total
+                progress.total = total
+
         try:
             while True:
                 while not listing_done and len(pending) < self._batch_size * window:
-                    page = next(pages, None)
-                    if page is None:
+                    if archive_cursor is not None:
+                        cursor, before = archive_cursor
+                        archive_cursor = None
+                        archive_pages += 1
+                        page = self._archive_page(cursor)
+                        if page is None:  # a 500 for the page as a whole: batches isolate it
+                            listing_from = (cursor, 0, before)
+                            continue
+                        set_total(page.total)
+                        expected = None if page.total is None or before is None else page.total - before
+                        count = len(page.archives)
+                        if count < page.size and (page.following is not None or expected != count):
+                            # entries without archive were dropped: list the page to know them
+                            prefetched.update(page.archives)
+                            listing_from = (cursor, 0, before)
+                            continue
+                        after_page = None if before is None else before + count
+                        prefetched.update(page.archives)
+                        ids = sorted(page.archives)  # the listing order: by entry_id
+                        for index, entry_id in enumerate(ids):
+                            listed(entry_id, (cursor, index, before))
+                        if page.following is None:
+                            listing_done = True
+                        else:
+                            if ids and ids[-1] in position:
+                                page_end[ids[-1]] = _encode_cursor(page.following, 0, after_page)
+                            remaining = None if expected is None else expected - count
+                            if remaining is not None and remaining <= 0:
+                                listing_done = True  # NOMAD's cursor after a full last page
+                            elif remaining is not None and remaining <= page.size and archive_pages < 2:
+                                archive_cursor = (page.following, after_page)
+                            else:
+                                listing_from = (page.following, 0, after_page)
+                        break  # yield this page before asking for more
+                    if pages is None:
+                        start, skip, listing_base = listing_from
+                        body = {"owner": self._owner, "query": self._query, "required": {"include": ["entry_id"]}}
+                        pages = client._pages("entries/query", body, self._page_size, start, order_by="entry_id")
+                    page_data = next(pages, None)
+                    if page_data is None:
                         listing_done = True
                         break
-                    data, page_cursor, info = page
-                    if self.total is None and isinstance(info.get("total"), int):
-                        self.total = info["total"]
-                        progress.total = self.total
+                    data, page_cursor, info = page_data
+                    set_total(info.get("total"))
+                    page_base = listing_base
+                    if listing_base is not None:
+                        listing_base += len(data)
                     for index, item in enumerate(data):
-                        entry_id = item.get("entry_id")
                         if skip:
                             skip -= 1
                             continue
-                        if not isinstance(entry_id, str) or entry_id in seen:
-                            continue
-                        seen.add(entry_id)
-                        position[entry_id] = (page_cursor, index)
-                        order.append(entry_id)
-                        pending.append(entry_id)
+                        listed(item.get("entry_id"), (page_cursor, index, page_base))
                 while pending and len(in_flight) < window:
                     batch = self._next_batch(pending, attempts)
                     if len(batch) == 1 and attempts.get(batch[0], 0) >= self._max_attempts:
@@ -1699,13 +2030,15 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
                     in_flight[future] = batch
                 while order and (order[0] in done or order[0] in self.missing or order[0] in self.failed):
                     entry_id = order.popleft()
-                    page_cursor, index = position.pop(entry_id)
-                    self.cursor = _encode_cursor(page_cursor, index + 1)
+                    page_cursor, index, page_base = position.pop(entry_id)
+                    self.cursor = page_end.pop(entry_id, None) or _encode_cursor(page_cursor, index + 1, page_base)
                     progress.advance()
                     if entry_id in done:
                         yield entry_id, done.pop(entry_id)
                 if not in_flight and not pending and listing_done:
                     return
+                if not in_flight:
+                    continue  # an archive page was yielded: on to the next page
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in finished:
                     batch = in_flight.pop(future)
@@ -1717,16 +2050,46 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
                             attempts[entry_id] = attempts.get(entry_id, 0) + 1
                             pending.appendleft(entry_id)
         finally:
-            pages.close()
+            if pages is not None:
+                pages.close()
             executor.shutdown(wait=False, cancel_futures=True)
             progress.close()
+
+    def _archive_page(self, cursor: str | None) -> _ArchivePage | None:
+        """The next batch of the query's entries with their archives, in one request.
+
+        ``None`` when the server answers the page with a 500 (it cannot render one archive
+        of it): the page is then listed and downloaded in batches that isolate the failure.
+        """
+        client = self._client
+        try:
+            data, info, size = client._archive_page(self._query, self._owner, self._required, cursor, self._batch_size)
+        except ServerError as error:
+            if error.status_code in client.retry_policy.statuses:
+                raise  # overload or gateway trouble after every retry: not an entry's fault
+            log.info("archive page answered %d; listing it and splitting it in batches", error.status_code)
+            return None
+        archives: dict[str, dict[str, Any]] = {}
+        for item in data:
+            entry_id, archive = item.get("entry_id"), item.get("archive")
+            if isinstance(entry_id, str) and isinstance(archive, dict):
+                archives.setdefault(entry_id, archive)
+        following = _following(info, data)
+        total = info.get("total")
+        return _ArchivePage(
+            archives,
+            total if isinstance(total, int) and not isinstance(total, bool) else None,
+            None if following == cursor else following,  # a cursor that does not move: the end
+            size,
+        )
 
     def _next_batch(self, pending: deque[str], attempts: dict[str, int]) -> list[str]:
         """The next ids to request; an entry past its batch attempts goes on its own."""
         if attempts.get(pending[0], 0) >= self._max_attempts:
             return [pending.popleft()]
+        limit = self._client._page_size("entries/archive/query", self._batch_size)
         batch: list[str] = []
-        while pending and len(batch) < self._batch_size:
+        while pending and len(batch) < limit:
             if attempts.get(pending[0], 0) >= self._max_attempts:
                 break
             batch.append(pending.popleft())
@@ -1743,6 +2106,7 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
             answer = self._client.post_json("entries/archive/query", body)
         except ValidationError as error:
             if len(batch) > 1 and _is_page_size_error(error):
+                self._client._page_size_refused("entries/archive/query", len(batch))
                 half = len(batch) // 2
                 return {**self._fetch_batch(batch[:half]), **self._fetch_batch(batch[half:])}
             raise

@@ -14,10 +14,13 @@ and turns what was read into one spec that serves *any* entry:
 * a quantity read becomes ``"*"`` at that quantity; a section only looked at becomes
   ``{"m_def": "*"}``.
 
-:func:`analyze` then downloads every entry of a query in bulk with that spec and runs the
-analysis on each. Bulk answers cannot be placed by negative index (the server compacts them and
-does not say the list's length), so for the bulk run a selection counted from the end asks for
-the whole list with the same sub-spec: more bytes, no follow-up request. An analysis that
+``Client.analyze`` records the same way on its samples, which it downloads whole in a page or
+two (:func:`record_access`, :func:`required_from_access`: one request instead of one per value
+read, and the samples are not downloaded again), then downloads the other entries of the query
+in bulk with the derived spec and runs the analysis on each. Bulk answers cannot be placed by
+negative index (the server compacts them and does not say the list's length), so for the bulk
+run a selection counted from the end asks for the whole list with the same sub-spec: more
+bytes, no follow-up request. An analysis that
 touches something the samples did not is still answered, by a lazy follow-up, and counted.
 """
 
@@ -36,10 +39,13 @@ from archivemap.remote.required import Required, format_required_key, merge_requ
 __all__ = [
     "SAMPLE_REQUIRED",
     "AccessLog",
+    "AccessPath",
     "Analysis",
     "ArchiveOpener",
+    "record_access",
     "required_for",
     "required_for_samples",
+    "required_from_access",
 ]
 
 # One step of an access path: a property name and, for repeating sub-sections, a selector:
@@ -169,7 +175,8 @@ class Analysis:
         results: ``(entry_id, result)`` for every entry, in listing order.
         required: the spec the bulk download used.
         requests, bytes: what the derivation and the bulk run cost together.
-        follow_ups: lazy requests the bulk run still needed (0 when the samples covered it).
+        follow_ups: lazy requests still needed after the downloads (the bulk run's, and those of
+            samples downloaded whole); 0 when the samples covered the analysis.
     """
 
     results: list[tuple[str, Any]]
@@ -188,6 +195,29 @@ class Analysis:
         return pd.DataFrame(rows, index=[entry_id for entry_id, _ in self.results])
 
 
+def record_access(analysis: Callable[[Section], Any], root: Section) -> tuple[Any, set[AccessPath]]:
+    """Run ``analysis`` on ``root`` and record what it read: ``(result, access paths)``.
+
+    The root may be lazy (what is read gets fetched) or downloaded whole: the paths are the
+    same, since they come from what the analysis touched, not from what was fetched.
+    """
+    ctx = root.m_context
+    if ctx is None:
+        return analysis(root), set()
+    log = AccessLog()
+    ctx.recorder = log
+    try:
+        result = analysis(root)
+    finally:
+        ctx.recorder = None
+    return result, log.paths
+
+
+def required_from_access(samples: Iterable[set[AccessPath]], *, bulk: bool) -> Required:
+    """The spec that covers the access paths of several samples for any entry (module docstring)."""
+    return _spec(_generalise(list(samples)), bulk)
+
+
 def required_for_samples(
     analysis: Callable[[Section], Any], open_sample: Callable[[str], Section], entries: Iterable[str], *, bulk: bool
 ) -> Required:
@@ -199,20 +229,8 @@ def required_for_samples(
         entries: the sample entry ids.
         bulk: write the spec for a bulk download (no negative indices, see module docstring).
     """
-    samples: list[set[AccessPath]] = []
-    for entry_id in entries:
-        root = open_sample(entry_id)
-        ctx = root.m_context
-        if ctx is None:
-            continue
-        log = AccessLog()
-        ctx.recorder = log
-        try:
-            analysis(root)
-        finally:
-            ctx.recorder = None
-        samples.append(log.paths)
-    return _spec(_generalise(samples), bulk)
+    samples = [record_access(analysis, open_sample(entry_id))[1] for entry_id in entries]
+    return required_from_access(samples, bulk=bulk)
 
 
 #: What the samples are opened with: only the entry id, so that everything else the analysis
