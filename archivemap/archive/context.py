@@ -122,6 +122,10 @@ class ArchiveContext:
         """The definition a section class was made for."""
         return self.schema.definition_of(cls)
 
+    def reference_class(self, fm: FieldMeta) -> type[Section] | None:
+        """The specific class of a reference quantity's targets, or ``None`` (see Schema)."""
+        return self.schema.reference_class(fm)
+
     def archive_for(self, ref: ParsedReference) -> Section | None:
         """The root of the archive ``ref`` points into, or ``None`` without a source."""
         if self.source is None:

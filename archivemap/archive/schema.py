@@ -110,6 +110,7 @@ class Schema:
         self._lock = threading.RLock()
         self._root: type[Section] | None = None
         self._sub_classes: dict[tuple[type, str], type[Section]] = {}
+        self._reference_classes: dict[str, type[Section] | None] = {}
         # classes of definitions that live in other environments (an archive's own
         # definitions): by environment (dropped with it), then by id of the definition
         self._foreign: weakref.WeakKeyDictionary[Environment, dict[int, type[Section]]] = (
@@ -320,6 +321,24 @@ class Schema:
         if fm.section is None:
             raise DefinitionError(f"sub-section {fm.name!r} has no section type")
         return self.class_for(self.environment.section(fm.section))
+
+    def reference_class(self, fm: FieldMeta) -> type[Section] | None:
+        """The class of a reference quantity's targets when the schema names a specific
+        section with properties of its own; ``None`` for a generic target (``ArchiveSection``:
+        NOMAD does not follow those in ``required``) or one this schema does not define."""
+        target = fm.dtype
+        if not isinstance(target, str):
+            return None
+        if target in self._reference_classes:
+            return self._reference_classes[target]
+        try:
+            cls: type[Section] | None = self.class_for(self.environment.section(target))
+        except (DefinitionError, KeyError):
+            cls = None
+        if cls is not None and not section_fields(cls):
+            cls = None
+        self._reference_classes[target] = cls
+        return cls
 
     def class_for_item(
         self,

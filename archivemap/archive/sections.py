@@ -225,6 +225,12 @@ class SectionContext(Protocol):
         """The definitions the archive carries itself (a custom schema), if any."""
         ...
 
+    def reference_class(self, fm: FieldMeta) -> type[Section] | None:
+        """The class a reference quantity's targets have, when the schema names a specific
+        one (``None`` for generic targets such as ``ArchiveSection``, which NOMAD does not
+        follow in ``required``)."""
+        ...
+
 
 class Section:
     """Base class of all section classes, generated or built at run time.
@@ -486,6 +492,11 @@ class Section:
         """
         segments = _parse_path(path)
         if _fetcher_of(self) is not None:
+            batch = _batch_of(self.m_root)
+            if batch is not None:  # planned now, fetched with the block's other reads
+                planned = _planned(self, segments)
+                if planned:
+                    return batch.defer(planned, functools.partial(_get_segments, self, segments))
             _fetch_planned(self, segments)  # one request for the whole path, not one per level
         return _get_segments(self, segments)
 
@@ -522,9 +533,9 @@ class Section:
     def batch(self) -> Iterator[None]:
         """Turn the reads of a block into one request.
 
-        Inside ``with archive.batch():`` reading a quantity that was not downloaded sends
-        nothing: it gives a placeholder, and the block's end fetches every such path in one
-        request (so does using any placeholder earlier). Afterwards the placeholders behave
+        Inside ``with archive.batch():`` reading a quantity that was not downloaded (by
+        attribute or ``m_get``) sends nothing: it gives a placeholder, and the block's end
+        fetches every such path in one request (so does using any placeholder earlier). Afterwards the placeholders behave
         as the values (``e.to("eV")``); compare them with ``==``, not ``is``. Archives that
         are not partial (files, ``"*"`` downloads) read as usual.
         """
@@ -1155,7 +1166,7 @@ def _walk(start: Section, segments: Sequence[Segment], fail: Any) -> Any:
                 node = extras[seg]
                 continue
             value = getattr(node, fm.attribute)
-            if type(value) is Pending:
+            if type(value) is Pending or type(value) is PendingList:
                 value = value.m_settle()
             if value is None or type(value) is Absent:
                 there = f"; {node.m_path()}: {_what_is_there(node, fm.name)}" if fm.kind == "sub_section" else ""
@@ -1381,6 +1392,9 @@ def _fetch_missing(section: Section, fm: FieldMeta, ctx: SectionContext, fetcher
     if fetcher.is_downloaded(path) or fetcher.was_asked(path):
         return None  # the answer that asked for it had none: absent
     if fm.kind != "sub_section":
+        through = _through_reference(section, fm) if fetcher.auto else None
+        if through is not None:  # the reference and what is read below it: one request
+            return Pending(section, (fm.name,), through)
         root = section.m_root
         batch = _batch_of(root)
         if batch is not None:
@@ -1539,16 +1553,21 @@ def _class_at(root: Section, path: Path) -> type[Section] | None:
     return cls
 
 
-def _fetch_planned(section: Section, segments: tuple[Segment, ...]) -> None:
-    """Fetch a whole path below ``section`` in one request before walking it."""
-    root = section.m_root
+def _planned(section: Section, segments: tuple[Segment, ...]) -> Path | None:
+    """A path below ``section`` planned for one request (absolute indices); ``None`` when it
+    cannot be (the walk then reports why)."""
     full = tuple(str(s) for s in path_segments(section)) + tuple(str(s) for s in segments)
     try:
-        planned = _plan_path(root, full)
+        return _plan_path(section.m_root, full)
     except AbsentError:
-        return  # the walk reports it
+        return None
+
+
+def _fetch_planned(section: Section, segments: tuple[Segment, ...]) -> None:
+    """Fetch a whole path below ``section`` in one request before walking it."""
+    planned = _planned(section, segments)
     if planned:
-        _download_unless_present(root, planned)
+        _download_unless_present(section.m_root, planned)
 
 
 class PartialList(list):  # type: ignore[type-arg]
@@ -1760,11 +1779,14 @@ class Pending:
             ctx = self._anchor._m_ctx
             return PendingList(self, fm, ctx.sub_section_class(self._cls, fm) if ctx is not None else Section)
         if fm is not None and fm.kind == "quantity":
+            through = _through_reference(self._anchor, fm)
+            if through is not None:  # followed on the server, with what is read below it
+                return Pending(self._anchor, self._rel + (fm.name,), through, self._via)
             root = self._anchor.m_root
             path = self._full_path() + (fm.name,)
             batch = _batch_of(root)
             if batch is not None:
-                return batch.defer(path, functools.partial(_read_through, self, fm))
+                return batch.defer(path, functools.partial(_read_through, self, fm), (self, fm))
             _download(root, [path], typed=True)
             return _read_through(self, fm)
         if name.startswith("_") and not hasattr(self._cls, name):
@@ -1804,7 +1826,8 @@ class Pending:
         fetcher = _fetcher_of(root)
         if fetcher is not None and not _present(root._m_data, path) and not fetcher.was_asked(path):
             _download(root, [path], typed=True, whole=False)
-        return _walk_down(self)
+        target = _walk_down(self)
+        return target.m_settle() if type(target) is Pending else target  # type: ignore[return-value]
 
 
 class PendingList:
@@ -1871,13 +1894,32 @@ class PendingList:
         return getattr(holder, self._fm.attribute)  # type: ignore[no-any-return]
 
 
-def _walk_down(pending: Pending) -> Section | Absent:
-    """Walk a pending path through the data that is now here (no request of its own)."""
+def _through_reference(section: Section, fm: FieldMeta) -> type[Section] | None:
+    """The target class when reading through reference ``fm`` can be planned as a path.
+
+    One reference to a specific section class (not a list of them, not a quantity
+    reference, not a generic ``ArchiveSection``): NOMAD follows it when ``required`` goes on
+    below it, and places the target where it lives.
+    """
+    if fm.type_kind != "reference" or fm.shape:
+        return None
+    ctx = section._m_ctx
+    return ctx.reference_class(fm) if ctx is not None else None
+
+
+def _walk_down(pending: Pending) -> Section | Absent | Pending:
+    """Walk a pending path through the data that is now here (no request of its own).
+
+    Returns the section, :class:`Absent`, or — when a reference on the way led to a target
+    the answer did not place (NOMAD loses a placed target inside a list the same spec
+    selects by index) — a :class:`Pending` for the rest of the path below that target.
+    """
     node: Any = pending._anchor
     via = pending._via
     # the steps a reference spans are its resolution, not reads of the analysis (recorder)
     quiet = via[2] if via is not None else 0
     for i, seg in enumerate(pending._rel):
+        holder = node
         if i < quiet:
             with _resolution():
                 node = _step_down(pending, node, seg)
@@ -1885,10 +1927,11 @@ def _walk_down(pending: Pending) -> Section | Absent:
             node = _step_down(pending, node, seg)
         if type(node) is Absent:
             return node
-        if type(node) is Pending:  # the download did not settle it: fetching is off or refused
-            raise NotDownloadedError(
-                f"{seg!r} was not downloaded", path=node.m_path(), entry_id=pending._anchor.m_entry_id
-            )
+        if node is None and isinstance(holder, Section):  # an unset reference on the way
+            return Absent(holder, seg)
+        if type(node) is Pending:  # a reference's target that is not here: the rest from there
+            rest = pending._rel[i + 1 :]
+            return Pending(node._anchor, node._rel + rest, pending._cls, node._via)
         if via is not None and i + 1 == quiet and isinstance(node, Section):
             ctx = via[0]._m_ctx
             if ctx is not None and ctx.recorder is not None:
@@ -1924,6 +1967,8 @@ def _resolution() -> Iterator[None]:
 def _read_through(pending: Pending, fm: FieldMeta) -> Any:
     """Read quantity ``fm`` of the section a pending path stands for (after its download)."""
     target = _walk_down(pending)
+    if type(target) is Pending:  # below a reference target that still has to be fetched
+        return getattr(target, fm.attribute)
     if type(target) is Absent:
         raise _absent_error(target._holder, target._name, f"{fm.name!r} below it cannot be read")
     return getattr(target, fm.attribute)
@@ -1939,10 +1984,13 @@ class _Batch:
     def __init__(self, root: Section) -> None:
         self.root = root
         self.paths: list[Path] = []
+        self.through: list[tuple[Pending, FieldMeta]] = []  # reads below pending paths
 
-    def defer(self, path: Path, read: Any) -> Any:
+    def defer(self, path: Path, read: Any, below: tuple[Pending, FieldMeta] | None = None) -> Any:
         """Remember ``path``; hand out a placeholder that reads the value once it is here."""
         self.paths.append(path)
+        if below is not None:
+            self.through.append(below)
 
         def value() -> Any:
             self.flush()
@@ -1951,10 +1999,19 @@ class _Batch:
         return lazy_object_proxy.Proxy(value)
 
     def flush(self) -> None:
-        """One request for every path collected so far."""
+        """One request for every path collected so far (and one more per level of references
+        whose targets the answer did not place)."""
         paths, self.paths = self.paths, []
-        if paths:
+        through, self.through = self.through, []
+        while paths:
             _download(self.root, paths, typed=True)
+            paths, rest = [], []
+            for pending, fm in through:
+                target = _walk_down(pending)
+                if type(target) is Pending:  # a reference's target still to come: next round
+                    paths.append(target._full_path() + (fm.name,))
+                    rest.append((target, fm))
+            through = rest
 
 
 def _batch_of(root: Section) -> _Batch | None:

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from archivemap._json import pad_list
+from archivemap._json import merge_partial, pad_list, value_at
 from archivemap.archive.context import ArchiveContext, new_archive
 from archivemap.archive.references import ParsedReference, parse_reference
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
@@ -51,6 +51,7 @@ __all__ = [
     "RemoteFetcher",
     "absolute_required",
     "anchored",
+    "dense_groups",
     "open_archive",
     "open_archive_from",
 ]
@@ -148,7 +149,10 @@ class RemoteFetcher:
         so a key missing there is absent, not a reason for another request.
         """
         for target, sub in _followed_references(partial, spec):
-            self.downloaded.append(required_for_path(list(target), leaf=sub))
+            # only what the answer placed: NOMAD loses a target that lies inside a list the
+            # same spec selects by index (run[0] ... system_ref -> /run/0/system/0)
+            if value_at(partial, target) is not None:
+                self.downloaded.append(required_for_path(list(target), leaf=sub))
 
     def was_asked(self, path: Path) -> bool:
         """Whether a download asked for the key at ``path`` (so its absence means absent)."""
@@ -167,6 +171,11 @@ class RemoteFetcher:
     ) -> dict[str, Any] | None:
         """Fetch several paths of this entry in one request; the answer, re-anchored.
 
+        One request, unless two paths select far-apart items of one list
+        (``calculation[0]`` and ``calculation[4199]``): ``required`` can name a list only once,
+        so merging them would ask for every item in between; such paths go in separate
+        requests (:func:`dense_groups`).
+
         ``typed[k]``: from this position of ``paths[k]`` on, every section along the path also
         brings its ``m_def``, so that sections first learned from this answer get their real
         class (a polymorphic ``workflow2`` is a ``GeometryOptimization``, not a ``Workflow``).
@@ -183,11 +192,14 @@ class RemoteFetcher:
                 return None
             self._allowed(pairs[0][0])
             leaf: Required = "*" if whole else {"m_def": "*"}
-            spec = merge_required([typed_path_spec(p, start, leaf) for p, start in pairs])
-            answer = self._ask(spec)
-            partial = graft({}, answer, spec)
-            self.downloaded.append(spec)  # with an m_def leaf: asked for, not covered
-            self.learn_placed_targets(partial, spec)
+            partial: dict[str, Any] = {}
+            for group in dense_groups([p for p, _ in pairs]):
+                spec = merge_required([typed_path_spec(pairs[k][0], pairs[k][1], leaf) for k in group])
+                answer = self._ask(spec)
+                part = graft({}, answer, spec)
+                self.downloaded.append(spec)  # with an m_def leaf: asked for, not covered
+                self.learn_placed_targets(part, spec)
+                merge_partial(partial, part)
             return partial
 
     def probe(self, path: Path, repeats: bool, keys: Sequence[str]) -> list[Any] | dict[str, Any] | None:
@@ -217,6 +229,37 @@ class RemoteFetcher:
             leaf: dict[str, Any] = {k: "*" for k in keys} or {"m_def": "*"}
             node = _compacted(self._ask(required_for_path(list(path), leaf=leaf)), path)
             return node if isinstance(node, list) else []
+
+
+def dense_groups(paths: Sequence[Path]) -> list[list[int]]:
+    """Group paths (by position) so that merging a group never asks for items nobody read.
+
+    ``required`` names a list once per request, so two indices of one list merge into the
+    slice that covers both, and the items in between come too (with the same sub-spec). A
+    group takes a path unless that would bring more than :data:`MAX_UNREAD_ITEMS` items of one
+    list that nobody selected (``scf_iteration[0]`` and ``[16]`` share a request: 15 small
+    extras; ``calculation[0]`` and ``[4199]`` do not). Greedy, in the order given.
+    """
+    groups: list[tuple[list[int], dict[Path, set[int]]]] = []
+    for k, path in enumerate(paths):
+        picks = {tuple(path[:i]): path[i] for i in range(1, len(path)) if isinstance(path[i], int)}
+        for members, indices in groups:
+            if all(_dense(indices.get(prefix, set()) | {index}) for prefix, index in picks.items()):
+                members.append(k)
+                for prefix, index in picks.items():
+                    indices.setdefault(prefix, set()).add(index)
+                break
+        else:
+            groups.append(([k], {prefix: {index} for prefix, index in picks.items()}))
+    return [members for members, _ in groups]
+
+
+#: How many unselected items of one list a merged request may bring along (see dense_groups).
+MAX_UNREAD_ITEMS = 32
+
+
+def _dense(indices: set[int]) -> bool:
+    return max(indices) - min(indices) + 1 - len(indices) <= MAX_UNREAD_ITEMS
 
 
 def _compacted(answer: Any, path: Path) -> Any:
