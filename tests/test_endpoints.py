@@ -468,9 +468,12 @@ def test_explain_says_what_a_bulk_download_costs_before_it_starts() -> None:
         plan = client.explain(None, {"workflow": "*"}, sample=2, batch_size=2)
         archive_requests = [r for r in server.requests if r.path.endswith("archive/query")]
         assert plan.entries == 3 and plan.sampled == 2 and len(archive_requests) == 2
-        assert plan.requests == 1 + 2  # one listing page, two batches of two
-        assert plan.approx_bytes > 0 and plan.approx_seconds == pytest.approx(0.3)
+        assert plan.requests == 2  # the archives paged themselves: two pages of two
+        assert plan.approx_bytes > 0 and plan.approx_seconds == pytest.approx(0.2)
         assert "3 entries" in str(plan)
+        server.clear_log()  # and that is what the download costs
+        assert len(list(client.archives_raw(None, {"workflow": "*"}, batch_size=2))) == 3
+        assert len(server.requests) == plan.requests
 
 
 def test_shards_split_a_query_by_aggregation_and_cover_it_once() -> None:

@@ -1947,6 +1947,14 @@ def _step_down(pending: Pending, node: Any, seg: Any) -> Any:
     fm = fields_by_name(type(node)).get(seg)
     if fm is None:
         raise NotInSchemaError(f"{type(node).m_qualified_name} has no property {seg!r}", path=node.m_path())
+    data = node._m_data
+    if fm.is_reference and data is not None and fm.name not in data:
+        # asked for through the reference, and not in the answer: unset, or a server that
+        # does not follow references; the reference itself, asked for plainly, tells which
+        fetcher = _fetcher_of(node)
+        path = path_segments(node) + (fm.name,)
+        if fetcher is not None and not fetcher.is_downloaded(path):
+            _download(node.m_root, [path])
     return getattr(node, fm.attribute)
 
 

@@ -47,7 +47,7 @@ from archivemap.errors import (
 from archivemap.metainfo.search import SearchQuantities, search_quantities
 from archivemap.remote.query import Query, query_json, validate_order_by
 
-__all__ = ["MAX_ENTRY_DOWNLOAD", "ApiMethods", "DownloadPlan", "missing_scopes", "scope_error"]
+__all__ = ["MAX_ENTRY_DOWNLOAD", "ApiMethods", "DownloadPlan", "bulk_requests", "missing_scopes", "scope_error"]
 
 log = logging.getLogger("archivemap.remote.endpoints")
 
@@ -355,7 +355,8 @@ class ApiMethods:
 
         One ``page_size=0`` query gives the number of entries; ``sample`` entries are
         downloaded with ``required`` to estimate the bytes per entry; requests and time follow
-        from the listing page size, the batch size and this client's rate limit. A scientist
+        from the listing page size, the batch size and this client's rate limit
+        (:func:`bulk_requests`). A scientist
         about to download 50,000 archives from a shared deployment should know it first.
 
         Returns:
@@ -371,7 +372,7 @@ class ApiMethods:
                 if len(sizes) >= sample:
                     break
                 sizes.append(len(orjson.dumps(self.archive_raw(str(entry["entry_id"]), required))))
-        requests_needed = -(-total // page_size) + -(-total // batch_size) if total else 1
+        requests_needed = bulk_requests(total, page_size, batch_size)
         per_entry = sum(sizes) / len(sizes) if sizes else 0.0
         seconds = requests_needed / self.rate if self.rate > 0 else 0.0
         return DownloadPlan(total, requests_needed, int(per_entry * total), seconds, len(sizes))
@@ -792,3 +793,16 @@ def _column_order(name: str) -> tuple[int, str]:
     order = {"key": 0, "value": 1, "count": 2}
     return (order.get(name, 3), name)
 
+
+def bulk_requests(total: int, page_size: int, batch_size: int) -> int:
+    """The requests ``Client.archives`` sends for ``total`` entries (``explain``'s count).
+
+    The first request is a page of archives itself; up to two batches are paged, larger sets
+    continue with listing pages of ``page_size`` ids and batches of ``batch_size`` archives.
+    """
+    if total <= 0:
+        return 1
+    if total <= 2 * batch_size:
+        return -(-total // batch_size)
+    rest = total - batch_size
+    return 1 + -(-rest // page_size) + -(-rest // batch_size)
