@@ -450,6 +450,25 @@ class Section:
                 out.append((value, fm))
         return out
 
+    def _m_sub_section_children(self) -> list[Any]:
+        # the values of _m_sub_section_values without their fields: m_contents' hot loop
+        data = self._m_data
+        if data is None or self._m_dirty:
+            return [value for value, _ in self._m_sub_section_values()]
+        cls = type(self)
+        subs = cls.__dict__.get("_m_sub_sections_by_name")
+        if subs is None:
+            subs = _sub_sections_by_name(cls)
+        out = []
+        for key, raw in data.items():
+            fm = subs.get(key)
+            if fm is not None and raw is not None:
+                try:
+                    out.append(object.__getattribute__(self, fm.attribute))
+                except AttributeError:
+                    out.append(getattr(self, fm.attribute))
+        return out
+
     def m_contents(self) -> Iterator[Section]:
         """Every section below this one, depth first (iterative: deep trees are fine)."""
         stack: list[Section] = [self]
@@ -458,8 +477,7 @@ class Section:
             if node is not self:
                 yield node
             children: list[Section] = []
-            values = [value for value, _ in node._m_sub_section_values()]
-            for value in values:
+            for value in node._m_sub_section_children():
                 if isinstance(value, list):
                     children.extend([item for item in value if isinstance(item, Section)])
                 elif isinstance(value, Section):
