@@ -1307,8 +1307,8 @@ def _walk_fast(start: Section, segments: Sequence[Segment]) -> Any:
             return _MISS
         attribute, then = step
         value = getattr(node, attribute)  # an empty slot is converted now (__getattr__)
-        if value is None or type(value) in _STAND_INS:
-            return _MISS
+        if value is None or type(value) is Absent:  # (the other stand-ins need a fetcher:
+            return _MISS  # they stop below, at a Pending node or a list that is not a list)
         if then == VALUE:
             return value if next(rest, _MISS) is _MISS else _MISS
         if then == ITEMS:

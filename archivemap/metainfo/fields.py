@@ -185,6 +185,9 @@ def section_fields(cls: type) -> dict[str, FieldMeta]:
     Cached on the class itself (a plain class attribute, set once): this is the hot path of
     every attribute read, and a dict lookup on the class beats walking ``attrs.fields``.
     """
+    owned = getattr(cls, "_m_fields_owned", None)  # (owner, table): no mapping proxy per read
+    if owned is not None and owned[0] is cls:
+        return owned[1]  # type: ignore[no-any-return]
     cached = cls.__dict__.get("_m_fields_by_attr")
     if cached is None:
         cached = {}
@@ -195,6 +198,7 @@ def section_fields(cls: type) -> dict[str, FieldMeta]:
                     cached[f.name] = fm
         type.__setattr__(cls, "_m_fields_by_attr", cached)
         type.__setattr__(cls, "_m_fields_by_name", {fm.name: fm for fm in cached.values()})
+    type.__setattr__(cls, "_m_fields_owned", (cls, cached))
     return cached  # type: ignore[no-any-return]
 
 
