@@ -1445,10 +1445,24 @@ def _list_items(root: Section, list_path: Path, keys: Sequence[str]) -> list[Any
 
 
 def _pad_raw_list(root: Section, list_path: Path, length: int) -> None:
-    """Make the raw list at ``list_path`` at least ``length`` long (``None``: not loaded)."""
+    """Make the raw list at ``list_path`` at least ``length`` long (``None``: not loaded).
+
+    A list with items proves its parents exist: those missing from the raw data are made
+    (empty sections, whose properties come when read), so the length is learned once.
+    """
+    if length and value_at(root._m_data, list_path[:-1]) is None:
+        merge_partial(root._m_data, _skeleton(list_path[:-1]))
     if not pad_list(root._m_data, list_path, length):
         return
     _patch_built_sections(root, list_path)
+
+
+def _skeleton(path: Path) -> dict[str, Any]:
+    """``("run", 0, "calculation", 2)`` -> ``{"run": [{"calculation": [None, None, {}]}]}``."""
+    node: Any = {}
+    for seg in reversed(path):
+        node = [None] * seg + [node] if isinstance(seg, int) else {seg: node}
+    return node  # type: ignore[no-any-return]
 
 
 def _patch_built_sections(root: Section, path: Path) -> None:
