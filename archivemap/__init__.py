@@ -59,6 +59,8 @@ __all__ = [
     "NotInSchemaError",
     "ParsedReference",
     "Pending",
+    "PendingList",
+    "Placeholder",
     "Q",
     "Query",
     "QueryError",
@@ -134,6 +136,8 @@ _EXPORTS: dict[str, str] = {
     "NotInSchemaError": "archivemap.errors",
     "ParsedReference": "archivemap.archive.references",
     "Pending": "archivemap.archive.sections",
+    "PendingList": "archivemap.archive.sections",
+    "Placeholder": "archivemap.archive.sections",
     "Q": "archivemap.remote.query",
     "Query": "archivemap.remote.query",
     "QueryError": "archivemap.errors",
@@ -183,7 +187,7 @@ if TYPE_CHECKING:
     from archivemap.archive.load import default_schema, load, set_default_schema
     from archivemap.archive.references import ParsedReference, entry_id_from_mainfile, parse_reference
     from archivemap.archive.schema import Schema
-    from archivemap.archive.sections import Absent, Fetcher, Pending, Section
+    from archivemap.archive.sections import Absent, Fetcher, Pending, PendingList, Placeholder, Section
     from archivemap.archive.sources import DirectorySource, ZipSource
     from archivemap.errors import (
         AbsentError,

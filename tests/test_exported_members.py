@@ -45,6 +45,8 @@ EXPECTED_PUBLIC_NAMES = [
     "NotInSchemaError",
     "ParsedReference",
     "Pending",
+    "PendingList",
+    "Placeholder",
     "Q",
     "Query",
     "QueryError",

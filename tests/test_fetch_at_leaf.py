@@ -184,3 +184,67 @@ def test_absent_reads_like_none_where_it_can(aims) -> None:
     # what is set is never shadowed: the sibling reads as before, and to_dict is unchanged
     assert aims.workflow2.results.calculation_result_ref.energy.fermi is not None
     assert "total" not in aims.to_dict()["run"][0]["calculation"][5]["energy"]
+
+
+# ------------------------------------------------------------------ what a new user tried
+LAMMPS = "W8WtgZtrEbJuCUCl76SN0Pp2Topu"
+
+
+def test_items_by_index_are_planned_not_downloaded_whole(served, schema_2_0) -> None:
+    client = archivemap.Client(served.url)
+    archive = client.archive(LAMMPS, {"metadata": "*"}, schema=schema_2_0)
+    served.clear_log()
+    labels = [len(archive.run[0].system[i].atoms.labels) for i in range(5)]
+    assert labels == [320] * 5 and len(served.requests) == 5  # one exact path each
+    assert all(r.response_bytes < 10_000 for r in served.requests)  # no whole system came along
+    served.clear_log()
+    walked = archive.run[0].calculation[4].forces.total  # walking alone sends nothing
+    assert isinstance(walked, Pending) and served.requests == []
+
+
+def test_the_function_form_of_batch_returns_plain_values_after_one_request(served, schema_2_0, whole) -> None:
+    archive = archivemap.Client(served.url).archive(VASP, {"metadata": "*"}, schema=schema_2_0)
+    calc = archive.run[0].calculation[0]
+    served.clear_log()
+    total, fermi, labels = archive.batch(
+        lambda: (calc.energy.total.value, calc.energy.fermi, archive.run[0].system[0].atoms.labels)
+    )
+    assert len(served.requests) == 1
+    assert fermi is None and type(labels) is list and json.dumps(labels)  # plain values
+    assert _same(total, whole.run[0].calculation[0].energy.total.value)
+
+
+def test_placeholders_show_and_convert_as_their_values(served, schema_2_0) -> None:
+    import numpy as np
+
+    archive = archivemap.Client(served.url).archive(VASP, {"metadata": "*"}, schema=schema_2_0)
+    with archive.batch():
+        labels = archive.run[0].system[0].atoms.labels
+        total = archive.run[0].calculation[0].energy.total.value
+    assert isinstance(labels, archivemap.Placeholder)
+    assert repr(labels).startswith("['Si'") and np.asarray(labels).shape == (16,)
+    assert repr(total).startswith("<Quantity(") and total.to("eV").magnitude < 0
+
+
+def test_to_dict_of_a_pending_section_downloads_it_whole(served, schema_2_0, whole) -> None:
+    archive = archivemap.Client(served.url).archive(VASP, {"metadata": "*"}, schema=schema_2_0)
+    served.clear_log()
+    out = archive.run[0].calculation[0].energy.to_dict()
+    assert out == whole.run[0].calculation[0].energy.to_dict() and len(served.requests) == 1
+
+
+def test_a_typo_below_an_absent_section_is_still_a_typo(aims) -> None:
+    total = aims.workflow2.results.calculation_result_ref.energy.total
+    with pytest.raises(archivemap.NotInSchemaError):
+        total.valu  # noqa: B018
+    assert getattr(total, "value", None) is None
+    with pytest.raises(AbsentSectionError, match=r"\.to_dict\(\) cannot be called"):
+        total.to_dict()
+
+
+def test_sections_of_the_embedded_schema_pickle_small(aims) -> None:
+    # the embedded metainfo is in every installation: pickled by name, not by content
+    data = pickle.dumps(aims.run[0].calculation[0].energy)
+    assert len(data) < 200_000
+    again = pickle.loads(data)
+    assert again.fermi == aims.run[0].calculation[0].energy.fermi

@@ -123,3 +123,9 @@ def test_analyze_with_a_lockfile_covers_every_entry(served, schema_2_0, tmp_path
     locked = archivemap.Client(served.url).analyze(None, final_energy, sample=2, schema=schema_2_0, lock=lock)
     assert locked.results == plain.results and locked.required == plain.required
     assert [entry["entry_id"] for entry in json.loads(lock.read_text())["entries"]] == [e for e, _ in plain.results]
+
+
+def test_one_sample_may_be_named_by_its_id_alone(served, schema_2_0) -> None:
+    one = required_for(final_energy, archivemap.Client(served.url), LAMMPS, schema=schema_2_0)
+    both = required_for(final_energy, archivemap.Client(served.url), [LAMMPS], schema=schema_2_0)
+    assert one == both and "workflow2" in one  # an id, not 28 one-letter entry ids

@@ -41,6 +41,7 @@ from archivemap.errors import (
     SchemaMismatchWarning,
     SchemaSourceChangedError,
 )
+from archivemap.metainfo.default import SOURCE_LABEL, default_environment
 from archivemap.metainfo.definitions import Environment, SectionDef, SubSectionDef, load_environment
 from archivemap.metainfo.fields import FieldMeta, field_meta, quantity, section_fields, sub_section
 from archivemap.naming import class_name, python_name
@@ -146,6 +147,8 @@ class Schema:
                 self._identity = self.source_sha256
             elif kind == "url":
                 self._identity = hashlib.sha256(b"url:" + str(value).encode()).hexdigest()
+            elif kind == "default":
+                self._identity = hashlib.sha256(b"default:" + str(value).encode()).hexdigest()
             else:
                 self._identity = hashlib.sha256(self._environment_json()).hexdigest()
             assert self._identity is not None
@@ -173,7 +176,7 @@ class Schema:
         payload: Any
         if kind == "path":
             payload = (value, self.source_sha256)
-        elif kind == "url":
+        elif kind in ("url", "default"):
             payload = value
         else:
             if self._packed is None:
@@ -657,7 +660,10 @@ def _path_code(path: str) -> str | None:
 
 
 def _origin_of(source: Any, sha256: str | None) -> tuple[str, str | None]:
-    """How a schema made from ``source`` pickles: ``("path", file)``, ``("url", url)``, ``("json", None)``."""
+    """How a schema made from ``source`` pickles: ``("path", file)``, ``("url", url)``,
+    ``("default", version)`` (the embedded metainfo: every process has it), ``("json", None)``."""
+    if isinstance(source, Environment) and source.source == SOURCE_LABEL:
+        return "default", SOURCE_LABEL
     if isinstance(source, (str, Path)):
         text = str(source)
         if text.startswith(("http://", "https://")):
@@ -736,6 +742,12 @@ def _rebuild_schema(
                 schema = Schema(path, classes=generated)
         elif kind == "url":
             schema = as_schema(payload) if generated is None else Schema(payload, classes=generated)
+        elif kind == "default":
+            if payload != SOURCE_LABEL:
+                raise SchemaSourceChangedError(
+                    f"a schema of the {payload} was pickled; this installation embeds the {SOURCE_LABEL}"
+                )
+            schema = as_schema(default_environment()) if generated is None else Schema(default_environment(), classes=generated)
         else:
             schema = Schema(_loads(zlib.decompress(payload)), classes=generated)
             schema._identity, schema._packed = identity, payload

@@ -33,10 +33,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, SupportsIndex
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, SupportsIndex, TypeVar, overload
 
 import lazy_loader
 import lazy_object_proxy
@@ -75,6 +75,7 @@ __all__ = [
     "PartialList",
     "Pending",
     "PendingList",
+    "Placeholder",
     "Section",
     "SectionContext",
     "assigned",
@@ -93,6 +94,8 @@ __all__ = [
 Path = tuple[Any, ...]
 
 _FIRST_READ = threading.Lock()
+
+_T = TypeVar("_T")
 
 #: What :func:`built_value` returns for a slot that was never filled.
 EMPTY: Final = object()
@@ -547,16 +550,39 @@ class Section:
         _download(root, planned)
         return int(fetcher.fetches - before)
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Turn the reads of a block into one request.
+    @overload
+    def batch(self) -> contextlib.AbstractContextManager[None]: ...
 
-        Inside ``with archive.batch():`` reading a quantity that was not downloaded (by
-        attribute or ``m_get``) sends nothing: it gives a placeholder, and the block's end
-        fetches every such path in one request (so does using any placeholder earlier). Afterwards the placeholders behave
-        as the values (``e.to("eV")``); compare them with ``==``, not ``is``. Archives that
-        are not partial (files, ``"*"`` downloads) read as usual.
+    @overload
+    def batch(self, reads: Callable[[], _T]) -> _T: ...
+
+    def batch(self, reads: Callable[[], Any] | None = None) -> Any:
+        """Turn many reads into one request.
+
+        ``archive.batch(lambda: (calc.energy.total.value, calc.forces.total.value))`` runs the
+        function twice: first to collect what it reads (placeholders, nothing sent), then,
+        after one request for all of it, for real; it returns plain values. Side effects of
+        the function happen twice.
+
+        ``with archive.batch():`` does the same for a block, without running it twice: reading
+        a quantity that was not downloaded (by attribute or ``m_get``) gives a placeholder, and
+        the block's end fetches every such path in one request (so does using a placeholder
+        earlier). Placeholders then behave as their values (``e.to("eV")``, ``repr``, numpy),
+        except where Python looks at the object itself: ``is None``, ``type(x) is``,
+        ``json.dumps``; use the function form for plain values. Archives that are not partial
+        (files, ``"*"`` downloads) read as usual.
         """
+        if reads is None:
+            return self._batch_block()
+        with self._batch_block():
+            try:
+                reads()  # collect: placeholders only
+            except Exception:  # noqa: BLE001  the real run below raises it, with real values
+                pass
+        return reads()
+
+    @contextlib.contextmanager
+    def _batch_block(self) -> Iterator[None]:
         root = self.m_root
         active: dict[int, _Batch] | None = getattr(_BATCHES, "active", None)
         if active is None:
@@ -1634,6 +1660,10 @@ class PartialList(list):  # type: ignore[type-arg]
         _list_items(self._owner.m_root, path, [])
         fetcher.mark_complete_list(path)
 
+    def _known_length(self, fetcher: Fetcher) -> bool:
+        path = self._path()
+        return fetcher.is_downloaded(path) or fetcher.is_complete_list(path)
+
     def _record(self, index: int | None = None) -> None:
         ctx = self._owner._m_ctx
         if ctx is not None and ctx.recorder is not None and not _resolving():
@@ -1651,9 +1681,9 @@ class PartialList(list):  # type: ignore[type-arg]
         self._record()
         self._ensure_complete()
         missing = [i for i in range(list.__len__(self)) if list.__getitem__(self, i) is None]
-        if missing:  # one request for every item not loaded yet
+        if missing:  # one request for what the items not loaded yet are (their m_def)
             base = self._path()
-            _download(self._owner.m_root, [base + (i,) for i in missing])
+            _download(self._owner.m_root, [base + (i,) for i in missing], typed=True, whole=False)
         for i in range(super().__len__()):
             yield super().__getitem__(i)
 
@@ -1664,13 +1694,21 @@ class PartialList(list):  # type: ignore[type-arg]
             wanted = range(*index.indices(super().__len__()))
             missing = [i for i in wanted if list.__getitem__(self, i) is None]
             if missing:
-                _download(self._owner.m_root, [self._path() + (i,) for i in missing])
+                _download(self._owner.m_root, [self._path() + (i,) for i in missing], typed=True, whole=False)
             return [list.__getitem__(self, i) for i in wanted]
-        if index < 0 or index >= super().__len__():
-            self._ensure_complete()
-        item = super().__getitem__(index)
-        if item is None and _fetcher_of(self._owner) is not None:
+        fetcher = _fetcher_of(self._owner)
+        if index >= super().__len__() and fetcher is not None and fetcher.auto and not self._known_length(fetcher):
+            item = None  # past what is here: planned like any item not loaded (its read tells)
+        else:
+            if index < 0 or index >= super().__len__():
+                self._ensure_complete()
+            item = super().__getitem__(index)
+        if item is None and fetcher is not None:
             absolute = index if index >= 0 else super().__len__() + index
+            ctx = self._owner._m_ctx
+            fm = fields_by_name(type(self._owner)).get(self._name)
+            if fetcher.auto and ctx is not None and fm is not None:  # planned, not fetched
+                return Pending(self._owner, (self._name, absolute), ctx.sub_section_class(type(self._owner), fm))
             _download(self._owner.m_root, [self._path() + (absolute,)])
             item = super().__getitem__(index)
         return item
@@ -1743,7 +1781,21 @@ class Absent:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):  # IPython's and copy's probes are not reads of the archive
             raise AttributeError(name)
+        cls = self._declared()
+        if cls is not None and name not in section_fields(cls) and name not in fields_by_name(cls):
+            if not hasattr(cls, name):  # a typo stays a typo, absent section or not
+                raise NotInSchemaError(
+                    f"{cls.m_qualified_name} has no property {name!r}", path=self.m_path(),
+                    entry_id=self._holder.m_entry_id,
+                )
+            raise _absent_error(self._holder, self._name, f".{name}() cannot be called")
         raise _absent_error(self._holder, self._name, f".{name} cannot be read")
+
+    def _declared(self) -> type[Section] | None:
+        """The class the schema declares for the absent sub-section."""
+        ctx = self._holder._m_ctx
+        fm = fields_by_name(type(self._holder)).get(self._name)
+        return ctx.sub_section_class(type(self._holder), fm) if ctx is not None and fm is not None else None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise _absent_error(
@@ -1850,6 +1902,14 @@ class Pending:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Pending, (self._anchor, self._rel, self._cls, self._via))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section's archive JSON: downloaded whole first (one request), as exporting
+        a section means all of it; ``{}`` when the archive does not have it."""
+        root = self._anchor.m_root
+        _download(root, [self._full_path()], typed=True)
+        target = self.m_settle()
+        return target.to_dict() if isinstance(target, Section) else {}
 
     def m_settle(self) -> Section | Absent:
         """The section this stands for (one request when not downloaded), or :class:`Absent`."""
@@ -2018,6 +2078,20 @@ def _read_through(pending: Pending, fm: FieldMeta) -> Any:
 _BATCHES = threading.local()
 
 
+class Placeholder(lazy_object_proxy.Proxy):  # type: ignore[misc]
+    """A value read inside ``with archive.batch():``, fetched with the block's other reads.
+
+    A transparent proxy (lazy-object-proxy) that shows and converts as its value: ``repr``
+    is the value's, numpy sees the value's array.
+    """
+
+    def __repr__(self) -> str:
+        return repr(self.__wrapped__)
+
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
+        return np.asarray(self.__wrapped__, *args, **kwargs)
+
+
 class _Batch:
     """The reads collected inside one ``with archive.batch():`` block."""
 
@@ -2036,7 +2110,7 @@ class _Batch:
             self.flush()
             return read()
 
-        return lazy_object_proxy.Proxy(value)
+        return Placeholder(value)
 
     def flush(self) -> None:
         """One request for every path collected so far (and one more per level of references
@@ -2060,7 +2134,7 @@ def _batch_of(root: Section) -> _Batch | None:
 
 
 #: What reading a property may hand out instead of its value (never kept in a slot).
-_STAND_INS: Final = (Absent, Pending, PendingList, lazy_object_proxy.Proxy)
+_STAND_INS: Final = (Absent, Pending, PendingList, Placeholder)
 
 
 # ============================================================ pickling (see archivemap.archive.runtime)

@@ -262,7 +262,9 @@ def _children(
                 cls = declared if "m_def" not in item else classes.for_item(ctx, declared, item)
                 out.append((i, _Cursor(cls, None, item, (link, str(i)))))
         return out
-    for i, item in enumerate(items):
+    # a partial archive's list as it is here: building a graph downloads nothing, and items
+    # not downloaded (None) are no nodes; references into them are marked "not downloaded"
+    for i, item in enumerate(list.__iter__(items) if isinstance(items, list) else items):
         index = i if fm.repeats else None
         child = _cursor(cur, fm, index, item, is_obj, ctx, classes)
         if child is not None:

@@ -249,7 +249,7 @@ class ArchiveOpener(Protocol):
 def required_for(
     analysis: Callable[[Section], Any],
     client: ArchiveOpener,
-    entries: Iterable[str],
+    entries: Iterable[str] | str,
     *,
     schema: Any = None,
     bulk: bool = False,
@@ -262,7 +262,8 @@ def required_for(
     Args:
         analysis: a function of an archive root; its result is not used here.
         client: opens the samples (an ``archivemap.Client``).
-        entries: two or three entry ids of the kind the analysis is meant for.
+        entries: two or three entry ids of the kind the analysis is meant for (one id
+            alone may be given as a string).
         schema: the schema to map the samples with (default: the client's).
         bulk: write the spec for ``Client.archives`` (a list counted from the end becomes the
             whole list, since bulk answers cannot be placed by negative index).
@@ -275,4 +276,5 @@ def required_for(
     def open_sample(entry_id: str) -> Section:
         return client.archive(entry_id, required=SAMPLE_REQUIRED, schema=schema)
 
-    return required_for_samples(analysis, open_sample, entries, bulk=bulk)
+    samples = [entries] if isinstance(entries, str) else entries  # not its characters
+    return required_for_samples(analysis, open_sample, samples, bulk=bulk)
