@@ -129,3 +129,21 @@ def test_one_sample_may_be_named_by_its_id_alone(served, schema_2_0) -> None:
     one = required_for(final_energy, archivemap.Client(served.url), LAMMPS, schema=schema_2_0)
     both = required_for(final_energy, archivemap.Client(served.url), [LAMMPS], schema=schema_2_0)
     assert one == both and "workflow2" in one  # an id, not 28 one-letter entry ids
+
+
+def test_an_entry_the_analysis_fails_on_does_not_stop_the_run(served, schema_2_0) -> None:
+    def program(archive: archivemap.Section) -> Any:
+        return archive.run[0].program.name  # ELN entries have no run: IndexError
+
+    client = archivemap.Client(served.url)
+    analysis = client.analyze(None, program, sample=2, schema=schema_2_0)
+    results = dict(analysis.results)
+    assert len(results) == 12 and sorted(v for v in results.values() if v) == ["FHI-aims", "LAMMPS", "VASP", "exciting"]
+    assert len(analysis.errors) == 8 and all(e.startswith("IndexError") for e in analysis.errors.values())
+    assert all(results[entry_id] is None for entry_id in analysis.errors)
+
+    def broken(archive: archivemap.Section) -> Any:
+        return archive.no_such_thing  # fails on every entry: a bug in the analysis, raised
+
+    with pytest.raises(archivemap.NotInSchemaError):
+        client.analyze(None, broken, sample=2, schema=schema_2_0)

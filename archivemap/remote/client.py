@@ -1541,6 +1541,10 @@ class Client(ApiMethods):
         Returns:
             The results with the spec used and the requests and bytes it all cost.
 
+        An entry on which ``analysis`` raises gets ``None`` and its error in
+        :attr:`Analysis.errors`; when it raises on every sample, the error is raised (the
+        analysis is broken, not the data).
+
         Raises:
             ValueError: ``sample`` is below 1.
             NotDownloadedError: the client is offline (samples come from the server).
@@ -1560,6 +1564,8 @@ class Client(ApiMethods):
             cursor, passed, exhausted = self._skip(query_json, owner, cursor, skip, passed)
         source = ClientSource(self, sch)
         samples: list[tuple[str, Any, set[AccessPath], Section]] = []
+        errors: dict[str, str] = {}
+        first_error: Exception | None = None
         follow_ups = 0
         budget = 4 * sample
         while not exhausted and len(samples) < budget:
@@ -1569,7 +1575,12 @@ class Client(ApiMethods):
             page = self._sample_page(query_json, owner, cursor, size, sch, source, sample_bytes)
             roots, following, positions, whole = page
             for entry_id, root in roots:
-                result, paths = record_access(analysis, root)
+                try:
+                    result, paths = record_access(analysis, root)
+                except Exception as exc:  # an odd entry; a broken analysis shows below
+                    errors[entry_id] = f"{type(exc).__name__}: {exc}"
+                    first_error = first_error or exc
+                    result, paths = None, set()
                 samples.append((entry_id, result, paths, root))
                 if whole:  # what a lazy sample fetches is the sampling, not a follow-up
                     follow_ups += _fetches(root)
@@ -1578,6 +1589,8 @@ class Client(ApiMethods):
                 break
             cursor = following
             passed = None if passed is None else passed + positions
+        if first_error is not None and len(errors) == len(samples):
+            raise first_error  # it failed on every sample: the analysis, not the data
         informative = [paths for _, result, paths, _ in samples if result is not None]
         # every sample's reads count: the uninformative ones show which absences to decide
         required = required_from_access(informative + [p for _, r, p, _ in samples if r is None], bulk=True)
@@ -1585,11 +1598,16 @@ class Client(ApiMethods):
         rest: str | None = _encode_cursor(cursor, 0, passed)  # with how many entries precede it
         if options.get("lock") is not None or self.cache is not None:
             # a lockfile and the cache record the whole query: the bulk run covers every entry
-            results, follow_ups = [], 0
+            results, follow_ups, errors = [], 0, {}
             exhausted, rest = False, user_after
         if not exhausted:
             for entry_id, root in self.archives(query, required, schema=sch, after=rest, **options):
-                results.append((entry_id, analysis(root)))
+                try:
+                    result = analysis(root)
+                except Exception as exc:  # recorded; the other entries go on
+                    errors[entry_id] = f"{type(exc).__name__}: {exc}"
+                    result = None
+                results.append((entry_id, result))
                 follow_ups += _fetches(root)
         return Analysis(
             results,
@@ -1597,6 +1615,7 @@ class Client(ApiMethods):
             self.requests_made - requests_before,
             self.bytes_received - bytes_before,
             follow_ups,
+            errors,
         )
 
     def _skip(

@@ -177,6 +177,8 @@ class Analysis:
         requests, bytes: what the derivation and the bulk run cost together.
         follow_ups: lazy requests still needed after the downloads (the bulk run's, and those of
             samples downloaded whole); 0 when the samples covered the analysis.
+        errors: ``{entry_id: "ErrorType: message"}`` for entries on which the analysis raised
+            (their result is ``None``): one odd entry does not stop a run over thousands.
     """
 
     results: list[tuple[str, Any]]
@@ -184,6 +186,7 @@ class Analysis:
     requests: int
     bytes: int
     follow_ups: int
+    errors: dict[str, str] = attrs.field(factory=dict)
 
     def to_dataframe(self) -> Any:
         """The results as a pandas DataFrame (needs the ``pandas`` extra), indexed by entry id."""
