@@ -405,9 +405,7 @@ class Section:
                 if value is not None and not (isinstance(value, list) and not value):
                     out.append(fm)
             return out
-        by_name = cls.__dict__.get("_m_fields_by_name")
-        if by_name is None:
-            by_name = fields_by_name(cls)
+        by_name = fields_by_name(cls)
         out = [by_name[k] for k, v in data.items() if v is not None and k in by_name]
         dirty = self._m_dirty
         if dirty:
@@ -439,9 +437,7 @@ class Section:
         if data is None or self._m_dirty:
             return [(getattr(self, fm.attribute), fm) for fm in self.m_set_fields() if fm.kind == "sub_section"]
         cls = type(self)
-        subs = cls.__dict__.get("_m_sub_sections_by_name")
-        if subs is None:
-            subs = _sub_sections_by_name(cls)
+        subs = _sub_sections_by_name(cls)
         out = []
         for key, raw in data.items():
             if raw is not None and key in subs:
@@ -459,9 +455,7 @@ class Section:
         if data is None or self._m_dirty:
             return [value for value, _ in self._m_sub_section_values()]
         cls = type(self)
-        subs = cls.__dict__.get("_m_sub_sections_by_name")
-        if subs is None:
-            subs = _sub_sections_by_name(cls)
+        subs = _sub_sections_by_name(cls)
         out = []
         for key, raw in data.items():
             fm = subs.get(key)
@@ -627,12 +621,14 @@ def _parse_path(path: str) -> tuple[Segment, ...]:
 
 
 def _sub_sections_by_name(cls: type) -> dict[str, FieldMeta]:
-    """The sub-section fields of a section class by NOMAD name (cached on the class)."""
-    found = cls.__dict__.get("_m_sub_sections_by_name")
-    if found is None:
-        found = {name: fm for name, fm in fields_by_name(cls).items() if fm.kind == "sub_section"}
-        type.__setattr__(cls, "_m_sub_sections_by_name", found)
-    return found  # type: ignore[no-any-return]
+    """The sub-section fields of a section class by NOMAD name (cached on the class as
+    ``(owner, table)``: one attribute read, no mapping proxy, a subclass's own table)."""
+    owned = getattr(cls, "_m_subs_owned", None)
+    if owned is not None and owned[0] is cls:
+        return owned[1]  # type: ignore[no-any-return]
+    found = {name: fm for name, fm in fields_by_name(cls).items() if fm.kind == "sub_section"}
+    type.__setattr__(cls, "_m_subs_owned", (cls, found))
+    return found
 
 
 def _display() -> ModuleType:

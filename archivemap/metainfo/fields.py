@@ -204,10 +204,12 @@ def section_fields(cls: type) -> dict[str, FieldMeta]:
 
 def fields_by_name(cls: type) -> dict[str, FieldMeta]:
     """The :class:`FieldMeta` of every field of a section class, by NOMAD name."""
-    by_name = cls.__dict__.get("_m_fields_by_name")
-    if by_name is None:
-        section_fields(cls)
-        by_name = cls.__dict__["_m_fields_by_name"]
+    owned = getattr(cls, "_m_names_owned", None)  # (owner, table), as in section_fields
+    if owned is not None and owned[0] is cls:
+        return owned[1]  # type: ignore[no-any-return]
+    section_fields(cls)
+    by_name = cls.__dict__["_m_fields_by_name"]
+    type.__setattr__(cls, "_m_names_owned", (cls, by_name))
     return by_name  # type: ignore[no-any-return]
 
 
