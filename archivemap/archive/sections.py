@@ -18,7 +18,12 @@ class:
   :func:`resolve_fragment` (reference fragments), :func:`select_item` (an item of a repeating
   sub-section by index, negative index or key), and the planning of a path for one remote
   request;
-* merging downloaded data into a partial archive (:class:`PartialList` and the fetch seam).
+* merging downloaded data into a partial archive (:class:`PartialList` and the fetch seam);
+* the stand-ins a read may give instead of a value: :class:`Absent` (an unset single
+  sub-section: falsy, ``== None``, a named error when read through), :class:`Pending` and
+  :class:`PendingList` (not downloaded yet: a planned path, fetched in one request when a
+  quantity below it is read) and :class:`Placeholder` (a value of a ``batch``). They are never
+  kept in a slot: the next read looks again.
 
 Its collaborators are typed protocols, declared here because this is where they are used:
 :class:`SectionContext` (what every section of one archive shares: implemented by
