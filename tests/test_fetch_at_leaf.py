@@ -248,3 +248,18 @@ def test_sections_of_the_embedded_schema_pickle_small(aims) -> None:
     assert len(data) < 200_000
     again = pickle.loads(data)
     assert again.fermi == aims.run[0].calculation[0].energy.fermi
+
+
+def test_paths_the_declared_classes_cannot_plan_are_planned_by_names(served, schema_2_0) -> None:
+    # workflow2 is declared a Workflow; its results' calculation_result_ref exists only on the
+    # real class (GeometryOptimization): the server reads the names, and follows the reference
+    archive = archivemap.Client(served.url).archive(FHI_AIMS, {"metadata": "*"}, schema=schema_2_0)
+    served.clear_log()
+    fermi = archive.m_get("workflow2.results.calculation_result_ref.energy.fermi")
+    assert fermi.magnitude == 0.0 and len(served.requests) == 1
+    assert type(archive.workflow2).__name__ == "GeometryOptimization"  # its m_def came along
+    # a path by names the server refuses (a spec below a plain quantity: NOMAD answers 500)
+    # is walked step by step instead, to the error a file would give
+    served.clear_log()
+    with pytest.raises(archivemap.AbsentError, match="cannot index into the value"):
+        archive.m_get("workflow2.results.calculation_result_ref.energy.fermi.x")

@@ -57,6 +57,7 @@ from archivemap.errors import (
     ArchiveDataError,
     DanglingReferenceError,
     DefinitionError,
+    HTTPStatusError,
     NotDownloadedError,
     NotInSchemaError,
     ReferenceCycleError,
@@ -514,9 +515,9 @@ class Section:
         if _fetcher_of(self) is not None:
             batch = _batch_of(self.m_root)
             if batch is not None:  # planned now, fetched with the block's other reads
-                planned = _planned(self, segments)
+                planned, blind = _planned(self, segments)
                 if planned:
-                    return batch.defer(planned, functools.partial(_get_segments, self, segments))
+                    return batch.defer(planned, functools.partial(_get_segments, self, segments), blind=blind)
             _fetch_planned(self, segments)  # one request for the whole path, not one per level
         return _get_segments(self, segments)
 
@@ -1612,21 +1613,58 @@ def _class_at(root: Section, path: Path) -> type[Section] | None:
     return cls
 
 
-def _planned(section: Section, segments: tuple[Segment, ...]) -> Path | None:
-    """A path below ``section`` planned for one request (absolute indices); ``None`` when it
-    cannot be (the walk then reports why)."""
+def _planned(section: Section, segments: tuple[Segment, ...]) -> tuple[Path | None, bool]:
+    """A path below ``section`` planned for one request (absolute indices), and whether it
+    was planned by names alone; ``(None, False)`` when it cannot be (the walk then reports
+    why, one step at a time)."""
     full = tuple(str(s) for s in path_segments(section)) + tuple(str(s) for s in segments)
     try:
-        return _plan_path(section.m_root, full)
+        planned = _plan_path(section.m_root, full)
     except AbsentError:
-        return None
+        return None, False
+    if planned is not None:
+        return planned, False
+    blind = _by_names(path_segments(section) + tuple(segments))
+    return blind, blind is not None
+
+
+def _by_names(segments: Sequence[Any]) -> Path | None:
+    """A path as ``required`` reads it, without the classes: names, and digits as indices.
+
+    When the declared classes cannot plan a path (a ``workflow2`` declared as ``Workflow`` is
+    a ``GeometryOptimization``; a reference leads on), the server can: it reads names against
+    each section's real definition and follows references. ``None`` for negative indices and
+    keys, which need the list first.
+    """
+    out: list[Any] = []
+    for seg in segments:
+        if isinstance(seg, Key):
+            return None
+        text = str(seg)
+        if text.isdigit() and out and isinstance(out[-1], str):
+            out.append(int(text))
+        elif text.isidentifier():
+            out.append(text)
+        else:
+            return None
+    return tuple(out)
 
 
 def _fetch_planned(section: Section, segments: tuple[Segment, ...]) -> None:
     """Fetch a whole path below ``section`` in one request before walking it."""
-    planned = _planned(section, segments)
-    if planned:
-        _download_unless_present(section.m_root, planned)
+    planned, blind = _planned(section, segments)
+    if not planned:
+        return
+    root = section.m_root
+    try:
+        if blind:  # the classes on the way are not known: each section comes with its m_def
+            if not _present(root._m_data, planned):
+                _download(root, [planned], typed=True)
+        else:
+            _download_unless_present(root, planned)
+    except HTTPStatusError:
+        if not blind:
+            raise  # a path planned by names the server refuses: walked step by step instead
 
 
 class PartialList(list):  # type: ignore[type-arg]
@@ -2099,11 +2137,14 @@ class _Batch:
     def __init__(self, root: Section) -> None:
         self.root = root
         self.paths: list[Path] = []
+        self.blind: list[Path] = []  # planned by names alone: the server may refuse them
         self.through: list[tuple[Pending, FieldMeta]] = []  # reads below pending paths
 
-    def defer(self, path: Path, read: Any, below: tuple[Pending, FieldMeta] | None = None) -> Any:
+    def defer(
+        self, path: Path, read: Any, below: tuple[Pending, FieldMeta] | None = None, blind: bool = False
+    ) -> Any:
         """Remember ``path``; hand out a placeholder that reads the value once it is here."""
-        self.paths.append(path)
+        (self.blind if blind else self.paths).append(path)
         if below is not None:
             self.through.append(below)
 
@@ -2117,9 +2158,18 @@ class _Batch:
         """One request for every path collected so far (and one more per level of references
         whose targets the answer did not place)."""
         paths, self.paths = self.paths, []
+        blind, self.blind = self.blind, []
         through, self.through = self.through, []
+        paths = paths + blind
         while paths:
-            _download(self.root, paths, typed=True)
+            try:
+                _download(self.root, paths, typed=True)
+            except HTTPStatusError:
+                if not blind:
+                    raise
+                # a path by names the server refuses: the others now, it step by step when read
+                _download(self.root, [p for p in paths if p not in blind], typed=True)
+            blind = []
             paths, rest = [], []
             for pending, fm in through:
                 target = _walk_down(pending)
