@@ -19,6 +19,8 @@ import pytest
 
 import archivemap
 from archivemap import Absent, AbsentSectionError, Pending
+from archivemap.metainfo.fields import fields_by_name
+from archivemap.paths import Key, parse_path
 from archivemap.server import LocalServer
 
 from .conftest import SHARED
@@ -263,3 +265,58 @@ def test_paths_the_declared_classes_cannot_plan_are_planned_by_names(served, sch
     served.clear_log()
     with pytest.raises(archivemap.AbsentError, match="cannot index into the value"):
         archive.m_get("workflow2.results.calculation_result_ref.energy.fermi.x")
+
+
+# ------------------------------------------------------------------ lazily read = read from the file
+def _golden_paths() -> list[tuple[str, str, list[str]]]:
+    if not SHARED.is_dir():
+        return []
+    out = []
+    for golden in sorted((SHARED / "golden").glob("*.json")):
+        data = json.loads(golden.read_text())
+        archive = json.loads((SHARED / "archives" / data["archive"]).read_text())
+        paths = [c["path"] for c in data["checks"] if c.get("kind") == "quantity"]
+        out.append((data["archive"], archive["metadata"]["entry_id"], paths))
+    return out
+
+
+def _shown(read: Callable[[], Any]) -> str:
+    try:
+        return repr(read())
+    except LookupError as error:  # absent here and there alike
+        return type(error).__name__
+
+
+@pytest.mark.parametrize("name, entry_id, paths", _golden_paths(), ids=lambda v: v if isinstance(v, str) else "")
+def test_lazy_and_batched_reads_equal_the_file(served, schema_2_0, name, entry_id, paths) -> None:
+    """Every golden value of every shared archive, read from ``{"metadata": "*"}`` one at a
+    time and in one batch, is what the same read of the whole file gives."""
+    source = archivemap.DirectorySource(SHARED / "archives", schema_2_0)
+    local = archivemap.load(SHARED / "archives" / name, schema_2_0, archives=source)
+    expected = [_shown(lambda p=p: local.m_get(p)) for p in paths]
+    client = archivemap.Client(served.url)
+    lazy = client.archive(entry_id, {"metadata": "*"}, schema=schema_2_0)
+    assert [_shown(lambda p=p: lazy.m_get(p)) for p in paths] == expected
+    batched = client.archive(entry_id, {"metadata": "*"}, schema=schema_2_0)
+    values = batched.batch(lambda: [_shown(lambda p=p: batched.m_get(p)) for p in paths])
+    assert values == expected
+    # and by attribute chains (Pending paths, lists learned for negative indices)
+    chained = client.archive(entry_id, {"metadata": "*"}, schema=schema_2_0)
+    local_chains = [_shown(lambda p=p: _chain(local, p)) for p in paths]
+    assert [_shown(lambda p=p: _chain(chained, p)) for p in paths] == local_chains
+
+
+def _chain(root: Any, path: str) -> Any:
+    """``run[0].calculation[-1].energy`` read with attributes and ``[i]``, as a user writes it."""
+    node = root
+    for seg in parse_path(path):
+        if isinstance(seg, Key):
+            return root.m_get(path)  # a key selector: what m_get is for
+        if isinstance(seg, int):
+            node = node[seg]
+            continue
+        fm = fields_by_name(type(node)).get(seg) if isinstance(node, archivemap.Section) else None
+        node = getattr(node, fm.attribute if fm is not None else seg)  # pending: names are attributes
+    if isinstance(node, Absent):
+        raise KeyError(node.m_path())
+    return node
