@@ -30,6 +30,7 @@ from archivemap._version import __version__
 __all__ = [
     "Absent",
     "AbsentError",
+    "AbsentItemError",
     "AbsentSectionError",
     "ArchiveDataError",
     "ArchiveSource",
@@ -107,6 +108,7 @@ __all__ = [
 _EXPORTS: dict[str, str] = {
     "Absent": "archivemap.archive.sections",
     "AbsentError": "archivemap.errors",
+    "AbsentItemError": "archivemap.errors",
     "AbsentSectionError": "archivemap.errors",
     "ArchiveDataError": "archivemap.errors",
     "ArchiveSource": "archivemap.archive.context",
@@ -191,6 +193,7 @@ if TYPE_CHECKING:
     from archivemap.archive.sources import DirectorySource, ZipSource
     from archivemap.errors import (
         AbsentError,
+        AbsentItemError,
         AbsentSectionError,
         ArchiveDataError,
         ArchivemapError,

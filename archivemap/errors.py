@@ -15,7 +15,8 @@ ArchivemapError
 ├── MissingError                            the three kinds of "not there":
 │   ├── NotDownloadedError (AttributeError) in the archive, but not fetched (yet)
 │   ├── AbsentError (KeyError)              not set in this archive
-│   │   └── AbsentSectionError (AttributeError)  read through a sub-section that is not set
+│   │   ├── AbsentSectionError (AttributeError)  read through a sub-section that is not set
+│   │   └── AbsentItemError (IndexError)         an index past the end of a list
 │   └── NotInSchemaError (AttributeError)   no such property in the section definition
 ├── ReferenceResolutionError (LookupError)  a reference string that cannot be followed
 │   ├── DanglingReferenceError (KeyError)   its target does not exist
@@ -148,6 +149,14 @@ class AbsentSectionError(AbsentError, AttributeError):
     equal to ``None``); reading ``calc.energy.total`` raises this error, which names the
     absent path, the entry and what *is* set next to it. It is an ``AttributeError`` too, so
     ``getattr(calc.energy, "total", None)`` and ``hasattr`` keep working.
+    """
+
+
+class AbsentItemError(AbsentError, IndexError):
+    """An index past the end of a repeating sub-section (``calculation[7]`` of six).
+
+    An ``IndexError`` too, as a list's index error is, whether the list was downloaded or
+    is still only planned in a partial archive.
     """
 
 

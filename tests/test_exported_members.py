@@ -16,6 +16,7 @@ import archivemap.errors
 EXPECTED_PUBLIC_NAMES = [
     "Absent",
     "AbsentError",
+    "AbsentItemError",
     "AbsentSectionError",
     "ArchiveDataError",
     "ArchiveSource",

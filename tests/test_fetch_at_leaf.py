@@ -320,3 +320,67 @@ def _chain(root: Any, path: str) -> Any:
     if isinstance(node, Absent):
         raise KeyError(node.m_path())
     return node
+
+
+# ------------------------------------------------------------------ what a code review found
+def test_a_batch_through_a_reference_into_another_entry_ends(schema_2_0) -> None:
+    # A's calculation refers into entry B, which lacks the target: the follow-up goes to B,
+    # once, and the block ends; the read says what is missing
+    vasp = json.loads((SHARED / "archives" / "vasp-si16-singlepoint.recorded.archive.json").read_text())
+    a, b = json.loads(json.dumps(vasp)), json.loads(json.dumps(vasp))
+    a["metadata"].update(entry_id="A" * 28, mainfile="a.json")
+    b["metadata"].update(entry_id="B" * 28, mainfile="b.json", upload_id=a["metadata"]["upload_id"])
+    a["run"][0]["calculation"][0]["system_ref"] = f"../upload/archive/{'B' * 28}#/workflow2"
+    with LocalServer({"A" * 28: a, "B" * 28: b}, metainfo=METAINFO) as server:
+        archive = archivemap.Client(server.url).archive("A" * 28, {"metadata": "*"}, schema=schema_2_0)
+        with archive.batch():
+            labels = archive.run[0].calculation[0].system_ref.atoms.labels
+        asked = [r.path for r in server.requests]
+        assert len(asked) <= 6 and any("B" * 28 in path for path in asked)
+        with pytest.raises(archivemap.AbsentError):
+            str(labels)
+
+
+def test_a_list_of_references_to_targets_not_here_is_not_kept(served, schema_2_0) -> None:
+    archive = archivemap.Client(served.url).archive(FHI_AIMS, {"metadata": "*"}, schema=schema_2_0)
+    results = archive.workflow2.results
+    first = results.calculations_ref[0]
+    assert isinstance(first, Pending)
+    first.energy.fermi  # noqa: B018  now here
+    assert isinstance(results.calculations_ref[0], archivemap.Section)  # resolved again, now real
+    # derived through the list of references, not as every calculation's energy
+    spec = archivemap.required_for(
+        lambda a: [c.energy.total.value for c in a.workflow2.results.calculations_ref[:2]],
+        archivemap.Client(served.url), FHI_AIMS, schema=schema_2_0,
+    )
+    assert spec == {"workflow2": {"results": {"calculations_ref": {"energy": {"total": {"value": "*"}}}}}}
+
+
+def test_reading_through_an_unset_reference_is_a_typed_error(served, schema_2_0) -> None:
+    archive = archivemap.Client(served.url).archive(LAMMPS, {"metadata": "*"}, schema=schema_2_0)
+    method = archive.run[0].calculation[0].method_ref  # LAMMPS sets none
+    assert not method
+    with pytest.raises(AbsentSectionError):
+        method.electronic.method  # noqa: B018
+    with pytest.raises(archivemap.NotInSchemaError):
+        method.no_such_property  # noqa: B018
+
+
+def test_a_batch_read_that_fails_raises_when_used_not_at_the_block_end(served, schema_2_0) -> None:
+    archive = archivemap.Client(served.url).archive(VASP, {"metadata": "*"}, schema=schema_2_0)
+    calc = archive.run[0].calculation
+    with archive.batch():
+        here = calc[0].energy.total.value
+        missing = calc[3].energy.total.value  # VASP has one calculation
+    assert here.to("eV").magnitude < 0
+    with pytest.raises(archivemap.AbsentItemError) as info:
+        str(missing)
+    assert isinstance(info.value, IndexError)
+
+
+def test_far_apart_items_are_grouped_by_list_name_not_by_the_indices_above() -> None:
+    from archivemap.remote.fetch import dense_groups
+
+    paths = [("run", 0, "calculation", 0, "energy"), ("run", 1, "calculation", 4199, "energy"),
+             ("run", 0, "calculation", 1, "energy")]
+    assert dense_groups(paths) == [[0, 2], [1]]

@@ -52,7 +52,9 @@ from archivemap.archive.converter import assignment_problem, converter, dump_val
 from archivemap.archive.references import ParsedReference, parse_reference
 from archivemap.errors import (
     AbsentError,
+    AbsentItemError,
     AbsentSectionError,
+    ArchivemapError,
     AssignmentError,
     ArchiveDataError,
     DanglingReferenceError,
@@ -297,6 +299,8 @@ class Section:
         value = _load_field(self, fm)
         if type(value) in _STAND_INS:  # not the value: kept out of the slot
             return value
+        if type(value) is list and fm.is_reference and any(type(v) in _STAND_INS for v in value):
+            return value  # references to targets not here yet: resolved again when read again
         with _FIRST_READ:  # two threads reading at once must end up with the same object
             try:
                 return object.__getattribute__(self, name)
@@ -838,6 +842,9 @@ def _load_reference(section: Section, fm: FieldMeta, value: Any) -> Any:
         active.discard(key)
     if type(resolved) is Pending:  # told to the recorder when it is settled
         return Pending(resolved._anchor, resolved._rel, resolved._cls, (section, fm, len(resolved._rel)))
+    if type(resolved) is list and any(type(t) is Pending for t in resolved):
+        resolved = [Pending(t._anchor, t._rel, t._cls, (section, fm, len(t._rel))) if type(t) is Pending else t
+                    for t in resolved]
     ctx = section._m_ctx
     if ctx is not None and ctx.recorder is not None:
         for target in resolved if isinstance(resolved, list) else [resolved]:
@@ -1408,7 +1415,11 @@ def _download(root: Section, paths: Sequence[Path], typed: bool = False, whole: 
     if fetcher is None:
         return
     with ctx.lock:
-        wanted = [tuple(p) for p in paths if not fetcher.is_downloaded(tuple(p))]
+        wanted = [
+            tuple(p)
+            for p in paths
+            if not fetcher.is_downloaded(tuple(p)) and (whole or not fetcher.was_asked(tuple(p)))
+        ]
         if not wanted:
             return
         known = [_present_prefix(root._m_data, p) for p in wanted] if typed else None
@@ -1741,6 +1752,11 @@ class PartialList(list):  # type: ignore[type-arg]
         else:
             if index < 0 or index >= super().__len__():
                 self._ensure_complete()
+            if not -super().__len__() <= index < super().__len__():
+                raise AbsentItemError(
+                    f"no item [{index}] in {super().__len__()} items",
+                    path=f"{self._owner.m_path().rstrip('/')}/{self._name}", entry_id=self._owner.m_entry_id,
+                )
             item = super().__getitem__(index)
         if item is None and fetcher is not None:
             absolute = index if index >= 0 else super().__len__() + index
@@ -1834,7 +1850,11 @@ class Absent:
         """The class the schema declares for the absent sub-section."""
         ctx = self._holder._m_ctx
         fm = fields_by_name(type(self._holder)).get(self._name)
-        return ctx.sub_section_class(type(self._holder), fm) if ctx is not None and fm is not None else None
+        if ctx is None or fm is None:
+            return None
+        if fm.kind != "sub_section":  # an unset reference on a planned path
+            return ctx.reference_class(fm)
+        return ctx.sub_section_class(type(self._holder), fm)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise _absent_error(
@@ -2071,9 +2091,11 @@ def _walk_down(pending: Pending) -> Section | Absent | Pending:
 
 
 def _step_down(pending: Pending, node: Any, seg: Any) -> Any:
+    if type(node) is PendingList or type(node) is Pending:  # not here yet: learn it first
+        node = node.m_settle()
     if isinstance(seg, int):
         if not isinstance(node, list) or not 0 <= seg < list.__len__(node):
-            raise AbsentError(f"no item [{seg}]", path=pending.m_path(), entry_id=pending._anchor.m_entry_id)
+            raise AbsentItemError(f"no item [{seg}]", path=pending.m_path(), entry_id=pending._anchor.m_entry_id)
         return node[seg]
     fm = fields_by_name(type(node)).get(seg)
     if fm is None:
@@ -2160,22 +2182,33 @@ class _Batch:
         paths, self.paths = self.paths, []
         blind, self.blind = self.blind, []
         through, self.through = self.through, []
-        paths = paths + blind
-        while paths:
-            try:
-                _download(self.root, paths, typed=True)
-            except HTTPStatusError:
-                if not blind:
-                    raise
-                # a path by names the server refuses: the others now, it step by step when read
-                _download(self.root, [p for p in paths if p not in blind], typed=True)
-            blind = []
-            paths, rest = [], []
+        try:
+            _download(self.root, paths + blind, typed=True)
+        except HTTPStatusError:
+            if not blind:
+                raise
+            # a path by names the server refuses: the others now, it step by step when read
+            _download(self.root, paths, typed=True)
+        asked: set[tuple[int, Path]] = set()
+        while through:  # targets of references the answers did not place: one more round
+            rounds: dict[int, tuple[Section, list[Path]]] = {}
+            rest = []
             for pending, fm in through:
-                target = _walk_down(pending)
-                if type(target) is Pending:  # a reference's target still to come: next round
-                    paths.append(target._full_path() + (fm.name,))
-                    rest.append((target, fm))
+                try:
+                    target = _walk_down(pending)
+                except (ArchivemapError, LookupError):
+                    continue  # that read raises it itself, when it is used
+                if type(target) is not Pending:
+                    continue
+                root = target._anchor.m_root  # the target's own archive (another entry too)
+                path = target._full_path() + (fm.name,)
+                if (id(root), path) in asked:
+                    continue  # asked already and still not there: the read tells why
+                asked.add((id(root), path))
+                rounds.setdefault(id(root), (root, []))[1].append(path)
+                rest.append((target, fm))
+            for root, wanted in rounds.values():
+                _download(root, wanted, typed=True)
             through = rest
 
 

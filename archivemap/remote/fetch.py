@@ -242,7 +242,15 @@ def dense_groups(paths: Sequence[Path]) -> list[list[int]]:
     """
     groups: list[tuple[list[int], dict[Path, set[int]]]] = []
     for k, path in enumerate(paths):
-        picks = {tuple(path[:i]): path[i] for i in range(1, len(path)) if isinstance(path[i], int)}
+        # a list is named once per request whatever the indices above it (run[0] and run[1]
+        # share "calculation"): the index sets are kept per names-only prefix
+        picks: dict[Path, int] = {}
+        for i in range(1, len(path)):
+            if isinstance(path[i], int):
+                names = tuple(seg for seg in path[:i] if isinstance(seg, str))
+                if names in picks and picks[names] != path[i]:
+                    continue  # one path, two items of one list name: a later group's concern
+                picks[names] = path[i]
         for members, indices in groups:
             if all(_dense(indices.get(prefix, set()) | {index}) for prefix, index in picks.items()):
                 members.append(k)
