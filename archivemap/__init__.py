@@ -6,6 +6,9 @@ The public API, by what you do with it::
     Schema(metainfo)                  metainfo definitions + their classes (generated or run-time)
     load_environment(metainfo)        the definition model alone
     Client(base_url, ...)             NOMAD API v1: queries, archives, lazy remote sections
+    Absent / Pending / PendingList    what a read gives for an unset sub-section, and for one
+                                      not downloaded yet (fetched when a value below is read)
+    section.batch(...) / Placeholder  many reads of a partial archive in one request
     DirectorySource / ZipSource       archives on disk, for cross-entry references offline
     reference_graph(archives)         networkx graph of sections and reference links
     parse_reference(string)           take a reference string apart
