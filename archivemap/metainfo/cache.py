@@ -38,7 +38,7 @@ import platformdirs
 
 from archivemap._version import __version__
 
-__all__ = ["CACHE_ENV", "cache_dir", "cached_export", "clear_cache", "load_parsed", "store_parsed"]
+__all__ = ["CACHE_ENV", "cache_dir", "cached_export", "clear_cache", "load_parsed", "store_parsed", "write_atomically"]
 
 #: The environment variable that relocates the cache (tests point it at a temporary folder).
 CACHE_ENV = "ARCHIVEMAP_CACHE_DIR"
@@ -97,18 +97,24 @@ def store_parsed(kind: str, content_sha256: str, data: dict[str, Any]) -> Path |
     except ValueError:
         return None
     header = _HEADER.pack(_MAGIC, zlib.crc32(payload), len(payload))
+    return path if write_atomically(path, header + payload) else None
+
+
+def write_atomically(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` through a temporary file and a rename: readers see the old
+    file or the whole new one, never a part. ``False`` when it cannot be written (a cache
+    that cannot be written only costs the next process some work)."""
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as out:
-            out.write(header)
-            out.write(payload)
-        os.replace(tmp, path)  # atomic: readers see the old file, or the whole new one
+            out.write(data)
+        os.replace(tmp, path)
         tmp = None
-        return path
+        return True
     except OSError:
-        return None
+        return False
     finally:
         if tmp is not None:
             try:

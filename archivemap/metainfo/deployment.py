@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,7 +32,7 @@ from typing import Any
 import requests
 
 from archivemap.errors import DefinitionError
-from archivemap.metainfo.cache import cache_dir, load_parsed, store_parsed
+from archivemap.metainfo.cache import cache_dir, load_parsed, store_parsed, write_atomically
 from archivemap.metainfo.definitions import (
     METAINFO_DEADLINE,
     Environment,
@@ -178,19 +176,4 @@ def _read_record(path: Path, url: str) -> dict[str, Any] | None:
 
 def _write_record(path: Path, record: dict[str, Any]) -> None:
     """Write the record atomically (temp file + rename); a failure only costs a download."""
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(record, out)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError:
-        pass
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    write_atomically(path, json.dumps(record).encode())

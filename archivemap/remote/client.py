@@ -1626,14 +1626,21 @@ class Client(ApiMethods):
         Returns:
             ``(cursor, entries before it or None, whether nothing follows)``.
         """
+        data, following = self._id_page(query, owner, skip, after)
+        return following, None if passed is None else passed + len(data), following is None
+
+    def _id_page(
+        self, query: dict[str, Any], owner: str, size: int, after: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One listing page of ``size`` entry ids after ``after`` (in entry id order), and the
+        cursor after it (``None`` when nothing follows)."""
         body = {"owner": owner, "query": query, "required": {"include": ["entry_id"]}}
-        pages = self._pages("entries/query", body, skip, after, order_by="entry_id")
+        pages = self._pages("entries/query", body, size, after, order_by="entry_id")
         try:
             data, _, info = next(pages, ([], None, {}))
         finally:
             pages.close()
-        following = _following(info, data)
-        return following, None if passed is None else passed + len(data), following is None
+        return data, _following(info, data)
 
     def _sample_page(
         self,
@@ -1659,15 +1666,10 @@ class Client(ApiMethods):
             if isinstance(error, ServerError) and error.status_code in self.retry_policy.statuses:
                 raise
             log.info("sample page not downloaded whole (%s); sampling its entries lazily", error)
-            body = {"owner": owner, "query": query, "required": {"include": ["entry_id"]}}
-            pages = self._pages("entries/query", body, size, cursor, order_by="entry_id")
-            try:
-                data, _, info = next(pages, ([], None, {}))
-            finally:
-                pages.close()
+            data, following = self._id_page(query, owner, size, cursor)
             ids = sorted({str(item["entry_id"]) for item in data if isinstance(item.get("entry_id"), str)})
             lazy = [(entry_id, self.archive(entry_id, required=SAMPLE_REQUIRED, schema=schema)) for entry_id in ids]
-            return lazy, _following(info, data), len(data), False
+            return lazy, following, len(data), False
         archives = {
             item["entry_id"]: item["archive"]
             for item in data
