@@ -274,14 +274,11 @@ class Schema:
         pending: list[tuple[QuantityDef, str]] = []
         for definition, section, path in raw:
             for index, quantity in enumerate(_list(section.get("quantities"))):
-                if not isinstance(quantity, Mapping) or not isinstance(quantity.get("name"), str):
+                found = _quantity(quantity)
+                if found is None:
                     continue
-                qdef = QuantityDef(quantity["name"])
-                type_ = _mapping(quantity.get("type"))
-                kind = _REFERENCE_KINDS.get(str(type_.get("type_kind")))
-                if kind is not None:
-                    qdef.kind = kind
-                    target = _USER_SECTIONS.get(str(type_.get("type_kind")), type_.get("type_data"))
+                qdef, target = found
+                if qdef.kind != PLAIN:
                     pending.append((qdef, str(target)))
                 annotations = quantity.get("m_annotations")
                 search = annotations.get("elasticsearch") if isinstance(annotations, Mapping) else None
@@ -313,6 +310,20 @@ class Schema:
         if root is None:
             raise ArchiveDataError("metainfo export without nomad.datamodel.datamodel.EntryArchive", source)
         return cls(by_name, root, source)
+
+
+def _quantity(raw: Any) -> tuple[QuantityDef, Any] | None:
+    """A quantity of an export or a custom schema, and the target it refers to (its
+    ``type_data``; ``None`` for a plain quantity). ``None`` when it has no name."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
+        return None
+    qdef = QuantityDef(raw["name"])
+    type_ = _mapping(raw.get("type"))
+    kind = _REFERENCE_KINDS.get(str(type_.get("type_kind")))
+    if kind is None:
+        return qdef, None
+    qdef.kind = kind
+    return qdef, _USER_SECTIONS.get(str(type_.get("type_kind")), type_.get("type_data"))
 
 
 def _list(value: Any) -> list[Any]:
@@ -421,14 +432,12 @@ class PackageDefinitions:
             if base is not None and base is not section:
                 section.add_base_section(base)
         for quantity in _list(raw.get("quantities")):
-            if not isinstance(quantity, Mapping) or not isinstance(quantity.get("name"), str):
+            found = _quantity(quantity)
+            if found is None:
                 continue
-            qdef = QuantityDef(quantity["name"])
-            type_ = _mapping(quantity.get("type"))
-            kind = _REFERENCE_KINDS.get(str(type_.get("type_kind")))
-            if kind is not None:
+            qdef, target = found
+            if qdef.kind != PLAIN:
                 qdef.kind = REFERENCE  # custom quantity references are rare; treat as section refs
-                target = _USER_SECTIONS.get(str(type_.get("type_kind")), type_.get("type_data"))
                 qdef.target = self._resolve(str(target)) if isinstance(target, str) else None
             section.add_property(qdef)
         for sub in _list(raw.get("sub_sections")):
