@@ -35,6 +35,7 @@ from archivemap.server._query import (
     parse_metadata_required,
     parse_pagination,
     query_from_parameters,
+    url_with,
 )
 from archivemap.server._required import read_required, split_required
 from archivemap.server._store import Entry, EntryStore
@@ -770,23 +771,11 @@ def _binary(content: bytes, media_type: str, filename: str, headers: Mapping[str
 
 def _page_urls(url: str, pagination: Pagination, next_value: str | None) -> dict[str, str]:
     """NOMAD's ``PaginationResponse.populate_urls`` for ``GET`` listings."""
-    split = urllib.parse.urlsplit(url)
-    params = urllib.parse.parse_qs(split.query, keep_blank_values=True)
-
-    def with_params(**changes: Any) -> str:
-        updated = dict(params)
-        for key, value in changes.items():
-            if value is None:
-                updated.pop(key, None)
-            else:
-                updated[key] = [str(value)]
-        return urllib.parse.urlunsplit(split._replace(query=urllib.parse.urlencode(updated, doseq=True)))
-
     urls = {"page_url": url}
     if pagination.page_size:
-        urls["first_page_url"] = with_params(page=None, page_after_value=None, page_offset=None)
+        urls["first_page_url"] = url_with(url, page=None, page_after_value=None, page_offset=None)
     if next_value is not None:
-        urls["next_page_url"] = with_params(page=None, page_after_value=next_value, page_offset=None)
+        urls["next_page_url"] = url_with(url, page=None, page_after_value=next_value, page_offset=None)
     if pagination.page is not None and pagination.page > 1:
-        urls["prev_page_url"] = with_params(page=pagination.page - 1, page_size=pagination.page_size, page_offset=None)
+        urls["prev_page_url"] = url_with(url, page=pagination.page - 1, page_size=pagination.page_size, page_offset=None)
     return urls

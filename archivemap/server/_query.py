@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import operator
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "parse_metadata_required",
     "parse_pagination",
     "query_from_parameters",
+    "url_with",
 ]
 
 Predicate = Callable[[Entry], bool]
@@ -713,3 +715,15 @@ def _drop(document: Mapping[str, Any], prefix: str, patterns: Sequence[str]) -> 
             continue
         out[key] = _drop(value, path + ".", patterns) if isinstance(value, Mapping) else value
     return out
+
+
+def url_with(url: str, **changes: Any) -> str:
+    """``url`` with query parameters set (or, for ``None``, removed): NOMAD's page URLs."""
+    split = urllib.parse.urlsplit(url)
+    params = urllib.parse.parse_qs(split.query, keep_blank_values=True)
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = [str(value)]
+    return urllib.parse.urlunsplit(split._replace(query=urllib.parse.urlencode(params, doseq=True)))

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import io
 import re
-import urllib.parse
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from archivemap.server._problems import ApiProblem, validation_problem
+from archivemap.server._query import url_with
 from archivemap.server._store import Entry, EntryStore
 
 __all__ = [
@@ -253,24 +253,12 @@ def page_answer(items: list[dict[str, Any]], page: Mapping[str, Any], url: str) 
 
 
 def _urls(url: str, page: Mapping[str, Any], following: str | None) -> dict[str, str]:
-    split = urllib.parse.urlsplit(url)
-    params = urllib.parse.parse_qs(split.query, keep_blank_values=True)
-
-    def with_params(**changes: Any) -> str:
-        updated = dict(params)
-        for name, value in changes.items():
-            if value is None:
-                updated.pop(name, None)
-            else:
-                updated[name] = [str(value)]
-        return urllib.parse.urlunsplit(split._replace(query=urllib.parse.urlencode(updated, doseq=True)))
-
     urls = {"page_url": url}
     if following is not None:
-        urls["next_page_url"] = with_params(page=None, page_after_value=following)
+        urls["next_page_url"] = url_with(url, page=None, page_after_value=following)
     if page["page"] is not None and page["page"] > 1:
-        urls["prev_page_url"] = with_params(page=page["page"] - 1)
-    urls["first_page_url"] = with_params(page=None, page_after_value=None)
+        urls["prev_page_url"] = url_with(url, page=page["page"] - 1)
+    urls["first_page_url"] = url_with(url, page=None, page_after_value=None)
     return urls
 
 
