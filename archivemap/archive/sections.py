@@ -159,15 +159,6 @@ class Fetcher(Protocol):
         """
         ...
 
-    def probe(self, path: Path, repeats: bool, keys: Sequence[str]) -> list[Any] | dict[str, Any] | None:
-        """Learn a sub-section without downloading its subtree.
-
-        Returns the items (dicts with ``m_def`` and ``keys`` only; a repeating list at its
-        full length) or the single section's such dict; ``None`` when it is absent on the
-        server (remembered as downloaded-and-absent).
-        """
-        ...
-
     def list_items(self, path: Path, keys: Sequence[str]) -> list[Any]:
         """Every item of the repeating sub-section at ``path``, with only ``keys`` of each."""
         ...
@@ -299,7 +290,7 @@ class Section:
         value = _load_field(self, fm)
         if type(value) in _STAND_INS:  # not the value: kept out of the slot
             return value
-        if type(value) is list and fm.is_reference and any(type(v) in _STAND_INS for v in value):
+        if fm.is_reference and type(value) is list and any(type(v) in _STAND_INS for v in value):
             return value  # references to targets not here yet: resolved again when read again
         with _FIRST_READ:  # two threads reading at once must end up with the same object
             try:
@@ -1461,14 +1452,8 @@ def _fetch_missing(section: Section, fm: FieldMeta, ctx: SectionContext, fetcher
     if fetcher.auto:
         declared = ctx.sub_section_class(type(section), fm)
         return PendingList(section, fm, declared) if fm.repeats else Pending(section, (fm.name,), declared)
-    # a list is learned, not downloaded whole: its items' properties come when read
-    with ctx.lock:
-        data = section._m_data
-        if data is None or fm.name in data or fetcher.is_downloaded(path):
-            return
-        node = fetcher.probe(path, fm.repeats, [fm.key_quantity or "", "name"])
-        if node is not None:
-            data[fm.name] = node
+    _download(section.m_root, [path])  # fetching is off: NotDownloadedError, naming the path
+    return None
 
 
 def _list_items(root: Section, list_path: Path, keys: Sequence[str]) -> list[Any]:

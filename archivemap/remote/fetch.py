@@ -202,26 +202,6 @@ class RemoteFetcher:
                 merge_partial(partial, part)
             return partial
 
-    def probe(self, path: Path, repeats: bool, keys: Sequence[str]) -> list[Any] | dict[str, Any] | None:
-        """Learn whether a sub-section exists (and its items, with ``m_def`` and ``keys`` only).
-
-        Touching a sub-section that was not downloaded must not download the subtree: the
-        answer's items become placeholders in the raw data (their other properties are fetched
-        exactly when read), a repeating list gets its full length, and an absent sub-section is
-        remembered as downloaded-and-absent.
-        """
-        with self._lock:
-            self._allowed(path)
-            leaf: dict[str, Any] = {"m_def": "*", **{k: "*" for k in keys if k}}
-            node = _compacted(self._ask(required_for_path(list(path), leaf=leaf)), path)
-            if repeats and isinstance(node, list):
-                self._complete_lists.add(tuple(path))
-                return [dict(item) if isinstance(item, dict) else None for item in node]
-            if not repeats and isinstance(node, dict):
-                return dict(node)
-            self.downloaded.append(required_for_path(list(path)))  # absent on the server
-            return None
-
     def list_items(self, path: Path, keys: Sequence[str]) -> list[Any]:
         """The items of a repeating sub-section, with only ``keys`` of each (one request)."""
         with self._lock:
