@@ -120,9 +120,10 @@ def typed_path_spec(path: Sequence[Segment], typed_from: int, leaf: Required = "
     position = 0
     segments = list(path)
     while position < len(segments) and isinstance(node, dict):
-        step = 2 if position + 1 < len(segments) and isinstance(segments[position + 1], int) else 1
-        key = f"{segments[position]}[{segments[position + 1]}]" if step == 2 else str(segments[position])
-        position += step
+        index = segments[position + 1] if position + 1 < len(segments) else None
+        selection = index if isinstance(index, int) else None
+        key = format_required_key(str(segments[position]), selection)
+        position += 1 if selection is None else 2
         child = node.get(key)
         if isinstance(child, dict) and position < len(segments) and position > typed_from:
             child.setdefault("m_def", "*")
