@@ -7,17 +7,22 @@ do not depend on time are tests/test_perf_invariants.py.
 1. Each shared archive (../shared/nomad-data/archives): ``orjson.loads`` of its bytes vs
    ``load`` alone and ``load`` + the navigation of its golden values (every check of
    golden/<name>.json read with ``m_get``, with its unit; every resolved reference followed, as
-   tests/test_golden.py does). Target ≤ 1.5x.
+   tests/test_golden.py does). Target ≤ 1.5x. Beside it, the *floor* any Python library pays:
+   ``orjson.loads`` + the same paths walked through the parsed dicts and lists (no types, no
+   units, no checks: a regular expression splits each path), and nomad-lab's
+   ``json.loads`` + ``EntryArchive.m_from_dict`` + the same navigation (nomad_side.py).
 2. 1,000 loads of one custom-schema entry (ELN, its own section definitions): classes built
    (``Schema.classes_built``) and traced memory kept between load 100 and load 1,000.
-3. Every reference of the large archive resolved: references/s now vs the implementation at
-   ``--baseline`` (a git revision, run in a subprocess; see bench_references.py).
+3. Every reference of the large archive resolved, sections built first (only the resolution is
+   timed): references/s now vs the implementation at ``--baseline`` (a git revision, run in a
+   subprocess; see bench_references.py), and vs nomad-lab resolving the same references.
 4. The large archive (make_large.py, ``--steps 4200`` ≈ 108 MB): full read (parse + every
    quantity of every section) vs its parse (``orjson.loads``); memory kept after the full read
    vs the parsed dict alone (tracemalloc).
-5. With ``--nomad-python`` (or ``--make-nomad-venv DIR``, which installs nomad-lab 2.0.0 and
-   the plugins the large archive needs into a venv there): nomad-lab's
-   ``EntryArchive.m_from_dict`` of the same archive vs ours without parsing.
+5. nomad-lab's ``EntryArchive.m_from_dict`` of the same archive vs ours without parsing.
+
+nomad-lab runs in its own Python (``--nomad-python PY``, or ``--make-nomad-venv DIR`` to
+create one: see nomad_side.py), round by round, interleaved with ours.
 
 Usage: python benchmarks/bench_load.py [--steps 4200] [--repeat 3] [--baseline REV]
        [--large PATH] [--nomad-python PY | --make-nomad-venv DIR] [--only N]
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -39,6 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,26 +108,13 @@ NOMAD_PACKAGES = [
     "nomad-schema-plugin-run==1.0.5",
     "nomad-schema-plugin-simulation-workflow==1.0.11",
     "nomad-parser-plugins-atomistic==1.0.14",
+    "nomad-parser-plugins-electronic",
 ]
-
-_NOMAD_SCRIPT = """
-import json, sys, time, warnings
-warnings.simplefilter("ignore")
-import runschema, simulationworkflowschema  # noqa: F401  (register the plugin sections)
-import atomisticparsers.lammps.metainfo  # noqa: F401
-from nomad.datamodel import EntryArchive
-data = json.load(open(sys.argv[1]))
-times = []
-for _ in range(int(sys.argv[2])):
-    start = time.perf_counter()
-    EntryArchive.m_from_dict(data)
-    times.append(time.perf_counter() - start)
-print(sorted(times)[len(times) // 2])
-"""
+NOMAD_SIDE = Path(__file__).resolve().with_name("nomad_side.py")
 
 
 def make_nomad_venv(directory: Path) -> Path:
-    """Create a venv with nomad-lab 2.0.0 and the plugins the large archive needs."""
+    """Create a venv with nomad-lab 2.0.0 and the plugins the shared archives need."""
     import venv
 
     venv.create(directory, with_pip=True)
@@ -131,35 +125,99 @@ def make_nomad_venv(directory: Path) -> Path:
     return python
 
 
-def nomad_from_dict(python: Path, archive: Path, repeat: int) -> float:
-    out = subprocess.run([str(python), "-c", _NOMAD_SCRIPT, str(archive), str(repeat)],
-                         check=True, capture_output=True, text=True)
-    return float(out.stdout.strip().splitlines()[-1])
+def nomad(python: Path, *args: object) -> dict[str, Any]:
+    """One command of nomad_side.py run by nomad-lab's Python; its JSON answer."""
+    out = subprocess.run([str(python), str(NOMAD_SIDE), *map(str, args)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def shared_archives(schema: Any, rounds: int) -> None:
+_SEGMENT = re.compile(r"([^.\[\]]+)(?:\[(-?\d+)\])?")
+
+
+def _floor_walk(node: Any, path: str) -> Any:
+    for match in _SEGMENT.finditer(path):
+        node = node[match.group(1)]
+        if match.group(2) is not None:
+            node = node[int(match.group(2))]
+    return node
+
+
+def _floor_walk_reference(node: Any, reference: str) -> Any:
+    for part in reference.lstrip("#/").split("/"):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+def floor_navigation(data: bytes, golden: dict[str, Any]) -> None:
+    """The floor: ``orjson.loads`` and the golden paths walked through plain dicts and lists.
+
+    What any Python reader pays to reach the same values, with nothing of what a typed reader
+    does (no classes, no units, no reference parsing, no errors that say where).
+    """
+    root = orjson.loads(data)
+    for check in golden["checks"]:
+        path = check["path"]
+        try:
+            value = _floor_walk(root, path.rpartition(".")[0] if check.get("kind") == "m_def" else path)
+            if check.get("unit"):
+                np.asarray(value) * 1.0
+        except (KeyError, IndexError, TypeError):
+            pass
+    for ref in golden["references"]:
+        if ref.get("status") != "resolved":
+            continue
+        try:
+            if ref.get("kind") == "definition":
+                _floor_walk_reference(root, ref["section_path"])
+            else:
+                _floor_walk_reference(root, ref["owner_path"])
+                if ref["reference"].startswith("#/"):
+                    _floor_walk_reference(root, ref["reference"])
+        except (KeyError, IndexError, TypeError):
+            pass
+
+
+def shared_archives(schema: Any, rounds: int, nomad_python: Path | None) -> None:
     from archivemap.archive.load import load
     from archivemap.archive.sources import DirectorySource
 
     source = DirectorySource(SHARED / "archives", schema)
-    print("1. load + golden navigation vs orjson.loads (medians of interleaved rounds)")
-    print(f"   {'archive':<44}{'orjson':>10}{'load':>10}{'load+nav':>11}{'load/orj':>10}{'+nav/orj':>10}")
-    rows = []
+    cases = []
     for path in sorted((SHARED / "archives").glob("*.archive.json")):
-        data = path.read_bytes()
         golden = json.loads((SHARED / "golden" / path.name.replace(".archive.json", ".json")).read_text())
-        def ours() -> None:
-            _navigate_golden(load(data, schema, archives=source), golden)
-        ours()  # warm: classes built, units parsed (once per process)
-        repeat = 5 if len(data) > 1_000_000 else 50
-        base, alone, full = [], [], []
-        for _ in range(rounds):
-            base.append(_median(lambda: orjson.loads(data), repeat))
-            alone.append(_median(lambda: load(data, schema, archives=source), repeat))
-            full.append(_median(ours, repeat))
-        b, a, f = statistics.median(base), statistics.median(alone), statistics.median(full)
-        rows.append((path.name, b, a, f))
-        print(f"   {path.name[:42]:<44}{b * 1e3:8.3f}ms{a * 1e3:8.3f}ms{f * 1e3:9.3f}ms{a / b:9.2f}x{f / b:9.2f}x")
+        cases.append((path.name, path.read_bytes(), golden))
+    times: dict[str, dict[str, list[float]]] = {name: {} for name, _, _ in cases}
+    failed: dict[str, str] = {}
+    for _ in range(rounds):  # each round measures every variant of every archive, nomad-lab's too
+        for name, data, golden in cases:
+            def ours(data: bytes = data, golden: dict[str, Any] = golden) -> None:
+                _navigate_golden(load(data, schema, archives=source), golden)
+            ours()  # warm: classes built, units parsed (once per process)
+            repeat = 5 if len(data) > 1_000_000 else 50
+            row = times[name]
+            row.setdefault("orjson", []).append(_median(lambda: orjson.loads(data), repeat))
+            row.setdefault("floor", []).append(_median(lambda: floor_navigation(data, golden), repeat))
+            row.setdefault("load", []).append(_median(lambda: load(data, schema, archives=source), repeat))
+            row.setdefault("nav", []).append(_median(ours, repeat))
+        if nomad_python:
+            for name, answer in nomad(nomad_python, "navigate", SHARED / "archives", SHARED / "golden", 20).items():
+                if "error" in answer:
+                    failed[name] = answer["error"]
+                else:
+                    times[name].setdefault("nomad", []).append(answer["seconds"])
+    print("1. load + golden navigation, medians of interleaved rounds; floor = orjson.loads + the same")
+    print("   paths walked in the parsed dicts; nomad = json.loads + EntryArchive.m_from_dict + navigation")
+    print(f"   {'archive':<40}{'orjson':>9}{'floor':>9}{'load':>9}{'load+nav':>10}{'nomad':>10}"
+          f"{'load/orj':>9}{'+nav/orj':>9}{'floor/orj':>10}{'+nav/flr':>9}{'nomad/us':>9}")
+    for name, _, _ in cases:
+        m = {k: statistics.median(v) for k, v in times[name].items()}
+        b, fl, a, f = m["orjson"], m["floor"], m["load"], m["nav"]
+        theirs = f"{m['nomad'] * 1e3:8.2f}ms" if "nomad" in m else f"{'—':>10}"
+        versus = f"{m['nomad'] / f:8.0f}x" if "nomad" in m else f"{'—':>9}"
+        print(f"   {name[:38]:<40}{b * 1e3:7.3f}ms{fl * 1e3:7.3f}ms{a * 1e3:7.3f}ms{f * 1e3:8.3f}ms{theirs}"
+              f"{a / b:8.2f}x{f / b:8.2f}x{fl / b:9.2f}x{f / fl:8.2f}x{versus}")
+    for name, error in failed.items():
+        print(f"   nomad-lab failed on {name} (no NOMAD server context here): {error}")
 
 
 def thousand_loads(schema: Any) -> None:
@@ -187,11 +245,11 @@ def thousand_loads(schema: Any) -> None:
           f"({(after - before) / 900:+.0f} B per load); {per_load * 1e6:.0f} µs per load + full read")
 
 
-def references(large: Path, baseline: str, rounds: int) -> None:
+def references(large: Path, baseline: str, rounds: int, nomad_python: Path | None) -> None:
     metainfo = SHARED / "metainfo" / "nomad-2.0.0-metainfo.json"
     with tempfile.TemporaryDirectory() as tmp:
         old = bench_references.export_baseline(baseline, Path(tmp))
-        before, after = [], []
+        before, after, theirs = [], [], []
         n = 0
         for _ in range(rounds):
             b = bench_references.measure(old, large, metainfo, 1)
@@ -199,12 +257,19 @@ def references(large: Path, baseline: str, rounds: int) -> None:
             n = a["references"]
             before += b["times"]
             after += a["times"]
-    print(f"\n3. every reference of the large archive resolved ({n} references; medians of {rounds}, interleaved):")
+            if nomad_python:
+                theirs.append(nomad(nomad_python, "references", large, 1)["seconds"])
+    print(f"\n3. every reference of the large archive resolved, sections built first ({n} references; "
+          f"medians of {rounds}, interleaved):")
     for label, k in (("wall", 0), ("CPU", 1)):
         tb = statistics.median(t[k] for t in before)
         ta = statistics.median(t[k] for t in after)
         print(f"   {label:4} before ({baseline}): {tb:.3f} s = {n / tb:>9,.0f} refs/s | now: {ta:.3f} s = "
               f"{n / ta:>9,.0f} refs/s | {tb / ta:.1f}x")
+    if theirs:
+        tn, ta = statistics.median(theirs), statistics.median(t[0] for t in after)
+        print(f"   nomad-lab (m_proxy_resolve of each): {tn:.3f} s = {n / tn:>9,.0f} refs/s -> archivemap is "
+              f"{tn / ta:.1f}x faster (wall)")
 
 
 def large_archive(schema: Any, large: Path, rounds: int, nomad_python: Path | None) -> None:
@@ -240,7 +305,7 @@ def large_archive(schema: Any, large: Path, rounds: int, nomad_python: Path | No
     print(f"   memory kept after reading everything: {kept / 1e6:.0f} MB vs the parsed dict alone "
           f"{dict_kept / 1e6:.0f} MB -> {kept / dict_kept:.2f}x")
     if nomad_python:
-        theirs = nomad_from_dict(nomad_python, large, rounds)
+        theirs = nomad(nomad_python, "from_dict", large, rounds)["seconds"]
         ours = f - b  # nomad-lab gets the parsed dict (json.load is not timed)
         print(f"5. nomad-lab EntryArchive.m_from_dict: {theirs:.2f} s; archivemap without parsing: {ours:.2f} s "
               f"-> {theirs / ours:.1f}x faster")
@@ -267,8 +332,11 @@ def main() -> int:
 
     warnings.simplefilter("ignore")
     schema = archivemap.Schema(SHARED / "metainfo" / "nomad-2.0.0-metainfo.json")
-    if args.only in (1, 2):
-        (shared_archives if args.only == 1 else thousand_loads)(schema, *([args.repeat] if args.only == 1 else []))
+    if args.only == 1:
+        shared_archives(schema, args.repeat, args.nomad_python)
+        return 0
+    if args.only == 2:
+        thousand_loads(schema)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         large = args.large
@@ -281,10 +349,10 @@ def main() -> int:
                 check=True, capture_output=True,
             )
         if args.only is None:
-            shared_archives(schema, args.repeat)
+            shared_archives(schema, args.repeat, args.nomad_python)
             thousand_loads(schema)
         if args.only in (None, 3):
-            references(large, args.baseline, args.repeat)
+            references(large, args.baseline, args.repeat, args.nomad_python)
         if args.only in (None, 4):
             large_archive(schema, large, args.repeat, args.nomad_python)
     return 0
