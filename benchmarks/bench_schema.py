@@ -64,6 +64,15 @@ from archivemap.metainfo.default import default_environment
 default_environment().section("nomad.datamodel.datamodel.EntryArchive").all_properties
 """
 FLOOR = "import numpy, pint, attrs"
+# nomad-lab's "schema ready": its datamodel and the plugins the shared archives use, imported
+NOMAD_READY = """
+import warnings
+warnings.simplefilter("ignore")
+from nomad.datamodel import EntryArchive
+import runschema, simulationworkflowschema, atomisticparsers.lammps.metainfo
+import electronicparsers.vasp.metainfo, electronicparsers.exciting.metainfo, electronicparsers.fhiaims.metainfo
+EntryArchive.m_def.all_properties
+"""
 BREAKDOWN = """
 import time, gc
 t0 = time.perf_counter()
@@ -85,7 +94,7 @@ def _cpu() -> float:
     return used.ru_utime + used.ru_stime
 
 
-def _run(code: str, cache: str) -> tuple[float, float, str]:
+def _run(code: str, cache: str, python: str | None = None) -> tuple[float, float, str]:
     """Wall and CPU time (user + system) of a fresh interpreter running ``code``, and its output.
 
     CPU time is reported too because on a shared 2-core machine wall time includes waiting
@@ -94,7 +103,7 @@ def _run(code: str, cache: str) -> tuple[float, float, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "ARCHIVEMAP_METAINFO")}
     env["ARCHIVEMAP_CACHE_DIR"] = cache
     cpu, start = _cpu(), time.perf_counter()
-    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=REPO)
+    out = subprocess.run([python or PYTHON, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=REPO)
     return time.perf_counter() - start, _cpu() - cpu, out.stdout
 
 
@@ -107,6 +116,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--python", default=sys.executable, help="the interpreter to measure (default: this one)")
+    parser.add_argument("--nomad-python", help="a Python with nomad-lab 2.0.0 and plugins (see nomad_side.py)")
     args = parser.parse_args()
     global PYTHON
     PYTHON = args.python
@@ -138,6 +148,11 @@ def main() -> int:
                 wall, cpu, _out = _run(code, where)
                 rows.setdefault(name, []).append(wall)
                 cpus.setdefault(name, []).append(cpu)
+            if args.nomad_python:
+                for name, code in (("nomad-lab: python -c pass", "pass"), ("nomad-lab: import + schema ready", NOMAD_READY)):
+                    wall, cpu, _out = _run(code, warm_dir, args.nomad_python)
+                    rows.setdefault(name, []).append(wall)
+                    cpus.setdefault(name, []).append(cpu)
             cold_breakdown.append([float(x) for x in _wall(BREAKDOWN, cold("b"))[1].split()])
             warm_breakdown.append([float(x) for x in _wall(BREAKDOWN, warm_dir)[1].split()])
 
@@ -154,6 +169,12 @@ def main() -> int:
     for name, limit in goal.items():
         extra = med[name] - base
         print(f"  goal {name}: +{extra:.3f} s over python -c pass, goal ≤ {limit} s: {'met' if extra <= limit else 'NOT met'}")
+    if "nomad-lab: import + schema ready" in med:
+        theirs = med["nomad-lab: import + schema ready"] - med["nomad-lab: python -c pass"]
+        for name in ("import + schema ready, warm", "import + schema ready, cold"):
+            ours = med[name] - base
+            print(f"  nomad-lab import + schema ready: +{theirs:.3f} s over its python -c pass -> "
+                  f"{theirs / ours:.0f}x archivemap's {name.split(', ')[1]} +{ours:.3f} s")
     labels = ("import metainfo layer", "hash package file", "export: cache or gunzip+parse", "Environment()")
     for title, runs in (("cold", cold_breakdown), ("warm", warm_breakdown)):
         parts = ", ".join(f"{label} {statistics.median(r[j] for r in runs) * 1000:.1f} ms" for j, label in enumerate(labels))
