@@ -10,11 +10,17 @@ import json
 import os
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import orjson
+import lazy_loader
 
 from archivemap.errors import ArchiveDataError
+
+if TYPE_CHECKING:
+    import msgspec
+else:
+    # imported by the first parse, not with archivemap ("import + schema ready" parses nothing)
+    msgspec = lazy_loader.load("msgspec")
 
 __all__ = ["MISSING", "merge_partial", "merged", "pad_list", "parse_json", "read_json", "value_at"]
 
@@ -22,54 +28,26 @@ __all__ = ["MISSING", "merge_partial", "merged", "pad_list", "parse_json", "read
 MISSING: Final = object()
 
 
-# Bytes that can be part of a JSON number literal's digits; everything else becomes a space.
-_DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
-# orjson reads integers beyond 64 bits as floats (1180591620717411303424 → 1.18e21). An integer
-# that long has at least 19 digits in a row; floats as NOMAD writes them have at most 17.
-_LONG_RUN = b"0" * 19
-_CHUNK = 1 << 22
-
-
-def _has_long_digit_run(data: bytes) -> bool:
-    """Whether ``data`` holds an integer literal of 19 or more digits (a possible big integer).
-
-    ``bytes.translate`` and ``find`` run at memory speed (~0.15 s per 100 MB here, against
-    ~0.8 s for a regular expression); chunks overlap so a run across a boundary is seen.
-    A run in a float (after a ``.`` or before a ``.``/exponent, as in ``0.00056433677673339843``,
-    which Python writes for small numbers) is no big integer: orjson reads it exactly.
-    """
-    for start in range(0, len(data), _CHUNK):
-        chunk = data[start : start + _CHUNK + len(_LONG_RUN)]
-        digits = chunk.translate(_DIGITS)
-        at = digits.find(_LONG_RUN)
-        while at >= 0:
-            end = digits.find(b" ", at)
-            end = len(digits) if end < 0 else end
-            before = chunk[at - 1 : at] if at else data[start - 1 : start]
-            after = chunk[end : end + 1]
-            if not (before == b"." or after in (b".", b"e", b"E")):
-                return True
-            at = digits.find(_LONG_RUN, end)
-    return False
-
-
-def parse_json(data: bytes | str, label: str | None = None) -> Any:
+def parse_json(data: bytes | bytearray | str, label: str | None = None) -> Any:
     """Parse JSON text exactly: integers of any size stay ``int``, NaN/Infinity are accepted.
 
-    orjson does the work (3-5x faster than the stdlib); the standard library takes over for the
-    two things orjson cannot do exactly: integers beyond 64 bits and NOMAD's Python-dumped
-    ``NaN``/``Infinity`` literals (spec §2.2).
+    msgspec does the work: it is as fast as orjson within 10-15 % and, unlike orjson (which
+    reads an integer beyond 64 bits as a float: 1180591620717411303424 → 1.18e21), it keeps
+    such integers exact, so no scan of the text for long digit runs is needed (that scan cost
+    30-60 % of orjson's parse). The standard library takes over for what msgspec refuses and
+    NOMAD writes: Python-dumped ``NaN``/``Infinity`` literals (spec §2.2).
 
     Raises:
         ArchiveDataError: not valid JSON (or nested too deeply to parse).
     """
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    if not _has_long_digit_run(raw):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            if b"NaN" not in raw and b"Infinity" not in raw:
-                raise ArchiveDataError(f"not valid JSON: {exc}", label) from None
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        return msgspec.json.decode(raw)
+    except RecursionError:
+        raise ArchiveDataError("not valid JSON: nested too deeply", label) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        if b"NaN" not in raw and b"Infinity" not in raw:
+            raise ArchiveDataError(f"not valid JSON: {exc}", label) from None
     try:
         return json.loads(raw.decode("utf-8", "replace"))
     except RecursionError:

@@ -710,3 +710,17 @@ def test_login_form_never_follows_a_redirect_to_another_host(scripted: Callable[
         client.archive_raw("x")
     assert elsewhere.seen == []
     assert "s3cret-pw" not in str(info.value)
+
+
+def test_integers_beyond_64_bits_arrive_exact(real_archives: dict[str, dict[str, Any]]) -> None:
+    """An answer's JSON is read as an archive file is: a big integer stays an exact int.
+
+    (orjson reads 2**70 + 1 as the float 1.1805916207174113e21: the value would change.)
+    """
+    template = real_archives["vasp-si16-singlepoint.recorded.archive.json"]
+    entry_id = new_entry_id("archivemap_bigint")
+    metadata = {**template["metadata"], "entry_id": entry_id, "big": 2**70 + 1, "negative_big": -(2**80) - 3}
+    with LocalServer({entry_id: {**template, "metadata": metadata}}) as server:
+        raw = fast_client(server.url).archive(entry_id).to_dict()["metadata"]
+    assert raw["big"] == 2**70 + 1 and type(raw["big"]) is int
+    assert raw["negative_big"] == -(2**80) - 3 and type(raw["negative_big"]) is int

@@ -43,15 +43,16 @@ from typing import Any, Final, SupportsIndex
 from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 import attrs
-import orjson
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from archivemap._json import parse_json
 from archivemap._version import __version__
 from archivemap._progress import Progress as _Progress
 from archivemap.remote._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, parse_retry_after
 from archivemap.errors import (
+    ArchiveDataError,
     ArchivemapError,
     AuthenticationError,
     BadRequestError,
@@ -411,13 +412,11 @@ def _base64_spellings(text: str) -> set[str]:
 
 
 def _parse_json(content: bytes | bytearray) -> Any:
+    """An answer's JSON, read as archives are (exact big integers, NaN); cut or not JSON:
+    :class:`_TruncatedBody`, which the caller tells apart from a malformed answer."""
     try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
-        pass
-    try:  # the stdlib also reads NaN/Infinity, which Python-dumped JSON can contain
-        return json.loads(content)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return parse_json(content)
+    except ArchiveDataError as exc:
         raise _TruncatedBody(str(exc)) from None
 
 
