@@ -269,3 +269,15 @@ def test_a_projection_keeps_the_class_of_the_sections_it_selects() -> None:
         "workflow2": {"m_def": "simulationworkflowschema.single_point.SinglePoint", "results": {"n_scf_steps": 3}}
     }
     assert project(row, {"metadata": "*"}) == {}
+
+
+def test_integers_beyond_64_bits_survive_the_cache_and_its_hashes(tmp_path: Path) -> None:
+    """A big integer is stored and read back exact (orjson alone refused to write it)."""
+    cache = ArchiveCache(tmp_path / "cache")
+    archive = {"metadata": {"entry_id": "e0", "big": 2**70 + 1, "negative_big": -(2**80) - 3}, "x": [0.1, 1e300]}
+    cache.put("http://x/api/v1", "e0", "t", None, "*", archive)
+    again = ArchiveCache(tmp_path / "cache").get("http://x/api/v1", "e0")
+    assert again is not None and again.archive == archive
+    assert type(again.archive["metadata"]["big"]) is int
+    assert payload_hash(archive) != payload_hash({**archive, "metadata": {**archive["metadata"], "big": 2**70}})
+    assert payload_hash(archive) == payload_hash(json.loads(json.dumps(archive)))

@@ -13,7 +13,7 @@ Storage is stdlib ``sqlite3`` in WAL mode, not ``diskcache``: WAL gives several 
 one writer across processes (Dask workers on one machine share it), and the cache needs its
 own columns (state, covering spec, size, last access) and a transactional
 read-graft-write, which a key-value store would have to emulate; so no new dependency.
-Payloads are orjson + zlib. The cache is bounded (``size_limit`` bytes of payload): the
+Payloads are JSON (archivemap._json: exact integers of any size) + zlib. The cache is bounded (``size_limit`` bytes of payload): the
 least recently used rows are evicted after a write.
 
 The cache is opt-in (``Client(cache=True)`` or a folder): a default-on cache would silently
@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
 import platformdirs
 
+from archivemap._json import dump_json, parse_json
 from archivemap.errors import NotDownloadedError
 from archivemap.remote.required import Required, graft, merge_required
 
@@ -76,7 +76,7 @@ def default_cache_dir() -> Path:
 
 def canonical_json(value: Any) -> bytes:
     """Key-sorted compact JSON: the same data always gives the same bytes (and hash)."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return dump_json(value, sort_keys=True)
 
 
 def payload_hash(value: Any) -> str:
@@ -254,7 +254,7 @@ class ArchiveCache:
                 "UPDATE archives SET accessed=? WHERE deployment=? AND entry_id=?", (time.time(), deployment, entry_id)
             )
         state, upload_id, required, payload = row
-        return CachedArchive(state, upload_id, orjson.loads(required), orjson.loads(zlib.decompress(payload)))
+        return CachedArchive(state, upload_id, parse_json(required), parse_json(zlib.decompress(payload)))
 
     def put(
         self,
@@ -266,11 +266,11 @@ class ArchiveCache:
         archive: Mapping[str, Any],
     ) -> None:
         """Store (replace) the row of one entry, then evict down to ``size_limit``."""
-        payload = zlib.compress(orjson.dumps(archive), 3)
+        payload = zlib.compress(dump_json(archive), 3)
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO archives VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (deployment, entry_id, state, upload_id, orjson.dumps(required).decode(), payload, len(payload), time.time()),
+                (deployment, entry_id, state, upload_id, dump_json(required).decode(), payload, len(payload), time.time()),
             )
             self._evict(db)
 
