@@ -376,7 +376,7 @@ class Api:
         try:
             body = parse_json(raw)
         except ArchiveDataError as error:
-            raise (_too_deep() if "depth limit" in str(error) or "recursion" in str(error) else _json_error(raw)) from None
+            raise (_too_deep() if "nested too deeply" in str(error) else _json_error(raw)) from None
         if _depth_exceeds(body, MAX_JSON_DEPTH):
             raise _too_deep()
         if not isinstance(body, dict):
