@@ -22,7 +22,6 @@ from archivemap.metainfo.default import read_default_environment
 from archivemap.metainfo.definitions import (
     Environment,
     QuantityDef,
-    SectionDef,
     SubSectionDef,
     is_packed_export,
     unpack_export,
@@ -288,4 +287,3 @@ def test_unpack_export_refuses_what_is_not_packed() -> None:
         Environment.from_packed({"format": definitions.PACKED_FORMAT, "packages": [b"x"]})
     assert not is_packed_export({"format": definitions.PACKED_FORMAT, "head": {}, "package_heads": [{}],
                                  "packages": ["not bytes"], "index": {}})
-    assert isinstance(Environment(_three_packages()).section("base.Run"), SectionDef)

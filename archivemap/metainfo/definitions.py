@@ -715,6 +715,18 @@ class Environment:
             return None
         if len(self._indexed) != self._exported:
             return None
+        # ~20,000 new tuples and dicts over the ~300,000 containers of the parsed export:
+        # with the collector on, they trigger full collections that rescan the export
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self._packed_form(raw)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _packed_form(self, raw: Mapping[str, Any]) -> dict[str, Any] | None:
+        """:meth:`pack`, with the collector paused; ``None`` where :meth:`pack` says."""
         extensions: dict[str, list[str]] = {}
         for section in self._indexed:
             if section._extensions:
