@@ -90,7 +90,8 @@ def test_cache_is_written_once_and_read_back(tmp_cache: Path) -> None:
     assert len(files) == 1 and default_sha256()[:40] in files[0].name
     stamp = files[0].stat().st_mtime_ns
     again = cache.load_parsed("embedded", default_sha256())
-    assert again == first
+    assert again is not None and definitions.is_packed_export(again)
+    assert definitions.unpack_export(again) == first
     assert default_export() == first
     assert files[0].stat().st_mtime_ns == stamp  # read, not rewritten
 
@@ -110,7 +111,8 @@ def test_a_corrupt_cache_file_is_ignored_and_rebuilt(tmp_cache: Path, damage: st
         file.write_bytes(b"")
     assert cache.load_parsed("embedded", default_sha256()) is None
     assert default_export() == first  # parsed again ...
-    assert cache.load_parsed("embedded", default_sha256()) == first  # ... and the file rebuilt
+    rebuilt = cache.load_parsed("embedded", default_sha256())  # ... and the file rebuilt
+    assert rebuilt is not None and definitions.unpack_export(rebuilt) == first
 
 
 def test_concurrent_writers_leave_one_whole_file(tmp_cache: Path) -> None:

@@ -6,8 +6,8 @@ gzip-compressed (1.2 MB instead of 8.4 MB; gzip rather than xz because it decomp
 17 ms instead of 46 ms and the cold start is what a user waits for).
 
 It is read once per process (:func:`default_environment`) and its parsed form is cached on
-disk (:mod:`archivemap.metainfo.cache`), keyed by the sha256 of the packaged file, so a
-second process skips decompression and parsing.
+disk (:mod:`archivemap.metainfo.cache`), packed, keyed by the sha256 of the packaged file, so
+a second process skips decompression and parsing, and builds only the packages it uses.
 
 Refresh it (for a newer NOMAD): run ``nomad dev metainfo > export.json`` in the deployment's
 environment, then ``python -m archivemap.metainfo.default export.json`` (rewrites the packaged
@@ -20,16 +20,25 @@ import gzip
 import hashlib
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from archivemap.errors import DefinitionError
-from archivemap.metainfo.cache import cached_export
+from archivemap.metainfo.cache import cached_environment
 from archivemap.metainfo.definitions import Environment
 
-__all__ = ["DATA_FILE", "NOMAD_VERSION", "default_environment", "default_export", "default_sha256", "write_data_file"]
+__all__ = [
+    "DATA_FILE",
+    "NOMAD_VERSION",
+    "default_environment",
+    "default_export",
+    "default_sha256",
+    "read_default_environment",
+    "write_data_file",
+]
 
 #: The NOMAD release whose metainfo is embedded.
 NOMAD_VERSION = "2.0.0"
@@ -47,8 +56,9 @@ def default_sha256() -> str:
     return hashlib.sha256(DATA_FILE.read_bytes()).hexdigest()
 
 
-def default_export() -> dict[str, Any]:
-    """The embedded export, parsed: from the disk cache when there, else decompressed and parsed."""
+def read_default_environment() -> Environment:
+    """A new Environment of the embedded export: from the disk cache when there, else
+    decompressed, parsed, and cached (:func:`default_environment` keeps one per process)."""
     blob = DATA_FILE.read_bytes()
 
     def parse() -> dict[str, Any]:
@@ -60,7 +70,12 @@ def default_export() -> dict[str, Any]:
             raise DefinitionError("the embedded metainfo is not an export", str(DATA_FILE))
         return data
 
-    return cached_export("embedded", hashlib.sha256(blob).hexdigest(), parse)
+    return cached_environment("embedded", hashlib.sha256(blob).hexdigest(), parse, SOURCE_LABEL)
+
+
+def default_export() -> Mapping[str, Any]:
+    """The embedded export as parsed from its JSON (from the disk cache when there)."""
+    return read_default_environment().raw
 
 
 def default_environment() -> Environment:
@@ -69,7 +84,7 @@ def default_environment() -> Environment:
     if _environment is None:
         with _lock:
             if _environment is None:
-                _environment = Environment(default_export(), source=SOURCE_LABEL)
+                _environment = read_default_environment()
     return _environment
 
 

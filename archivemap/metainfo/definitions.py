@@ -14,7 +14,11 @@ Construction is cheap because most of a deployment is never looked at: an Enviro
 its packages and section objects (2,582 for NOMAD 2.0, needed for names, paths and
 extensions), while the ~17,000 quantity and sub-section objects are built per section on
 first use, and the ids of properties are indexed from the raw dicts on the first id lookup.
-Garbage collection is paused while the sections are built: thousands of new objects, none of
+Built from a *packed* export instead (:meth:`Environment.pack`, what the disk cache keeps),
+it holds each package as a ``marshal`` blob next to an index of names, ids and extensions,
+and decodes and builds a package only when a lookup reaches into it: a process that loads
+one DFT archive builds about 40 of NOMAD 2.0's 99 packages, and "schema ready" builds none.
+Garbage collection is paused while sections are built: thousands of new objects, none of
 them garbage, would otherwise trigger repeated collector scans. Walks over nested
 definitions stay iterative (hostile metainfo nests hundreds deep).
 """
@@ -22,6 +26,7 @@ definitions stay iterative (hostile metainfo nests hundreds deep).
 from __future__ import annotations
 
 import gc
+import marshal
 import re
 import threading
 import time
@@ -42,9 +47,12 @@ __all__ = [
     "artifacts_url",
     "MAX_METAINFO_BYTES",
     "METAINFO_DEADLINE",
+    "PACKED_FORMAT",
+    "is_packed_export",
     "load_environment",
     "parse_export",
     "read_metainfo_body",
+    "unpack_export",
 ]
 
 _DEF_ID_SUFFIX = re.compile(r"@([0-9a-fA-F]{40})$")
@@ -65,6 +73,13 @@ _LIST_KEYS = (
 
 #: Guards the publication of lazily built definition lists (see ``SectionDef.quantities``).
 _BUILD_LOCK = threading.Lock()
+#: Held while a packed package is unpacked and its sections built: built twice, a package
+#: would hand out two objects for one definition. Reentrant: ``PackageDef.sections`` takes it
+#: around ``PackageDef.full_raw``, which takes it too.
+_PACKAGE_LOCK = threading.RLock()
+
+#: The layout of :meth:`Environment.pack`'s form; a packed export of another layout is refused.
+PACKED_FORMAT = "archivemap-packed-export/1"
 
 #: Resolves a definition reference that points into another archive or file
 #: (``../upload/raw/x.archive.json#/definitions/section_definitions/0``) to a definition.
@@ -274,7 +289,7 @@ class SectionDef(_Base):
         "_bases",
         "_mro",
         "_all",
-        "extensions",
+        "_extensions",
         "_qualified",
     )
 
@@ -300,7 +315,9 @@ class SectionDef(_Base):
         self._bases: list[SectionDef] | None = None
         self._mro: list[SectionDef] | None = None
         self._all: dict[str, Property] | None = None
-        self.extensions: list[SectionDef] = []
+        # an environment built from a packed export knows the extensions from its index, and
+        # reads them on first use (they live in other packages, which are built then)
+        self._extensions: list[SectionDef] | None = None if package.environment.is_packed else []
 
     @property
     def quantities(self) -> list[QuantityDef]:
@@ -325,6 +342,18 @@ class SectionDef(_Base):
                 if self._sub_sections is None:
                     self._sub_sections = built
         return self._sub_sections
+
+    @property
+    def extensions(self) -> list[SectionDef]:
+        """The sections that extend this one (``extends_base_section``), in export order."""
+        found = self._extensions
+        if found is None:
+            linked = self.package.environment._packed_extensions(self.path)
+            with _BUILD_LOCK:
+                if self._extensions is None:
+                    self._extensions = linked
+                found = self._extensions
+        return found
 
     @property
     def qualified_name(self) -> str:
@@ -422,31 +451,88 @@ class SectionDef(_Base):
 
 
 class PackageDef(_Base):
-    """A package: the unit the generator turns into one Python module."""
+    """A package: the unit the generator turns into one Python module.
 
-    __slots__ = ("environment", "index", "sections", "categories", "_by_name")
+    A package of a packed export (:meth:`Environment.pack`) starts as its head (name, aliases,
+    categories: everything but the sections) and a ``marshal`` blob of the whole package;
+    the blob is decoded and the sections built the first time anything asks for them, once,
+    under a lock. Most of a deployment's packages are code-specific and never asked.
+    """
 
-    def __init__(self, raw: Mapping[str, Any], path: str, environment: Environment, index: int) -> None:
+    __slots__ = ("environment", "index", "categories", "_sections", "_names", "_packed")
+
+    def __init__(
+        self, raw: Mapping[str, Any], path: str, environment: Environment, index: int, packed: bytes | None = None
+    ) -> None:
         super().__init__(raw, path)
         self.environment = environment
         self.index = index
-        self._by_name: dict[str, SectionDef] = {}
-        self.sections: list[SectionDef] = [
-            SectionDef(s, f"{path}/section_definitions/{i}", self, None)
-            for i, s in enumerate(_as_list(raw.get("section_definitions"), f"{path}/section_definitions"))
-        ]
+        self._names: dict[str, SectionDef] = {}
+        self._packed = packed
+        self._sections: list[SectionDef] | None = None
+        if packed is None:
+            self._sections = self._build_sections()
         self.categories: list[dict[str, Any]] = list(raw.get("category_definitions") or [])
-        for section in self.sections:
-            self._register(section)
 
     @property
     def qualified_name(self) -> str:
         return self.name
 
-    def _register(self, section: SectionDef) -> None:
+    @property
+    def sections(self) -> list[SectionDef]:
+        """The top-level sections, in definition order (a packed package is built here)."""
+        found = self._sections
+        if found is None:
+            with _PACKAGE_LOCK:
+                if self._sections is None:
+                    self.full_raw()
+                    # thousands of new objects for a large package, none of them garbage
+                    paused = gc.isenabled()
+                    gc.disable()
+                    try:
+                        self._sections = self._build_sections()
+                    finally:
+                        if paused:
+                            gc.enable()
+                found = self._sections
+        return found
+
+    @property
+    def is_built(self) -> bool:
+        """Whether the section objects exist (always, unless the package came packed)."""
+        return self._sections is not None
+
+    def full_raw(self) -> Mapping[str, Any]:
+        """The package as exported, sections included (decoded from its blob when packed)."""
+        if self._packed is not None:
+            with _PACKAGE_LOCK:
+                if self._packed is not None:
+                    raw = marshal.loads(self._packed)
+                    if not isinstance(raw, dict):  # the cache is checked, so only a bug gets here
+                        raise DefinitionError("a packed package is not an object", self.path)
+                    self.raw = raw
+                    self._packed = None
+        return self.raw
+
+    def _build_sections(self) -> list[SectionDef]:
+        where = f"{self.path}/section_definitions"
+        sections = [SectionDef(s, f"{where}/{i}", self, None) for i, s in enumerate(_as_list(self.raw.get("section_definitions"), where))]
+        for section in sections:
+            self._register(section, exported=True)
+        return sections
+
+    @property
+    def _by_name(self) -> dict[str, SectionDef]:
+        """Sections (inner ones included) by name, the first of a name winning."""
+        _ = self.sections
+        return self._names
+
+    def _register(self, section: SectionDef, exported: bool = False) -> None:
+        """Index ``section`` and its inner sections; ``exported``: they are the export's own,
+        not inline definitions met later (which a packed index cannot know)."""
         for each in _tree(section):
-            self._by_name.setdefault(each.name, each)
-            self.environment._index(each)
+            self._names.setdefault(each.name, each)
+            self.environment._index(each, exported)
 
     def section(self, name: str) -> SectionDef:
         """The section of that (inner sections included) name in this package."""
@@ -520,6 +606,9 @@ class Environment:
             environment export, ``"#/definitions"`` for an archive's custom package.
         source: a label for error messages (file name or URL).
         external: resolves references into other archives; without it they raise.
+
+    An environment built by :meth:`from_packed` answers every lookup exactly as the one it
+    was packed from, but builds a package's sections only when a lookup reaches into it.
     """
 
     def __init__(
@@ -533,19 +622,7 @@ class Environment:
     ) -> None:
         if not isinstance(data, Mapping) or not isinstance(data.get("packages", []), list):
             raise DefinitionError("a metainfo environment needs a 'packages' list", source)
-        self.raw = data
-        self.parent = parent
-        self.source = source
-        self.external = external
-        self._by_qualified: dict[str, SectionDef] = {}
-        self._by_id: dict[str, Definition] = {}
-        self._by_path: dict[str, Definition] = {}
-        # Every indexed section, in order; the ids of their quantities and sub-sections are
-        # indexed from the raw dicts on the first id lookup (``_property_ids``).
-        self._indexed: list[SectionDef] = []
-        self._prop_ids: dict[str, tuple[SectionDef, bool, int]] | None = None
-        self.packages: list[PackageDef] = []
-        self._package_by_name: dict[str, PackageDef] = {}
+        self._setup(data, parent, source, external, package_path, None)
         # Thousands of small objects, none of them garbage: without the pause, the collector
         # runs dozens of generation scans over them (a third of the construction time).
         paused = gc.isenabled()
@@ -553,20 +630,184 @@ class Environment:
         try:
             for i, p in enumerate(data.get("packages", [])):
                 pkg = PackageDef(p, package_path or f"/packages/{i}", self, i)
-                self.packages.append(pkg)
-                self._package_by_name.setdefault(pkg.name, pkg)
-                for alias in pkg.aliases:
-                    self._package_by_name.setdefault(alias, pkg)
+                self._add_package(pkg)
                 if pkg.definition_id:
                     self._by_id[pkg.definition_id] = pkg
             self._link_extensions()
         finally:
             if paused:
                 gc.enable()
+        self._exported = len(self._indexed)
+
+    def _setup(
+        self,
+        raw: Mapping[str, Any] | None,
+        parent: Environment | None,
+        source: str | None,
+        external: ExternalResolver | None,
+        package_path: str | None,
+        packed: Mapping[str, Any] | None,
+    ) -> None:
+        self._raw = raw
+        self.parent = parent
+        self.source = source
+        self.external = external
+        self._package_path = package_path
+        self._by_qualified: dict[str, SectionDef] = {}
+        self._by_id: dict[str, Definition] = {}
+        self._by_path: dict[str, Definition] = {}
+        # Every indexed section, in order; the ids of their quantities and sub-sections are
+        # indexed from the raw dicts on the first id lookup (``_property_ids``). Built from a
+        # packed export, only sections defined inline later are indexed here: the packed
+        # index (``_packed``) answers for the export's own.
+        self._indexed: list[SectionDef] = []
+        self._exported = 0
+        self._prop_ids: dict[str, tuple[SectionDef, bool, int]] | None = None
+        self._packed = packed
+        self._packed_prop_ids: dict[str, tuple[str, bool, int]] | None = None
+        self.packages: list[PackageDef] = []
+        self._package_by_name: dict[str, PackageDef] = {}
+
+    def _add_package(self, pkg: PackageDef) -> None:
+        self.packages.append(pkg)
+        self._package_by_name.setdefault(pkg.name, pkg)
+        for alias in pkg.aliases:
+            self._package_by_name.setdefault(alias, pkg)
+
+    # -- the packed form --------------------------------------------------------------------
+    @property
+    def is_packed(self) -> bool:
+        """Whether this environment was built from a packed export (its packages on demand)."""
+        return self._packed is not None
+
+    @property
+    def raw(self) -> Mapping[str, Any]:
+        """The export as given (from a packed export: rebuilt, every package decoded, once)."""
+        if self._raw is None:
+            assert self._packed is not None
+            head: Mapping[str, Any] = self._packed["head"]
+            packages = [pkg.full_raw() for pkg in self.packages]
+            rebuilt = {key: packages if key == "packages" else value for key, value in head.items()}
+            with _BUILD_LOCK:
+                if self._raw is None:
+                    self._raw = rebuilt
+        return self._raw
+
+    def pack(self) -> dict[str, Any] | None:
+        """This export in packed form: what the disk cache keeps, builtins only.
+
+        Each package becomes a ``marshal`` blob, next to its head (everything but its
+        sections) and an index of what lookups need without building a package: qualified
+        names, definition ids (of properties too, as a blob of its own) and extensions, each
+        pointing at a definition path. :meth:`from_packed` reads it back.
+
+        Call it on an environment fresh from ``Environment(data)``: the index is read off its
+        lookups, and must hold the export's own definitions only.
+
+        Returns:
+            The packed form, or ``None`` when this environment cannot be packed faithfully: a
+            custom schema (parent, external resolver, package path), sections defined inline
+            already met, an extension of an inline base section, or a value ``marshal``
+            refuses.
+        """
+        raw = self._raw
+        if raw is None or self.parent is not None or self.external is not None or self._package_path is not None:
+            return None
+        if len(self._indexed) != self._exported:
+            return None
+        # ~20,000 new tuples and dicts over the ~300,000 containers of the parsed export:
+        # with the collector on, they trigger full collections that rescan the export
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self._packed_form(raw)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _packed_form(self, raw: Mapping[str, Any]) -> dict[str, Any] | None:
+        """:meth:`pack`, with the collector paused; ``None`` where :meth:`pack` says."""
+        extensions: dict[str, list[str]] = {}
+        for section in self._indexed:
+            if section._extensions:
+                extensions[section.path] = [ext.path for ext in section._extensions]
+            if section.extends_base_section:
+                base = section.base_sections[0]
+                if self._by_path.get(base.path) is not base:  # an inline base: no path to it
+                    return None
+        ids: dict[str, str] = {}
+        for did, found in self._by_id.items():
+            if isinstance(found, PackageDef) and self.packages[found.index] is not found:
+                return None
+            ids[did] = found.path
+        properties: dict[str, tuple[SectionDef, bool, int]] = {}
+        for section in self._indexed:
+            _index_property_ids(section, properties)
+        try:
+            blobs = [marshal.dumps(p) for p in raw["packages"]]
+            index = {
+                "qualified": {name: section.path for name, section in self._by_qualified.items()},
+                "ids": ids,
+                "extensions": extensions,
+                "properties": marshal.dumps({did: (s.path, q, i) for did, (s, q, i) in properties.items()}),
+            }
+            heads = [{k: v for k, v in p.items() if k != "section_definitions"} for p in raw["packages"]]
+            head = {key: None if key == "packages" else value for key, value in raw.items()}
+            marshal.dumps((head, heads))  # refused here rather than by the cache
+        except (ValueError, TypeError):
+            return None
+        return {"format": PACKED_FORMAT, "head": head, "package_heads": heads, "packages": blobs, "index": index}
+
+    @classmethod
+    def from_packed(cls, packed: Mapping[str, Any], *, source: str | None = None) -> Environment:
+        """The environment of a packed export (:meth:`pack`), its packages built on first use.
+
+        Raises:
+            DefinitionError: ``packed`` is not a packed export of this layout.
+        """
+        if not is_packed_export(packed):
+            raise DefinitionError(f"not a packed metainfo export ({PACKED_FORMAT})", source)
+        env = cls.__new__(cls)
+        env._setup(None, None, source, None, None, packed)
+        for i, (head, blob) in enumerate(zip(packed["package_heads"], packed["packages"])):
+            env._add_package(PackageDef(head, f"/packages/{i}", env, i, packed=blob))
+        return env
+
+    def _packed_find(self, table: str, key: str) -> Definition | None:
+        """The export's definition under ``key`` in a table of the packed index, if any."""
+        if self._packed is None:
+            return None
+        path = self._packed["index"][table].get(key)
+        return None if path is None else self._resolve_path(path, None)
+
+    def _packed_extensions(self, path: str) -> list[SectionDef]:
+        """The extensions of the export's section at ``path``, from the packed index."""
+        paths = self._packed["index"]["extensions"].get(path, ()) if self._packed is not None else ()
+        return [ext for ext in (self._resolve_path(p, None) for p in paths) if isinstance(ext, SectionDef)]
+
+    def _packed_property(self, definition_id: str) -> Property | None:
+        """The export's quantity or sub-section of that id, from the packed index."""
+        if self._packed is None:
+            return None
+        if self._packed_prop_ids is None:
+            ids = marshal.loads(self._packed["index"]["properties"])
+            with _BUILD_LOCK:
+                if self._packed_prop_ids is None:
+                    self._packed_prop_ids = ids
+        where = self._packed_prop_ids.get(definition_id)
+        if where is None:
+            return None
+        path, is_quantity, index = where
+        section = self._resolve_path(path, None)
+        if not isinstance(section, SectionDef):
+            return None
+        return section.quantities[index] if is_quantity else section.sub_sections[index]
 
     # -- indexing -------------------------------------------------------------------------
-    def _index(self, section: SectionDef) -> None:
+    def _index(self, section: SectionDef, exported: bool = False) -> None:
         self._by_path[section.path] = section
+        if exported and self._packed is not None:
+            return  # names and ids of the export's own sections: the packed index has them
         self._by_qualified.setdefault(section.qualified_name, section)
         if section.definition_id:
             self._by_id[section.definition_id] = section
@@ -623,18 +864,24 @@ class Environment:
         return target
 
     def by_definition_id(self, definition_id: str) -> Definition | None:
-        found = self._by_id.get(definition_id)
+        # sections defined inline later win over the export's own, as they overwrite them in
+        # ``_by_id`` of an environment that is not packed
+        found = self._by_id.get(definition_id) or self._packed_find("ids", definition_id)
         if found is None:
             where = self._property_ids().get(definition_id)
             if where is not None:
                 section, is_quantity, index = where
                 found = section.quantities[index] if is_quantity else section.sub_sections[index]
+            else:
+                found = self._packed_property(definition_id)
         if found is None and self.parent is not None:
             return self.parent.by_definition_id(definition_id)
         return found
 
     def by_qualified_name(self, name: str) -> SectionDef | None:
-        found = self._by_qualified.get(name)
+        # the export's own sections first: they come first in ``_by_qualified`` too
+        packed = self._packed_find("qualified", name)
+        found = packed if isinstance(packed, SectionDef) else self._by_qualified.get(name)
         if found is None:
             # package aliases, and inner sections written Package.Outer.Inner
             parts = name.split(".")
@@ -804,6 +1051,39 @@ class Environment:
         raise UnknownDefinitionError(
             f"definition {ref!r} lives in another archive and no source can load it", origin
         )
+
+
+def is_packed_export(data: Any) -> bool:
+    """Whether ``data`` is a packed export (:meth:`Environment.pack`) of this layout, by shape.
+
+    Checks the kinds of the parts only: the cache that keeps packed exports checks their bytes.
+    """
+    if not isinstance(data, Mapping) or data.get("format") != PACKED_FORMAT:
+        return False
+    heads, blobs, index = data.get("package_heads"), data.get("packages"), data.get("index")
+    return (
+        isinstance(data.get("head"), dict)
+        and isinstance(heads, list)
+        and isinstance(blobs, list)
+        and len(heads) == len(blobs)
+        and all(isinstance(h, dict) for h in heads)
+        and all(isinstance(b, bytes) for b in blobs)
+        and isinstance(index, dict)
+        and all(isinstance(index.get(k), dict) for k in ("qualified", "ids", "extensions"))
+        and isinstance(index.get("properties"), bytes)
+    )
+
+
+def unpack_export(packed: Mapping[str, Any]) -> dict[str, Any]:
+    """The plain export (as parsed from JSON) of a packed one, every package decoded.
+
+    Raises:
+        DefinitionError: ``packed`` is not a packed export of this layout.
+    """
+    if not is_packed_export(packed):
+        raise DefinitionError(f"not a packed metainfo export ({PACKED_FORMAT})")
+    packages = [marshal.loads(blob) for blob in packed["packages"]]
+    return {key: packages if key == "packages" else value for key, value in packed["head"].items()}
 
 
 def _index_property_ids(section: SectionDef, ids: dict[str, tuple[SectionDef, bool, int]]) -> None:

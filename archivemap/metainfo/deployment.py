@@ -32,7 +32,7 @@ from typing import Any
 import requests
 
 from archivemap.errors import DefinitionError
-from archivemap.metainfo.cache import cache_dir, load_parsed, store_parsed, write_atomically
+from archivemap.metainfo.cache import cache_dir, load_cached_environment, store_environment, write_atomically
 from archivemap.metainfo.definitions import (
     METAINFO_DEADLINE,
     Environment,
@@ -129,9 +129,9 @@ def forget_deployments() -> None:
 def _fetch(url: str, get: SessionGet | None, *, offline: bool, revalidate: bool) -> Environment:
     record_path = cache_dir() / "metainfo" / f"deployment-{hashlib.sha256(url.encode()).hexdigest()[:40]}.json"
     record = _read_record(record_path, url)
-    cached = load_parsed("deployment", record["sha256"]) if record else None
+    cached = load_cached_environment("deployment", record["sha256"], url) if record else None
     if cached is not None and (offline or not revalidate):
-        return Environment(cached, source=url)
+        return cached
     if offline:
         raise DefinitionError("no cached metainfo for this deployment (offline)", url)
     headers: dict[str, str] = {}
@@ -144,23 +144,23 @@ def _fetch(url: str, get: SessionGet | None, *, offline: bool, revalidate: bool)
         answer = download_metainfo(url, get, headers)
     except requests.RequestException as exc:
         if cached is not None:  # offline, or the server is down: the copy we have will do
-            return Environment(cached, source=url)
+            return cached
         raise DefinitionError(f"cannot download metainfo: {type(exc).__name__}: {exc}", url) from None
     if answer.status == 304 and cached is not None:
-        return Environment(cached, source=url)
+        return cached
     if answer.status == 304:  # a validator we did not send: ask again, unconditionally
         answer = download_metainfo(url, get)
     sha = hashlib.sha256(answer.body).hexdigest()
-    data = load_parsed("deployment", sha)  # the same content another URL (or an earlier run) sent
-    if data is None:
+    env = load_cached_environment("deployment", sha, url)  # the same content another URL (or an earlier run) sent
+    if env is None:
         data = parse_export(answer.body.decode("utf-8", "replace"), url)
         if "packages" not in data and "section_definitions" in data:
             data = {"packages": [data]}
         if not isinstance(data.get("packages"), list):
             raise DefinitionError("the deployment's answer is not metainfo (no 'packages')", url)
-        store_parsed("deployment", sha, data)
+        env = store_environment("deployment", sha, data, url)
     _write_record(record_path, {"url": url, "sha256": sha, "etag": answer.etag, "last_modified": answer.last_modified})
-    return Environment(data, source=url)
+    return env
 
 
 def _read_record(path: Path, url: str) -> dict[str, Any] | None:
