@@ -217,7 +217,8 @@ def shared_archives(schema: Any, rounds: int, nomad_python: Path | None) -> None
         print(f"   {name[:38]:<40}{b * 1e3:7.3f}ms{fl * 1e3:7.3f}ms{a * 1e3:7.3f}ms{f * 1e3:8.3f}ms{theirs}"
               f"{a / b:8.2f}x{f / b:8.2f}x{fl / b:9.2f}x{f / fl:8.2f}x{versus}")
     for name, error in failed.items():
-        print(f"   nomad-lab failed on {name} (no NOMAD server context here): {error}")
+        why = " (it needs NOMAD's server context to follow it)" if "context" in error or "resolve" in error else ""
+        print(f"   nomad-lab failed on {name}{why}: {error}")
 
 
 def thousand_loads(schema: Any) -> None:
