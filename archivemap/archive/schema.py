@@ -43,7 +43,7 @@ from archivemap.errors import (
 )
 from archivemap.metainfo.default import SOURCE_LABEL, default_environment
 from archivemap.metainfo.definitions import Environment, SectionDef, SubSectionDef, load_environment
-from archivemap.metainfo.fields import FieldMeta, field_meta, quantity, section_fields, sub_section
+from archivemap.metainfo.fields import FieldMeta, field_for, field_meta, section_fields
 from archivemap.naming import class_name, python_name
 
 __all__ = [
@@ -479,12 +479,7 @@ class Schema:
                     f"properties of {sdef.qualified_name} map to one attribute {attr!r}", sdef.path
                 )
             used.add(attr)
-            kwargs = {
-                k: v
-                for k, v in attrs.asdict(fm, recurse=False, filter=lambda a, _: a.init).items()
-                if k not in ("name", "attribute", "kind")
-            }
-            fields[attr] = (sub_section if fm.kind == "sub_section" else quantity)(name, attr, **kwargs)
+            fields[attr] = field_for(fm)
             metas.append(fm)
         if foreign and not key:
             content = (self._serial, id(base), sdef.name, sdef.qualified_name, sdef.definition_id, sdef.description, metas)

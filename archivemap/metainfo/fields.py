@@ -20,6 +20,7 @@ __all__ = [
     "NUMPY_TYPES",
     "SECTION",
     "VALUE",
+    "field_for",
     "field_meta",
     "fields_by_name",
     "quantity",
@@ -114,16 +115,21 @@ def quantity(name: str, attribute: str | None = None, **meta: Any) -> Any:
         meta["shape"] = tuple(meta["shape"])
     if isinstance(meta.get("dtype"), list):
         meta["dtype"] = tuple(meta["dtype"])
-    fm = FieldMeta(name=name, attribute=attribute or name, kind="quantity", **meta)
-    # alias: the __init__ argument is the attribute name itself; attrs would otherwise strip
-    # a leading underscore ("_1abc" → "1abc", not an identifier; "_x" would clash with "x")
-    return attrs.field(default=None, metadata={META_KEY: fm}, alias=fm.attribute)
+    return field_for(FieldMeta(name=name, attribute=attribute or name, kind="quantity", **meta))
 
 
 def sub_section(name: str, attribute: str | None = None, **meta: Any) -> Any:
     """Declare a sub-section field: ``None`` when single, an empty list when repeating."""
-    fm = FieldMeta(name=name, attribute=attribute or name, kind="sub_section", **meta)
-    if fm.repeats:
+    return field_for(FieldMeta(name=name, attribute=attribute or name, kind="sub_section", **meta))
+
+
+def field_for(fm: FieldMeta) -> Any:
+    """The attrs field that declares ``fm``: what generated modules write with
+    :func:`quantity` and :func:`sub_section`, and what run-time classes are built from (a
+    1,500-field class such as NOMAD 2.0's ``Run`` is built without re-making its metas)."""
+    # alias: the __init__ argument is the attribute name itself; attrs would otherwise strip
+    # a leading underscore ("_1abc" → "1abc", not an identifier; "_x" would clash with "x")
+    if fm.kind == "sub_section" and fm.repeats:
         return attrs.field(factory=list, metadata={META_KEY: fm}, alias=fm.attribute)
     return attrs.field(default=None, metadata={META_KEY: fm}, alias=fm.attribute)
 
