@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -29,6 +30,24 @@ __all__ = ["MISSING", "dump_json", "merge_partial", "merged", "pad_list", "parse
 MISSING: Final = object()
 
 
+# importlib's lazy modules (lazy_loader) are not safe to touch first from several threads at
+# once on Python 3.11 ("module 'msgspec' has no attribute 'DecodeError'"): the first touch is
+# made under this lock, once; afterwards the module is the real one.
+_FIRST_USE = threading.Lock()
+_ready = False
+
+
+def _msgspec() -> Any:
+    """msgspec, imported (once, by one thread) on the first parse."""
+    global _ready
+    if not _ready:
+        with _FIRST_USE:
+            if not _ready:
+                msgspec.json.decode  # noqa: B018  (the import itself)
+                _ready = True
+    return msgspec
+
+
 def parse_json(data: bytes | bytearray | str, label: str | None = None) -> Any:
     """Parse JSON text exactly: integers of any size stay ``int``, NaN/Infinity are accepted.
 
@@ -36,38 +55,53 @@ def parse_json(data: bytes | bytearray | str, label: str | None = None) -> Any:
     reads an integer beyond 64 bits as a float: 1180591620717411303424 → 1.18e21), it keeps
     such integers exact, so no scan of the text for long digit runs is needed (that scan cost
     30-60 % of orjson's parse). The standard library takes over for what msgspec refuses and
-    NOMAD writes: Python-dumped ``NaN``/``Infinity`` literals (spec §2.2).
+    Python's ``json`` writes: ``NaN``/``Infinity`` literals (spec §2.2) and lone surrogate
+    escapes (``"\\ud800"``); it also words the error of text that is no JSON (with the
+    position), so a failure costs a second parse, a success never does.
 
     Raises:
         ArchiveDataError: not valid JSON (or nested too deeply to parse).
     """
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    spec = _msgspec()
     try:
-        return msgspec.json.decode(raw)
+        return spec.json.decode(raw)
     except RecursionError:
         raise ArchiveDataError("not valid JSON: nested too deeply", label) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        if b"NaN" not in raw and b"Infinity" not in raw:
-            raise ArchiveDataError(f"not valid JSON: {exc}", label) from None
+    except (spec.DecodeError, UnicodeDecodeError):
+        pass
     try:
-        return json.loads(raw.decode("utf-8", "replace"))
+        return json.loads(raw.decode("utf-8", "surrogatepass") if isinstance(raw, (bytes, bytearray)) else raw)
     except RecursionError:
         raise ArchiveDataError("not valid JSON: nested too deeply", label) from None
-    except ValueError as exc:
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise ArchiveDataError(f"not valid JSON: {exc}", label) from None
 
 
 def dump_json(value: Any, *, sort_keys: bool = False) -> bytes:
-    """Compact JSON of plain data, exact for what :func:`parse_json` reads.
+    """Compact JSON of plain data that :func:`parse_json` reads back as it was.
 
-    orjson writes (the fastest), except where it refuses: an integer beyond 64 bits, which
-    msgspec writes exactly (sorted keys too). Non-finite floats become ``null`` in both, as
-    in NOMAD's own API answers. Non-string keys are written as strings.
+    orjson writes (the fastest). Where it refuses, msgspec writes: an integer beyond 64
+    bits, exactly. Where both refuse (a lone surrogate in a string, keys that are not strings
+    with a big integer elsewhere), the standard library writes (escaped surrogates, keys as
+    strings). Non-finite floats become ``null`` with orjson and msgspec, as in NOMAD's own
+    API answers; the standard library writes ``NaN``, which :func:`parse_json` reads.
+
+    Raises:
+        TypeError: a value JSON has no form for.
     """
     try:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0))
     except TypeError:
-        return msgspec.json.encode(value, order="sorted" if sort_keys else None)
+        pass
+    try:
+        return _msgspec().json.encode(value, order="sorted" if sort_keys else None)  # type: ignore[no-any-return]
+    except (TypeError, UnicodeEncodeError):
+        pass
+    text = json.dumps(value, separators=(",", ":"))
+    if sort_keys:  # keys made strings first, as JSON has them: mixed key types do not sort
+        text = json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+    return text.encode("utf-8")
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -721,6 +721,9 @@ def test_integers_beyond_64_bits_arrive_exact(real_archives: dict[str, dict[str,
     entry_id = new_entry_id("archivemap_bigint")
     metadata = {**template["metadata"], "entry_id": entry_id, "big": 2**70 + 1, "negative_big": -(2**80) - 3}
     with LocalServer({entry_id: {**template, "metadata": metadata}}) as server:
-        raw = fast_client(server.url).archive(entry_id).to_dict()["metadata"]
+        client = fast_client(server.url)
+        raw = client.archive(entry_id).to_dict()["metadata"]
+        plan = client.explain({"entry_id": entry_id}, sample=1)  # sizes the answer it samples
+    assert plan.entries == 1 and plan.sampled == 1 and plan.approx_bytes > 1000
     assert raw["big"] == 2**70 + 1 and type(raw["big"]) is int
     assert raw["negative_big"] == -(2**80) - 3 and type(raw["negative_big"]) is int

@@ -768,7 +768,9 @@ class Environment:
         if not is_packed_export(packed):
             raise DefinitionError(f"not a packed metainfo export ({PACKED_FORMAT})", source)
         env = cls.__new__(cls)
-        env._setup(None, None, source, None, None, packed)
+        # the environment keeps the index and the head; each package keeps its own blob, and
+        # drops it once decoded (kept here too, every blob would outlive its package's dicts)
+        env._setup(None, None, source, None, None, {"head": packed["head"], "index": packed["index"]})
         for i, (head, blob) in enumerate(zip(packed["package_heads"], packed["packages"])):
             env._add_package(PackageDef(head, f"/packages/{i}", env, i, packed=blob))
         return env

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urljoin
 
 import attrs
-import orjson
 import requests
 
+from archivemap._json import dump_json
 from archivemap._progress import Progress
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
 from archivemap.errors import (
@@ -371,7 +371,7 @@ class ApiMethods:
             for entry in self.entries(query, page_size=min(sample, page_size), schema=schema):
                 if len(sizes) >= sample:
                     break
-                sizes.append(len(orjson.dumps(self.archive_raw(str(entry["entry_id"]), required))))
+                sizes.append(len(dump_json(self.archive_raw(str(entry["entry_id"]), required))))
         requests_needed = bulk_requests(total, page_size, batch_size)
         per_entry = sum(sizes) / len(sizes) if sizes else 0.0
         seconds = requests_needed / self.rate if self.rate > 0 else 0.0

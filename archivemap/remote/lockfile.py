@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from archivemap._json import dump_json, parse_json
 from archivemap.archive.context import new_archive
 from archivemap.archive.schema import Schema
 from archivemap.archive.sections import Section
@@ -90,7 +91,7 @@ def deployment_version(client: Any) -> str | None:
 
 def read_lock(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The parsed lockfile (checked for its format)."""
-    data = orjson.loads(Path(path).read_bytes())
+    data = parse_json(Path(path).read_bytes(), str(path))
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path} is not an archivemap dataset lockfile ({FORMAT})")
     return data
@@ -132,7 +133,7 @@ class LockWriter:
         """Atomically (re)write the file; one entry per line."""
         header = {**self.header, "complete": complete, "written_at": _now(), "count": len(self.entries)}
         head = orjson.dumps(header, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
-        lines = ",\n".join("    " + orjson.dumps(item, option=orjson.OPT_SORT_KEYS).decode() for item in self.entries.values())
+        lines = ",\n".join("    " + dump_json(item, sort_keys=True).decode() for item in self.entries.values())
         text = head[:-2] + ',\n  "entries": [\n' + lines + ("\n" if lines else "") + "  ]\n}\n"
         tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
         tmp.write_text(text, encoding="utf-8")
@@ -142,11 +143,11 @@ class LockWriter:
 
 def lock_header(client: Any, query: Any, required: Required, schema: Schema | None) -> dict[str, Any]:
     """The dataset's identity: deployment, query, ``required`` and schema."""
-    normalised = orjson.loads(canonical_json(required))
+    normalised = parse_json(canonical_json(required))
     return {
         "format": FORMAT,
         "deployment": {"url": client.base_url, "version": deployment_version(client)},
-        "query": orjson.loads(canonical_json(query)),
+        "query": parse_json(canonical_json(query)),
         "required": normalised,
         "required_hash": payload_hash(normalised),
         "schema_hash": None if schema is None else schema.identity,

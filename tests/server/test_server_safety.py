@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,6 +155,27 @@ def test_deeply_nested_bodies_are_refused(server: LocalServer, body: bytes) -> N
     response = requests.post(f"{server.url}/entries/E/archive/query", data=body, headers={"Content-Type": "application/json"}, timeout=10)
     assert response.status_code == 422
     assert "nested too deeply" in response.json()["detail"][0]["msg"]
+
+
+# A server whose threads have small stacks (musl's default is 128 kB): a parser recursing on
+# the C stack through a deep body would take the whole process down (exit code 139).
+_SMALL_STACKS = """
+import threading
+threading.stack_size(131072)
+import requests
+from archivemap.server import LocalServer
+with LocalServer({}) as server:
+    for depth in (600, 5000):
+        body = b'{"query": ' + b'[' * depth + b']' * depth + b'}'
+        answer = requests.post(f"{server.url}/entries/query", data=body, timeout=30)
+        print(answer.status_code, "nested too deeply" in answer.text)
+"""
+
+
+def test_deep_bodies_are_refused_before_parsing_even_on_small_stacks() -> None:
+    out = subprocess.run([sys.executable, "-c", _SMALL_STACKS], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["422", "True", "422", "True"]
 
 
 def test_moderate_nesting_is_fine(server: LocalServer) -> None:
