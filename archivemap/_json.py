@@ -8,44 +8,25 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-import lazy_loader
 import orjson
 
+from archivemap._lazy import deferred_import
 from archivemap.errors import ArchiveDataError
 
 if TYPE_CHECKING:
     import msgspec
 else:
     # imported by the first parse, not with archivemap ("import + schema ready" parses nothing)
-    msgspec = lazy_loader.load("msgspec")
+    msgspec = deferred_import("msgspec")
 
 __all__ = ["MISSING", "dump_json", "merge_partial", "merged", "pad_list", "parse_json", "read_json", "value_at"]
 
 #: "No value here at all", as opposed to ``None`` ("a value not loaded yet").
 MISSING: Final = object()
-
-
-# importlib's lazy modules (lazy_loader) are not safe to touch first from several threads at
-# once on Python 3.11 ("module 'msgspec' has no attribute 'DecodeError'"): the first touch is
-# made under this lock, once; afterwards the module is the real one.
-_FIRST_USE = threading.Lock()
-_ready = False
-
-
-def _msgspec() -> Any:
-    """msgspec, imported (once, by one thread) on the first parse."""
-    global _ready
-    if not _ready:
-        with _FIRST_USE:
-            if not _ready:
-                msgspec.json.decode  # noqa: B018  (the import itself)
-                _ready = True
-    return msgspec
 
 
 def parse_json(data: bytes | bytearray | str, label: str | None = None) -> Any:
@@ -63,12 +44,11 @@ def parse_json(data: bytes | bytearray | str, label: str | None = None) -> Any:
         ArchiveDataError: not valid JSON (or nested too deeply to parse).
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    spec = _msgspec()
     try:
-        return spec.json.decode(raw)
+        return msgspec.json.decode(raw)
     except RecursionError:
         raise ArchiveDataError("not valid JSON: nested too deeply", label) from None
-    except (spec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError):
         pass
     try:
         return json.loads(raw.decode("utf-8", "surrogatepass") if isinstance(raw, (bytes, bytearray)) else raw)
@@ -95,7 +75,7 @@ def dump_json(value: Any, *, sort_keys: bool = False) -> bytes:
     except TypeError:
         pass
     try:
-        return _msgspec().json.encode(value, order="sorted" if sort_keys else None)  # type: ignore[no-any-return]
+        return msgspec.json.encode(value, order="sorted" if sort_keys else None)  # type: ignore[no-any-return]
     except (TypeError, UnicodeEncodeError):
         pass
     text = json.dumps(value, separators=(",", ":"))

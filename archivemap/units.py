@@ -24,8 +24,8 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any, Final
 
-import lazy_loader
 
+from archivemap._lazy import deferred_import
 from archivemap.errors import ArchiveDataError
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 else:
     # imported when the first unit is needed, not with archivemap: pint and the numpy it
     # brings (and dask, when installed) are most of "import + schema ready" otherwise
-    pint = lazy_loader.load("pint")
+    pint = deferred_import("pint")
 
 __all__ = ["Quantity", "check_unit_text", "registry", "to_quantity", "unit"]
 

@@ -3,45 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from archivemap._json import dump_json, parse_json
 from archivemap.errors import ArchiveDataError
-
-# A fresh interpreter, so that msgspec is imported by the threads' first parse: on Python 3.11
-# importlib's lazy modules answered "module 'msgspec' has no attribute 'DecodeError'" to
-# threads that touched one while another was importing it.
-_THREADS_FIRST = """
-import threading
-from archivemap._json import parse_json
-barrier = threading.Barrier(16)
-errors = []
-def work():
-    barrier.wait()
-    try:
-        assert parse_json(b'{"a": [1, 2]}') == {"a": [1, 2]}
-        try:
-            parse_json(b'{"a": ')
-        except Exception as exc:
-            assert type(exc).__name__ == "ArchiveDataError", repr(exc)
-    except Exception as exc:
-        errors.append(repr(exc))
-threads = [threading.Thread(target=work) for _ in range(16)]
-for t in threads: t.start()
-for t in threads: t.join()
-print(len(errors), errors[:1])
-"""
-
-
-def test_threads_may_be_the_first_to_parse() -> None:
-    for _ in range(3):
-        out = subprocess.run([sys.executable, "-c", _THREADS_FIRST], capture_output=True, text=True, check=True)
-        assert out.stdout.startswith("0 "), out.stdout + out.stderr
-
 
 @pytest.mark.parametrize(
     "text, expected",

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import cattrs
-import lazy_loader
 
+from archivemap._lazy import deferred_import
 from archivemap._warnings import warn_at_caller
 from archivemap.errors import ArchiveDataError, SchemaMismatchWarning
 from archivemap.metainfo.fields import NUMPY_TYPES, FieldMeta
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 else:
     # imported by the first value that needs them (an array, a unit, a numpy scalar): the
     # schema, a load and navigation to sections pay for neither (see units.py)
-    np = lazy_loader.load("numpy")
-    pint = lazy_loader.load("pint")
+    np = deferred_import("numpy")
+    pint = deferred_import("pint")
 
 __all__ = ["Mismatch", "assignment_problem", "converter", "dump_value", "load_value"]
 

@@ -43,9 +43,9 @@ from itertools import chain
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, SupportsIndex, TypeVar, overload
 
-import lazy_loader
 import lazy_object_proxy
 
+from archivemap._lazy import deferred_import
 from archivemap._json import merge_partial, pad_list, value_at
 from archivemap._warnings import warn_at_caller
 from archivemap.archive.converter import assignment_problem, converter, dump_value, load_value
@@ -73,7 +73,7 @@ from archivemap.paths import Key, Segment, format_path, parse_path
 if TYPE_CHECKING:
     import numpy as np
 else:
-    np = lazy_loader.load("numpy")  # arrays only appear once numpy is imported (converter.py)
+    np = deferred_import("numpy")  # arrays only appear once numpy is imported (converter.py)
 
 __all__ = [
     "EMPTY",

@@ -1,0 +1,47 @@
+"""numpy, pint and msgspec are imported by their first use (archivemap/_lazy.py), and threads
+may be those first users: on Python 3.11, lazy_loader's modules answered "module 'numpy' has
+no attribute 'float64'" to 7 of 8 threads that loaded their first archive at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Each check runs in a fresh interpreter: the libraries must not be imported yet.
+_THREADS_FIRST = """
+import sys, threading, warnings
+warnings.simplefilter("ignore")
+import archivemap
+from archivemap._json import parse_json
+from archivemap.archive.load import default_schema
+schema = default_schema()
+# (submodules: a lazy module may sit in sys.modules under its own name before its import)
+assert not {"numpy.linalg", "pint.registry", "msgspec.json"} & set(sys.modules), "imported before first use"
+barrier = threading.Barrier(8)
+errors = []
+def work(i):
+    barrier.wait()
+    try:
+        assert parse_json(b'{"a": [1, 2]}') == {"a": [1, 2]}
+        archive = archivemap.load("samples/archives/si2-single-point.archive.json", schema)
+        energy = archive.workflow[0].calculation_result_ref.energy.total.value.to("eV")
+        assert energy.magnitude < 0
+        assert archive.run[0].system[0].atoms.positions.magnitude.shape[1] == 3
+        archive.to_dict()
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(errors), errors[:1])
+"""
+
+
+def test_threads_may_be_the_first_users_of_the_deferred_libraries() -> None:
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", _THREADS_FIRST], capture_output=True, text=True, cwd=REPO, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.startswith("0 "), out.stdout
