@@ -268,11 +268,7 @@ class Section:
     ) -> Section:
         """Wrap a raw JSON dict without converting anything (used by the loader)."""
         obj = cls.__new__(cls)
-        object.__setattr__(obj, "_m_data", data)
-        object.__setattr__(obj, "_m_parent", parent)
-        object.__setattr__(obj, "_m_ctx", ctx if ctx is not None else (parent._m_ctx if parent else None))
-        object.__setattr__(obj, "_m_dirty", None)
-        object.__setattr__(obj, "_m_key", key)
+        _wrap(obj, data, parent, ctx if ctx is not None else (parent._m_ctx if parent else None), key)
         return obj
 
     # -- lazy loading ---------------------------------------------------------------------
@@ -760,6 +756,18 @@ def _keep_converted(data: dict[str, Any], name: str, raw: list[Any], value: Any)
 
 
 _FLOATS: Final = {float}
+_set_slot: Final = object.__setattr__
+
+
+def _wrap(
+    obj: Section, data: dict[str, Any], parent: Section | None, ctx: SectionContext | None, key: tuple[str, int | None] | None
+) -> None:
+    """Fill the private slots of a section made by ``__new__`` around its raw JSON."""
+    _set_slot(obj, "_m_data", data)
+    _set_slot(obj, "_m_parent", parent)
+    _set_slot(obj, "_m_ctx", ctx)
+    _set_slot(obj, "_m_dirty", None)
+    _set_slot(obj, "_m_key", key)
 
 
 def _load_sub_section(section: Section, fm: FieldMeta, value: Any) -> Any:
@@ -780,19 +788,33 @@ def _load_sub_section(section: Section, fm: FieldMeta, value: Any) -> Any:
         else:
             _warn(path, f"repeating sub-section holds a {type(value).__name__}")
             return value
+        # the loop of every list of sections (a 100-step MD run: 100 calculations, systems,
+        # tasks): an item without m_def is the declared class, asked of nobody, and each
+        # section is made here as m_load makes it, without a call per item
         out: list[Any] = []
+        append = out.append
+        name = fm.name
+        declared_new = declared.__new__
         for i, item in enumerate(items):
-            if item is None:
-                out.append(None)
+            if type(item) is dict and "m_def" not in item and "m_def_id" not in item:
+                obj = declared_new(declared)
             elif isinstance(item, dict):
-                cls = ctx.class_for_item(declared, item, _LazyPath(section, fm.name, i))
-                out.append(cls.m_load(item, section, (fm.name, i), ctx))
+                cls = ctx.class_for_item(declared, item, _LazyPath(section, name, i))
+                obj = cls.__new__(cls)
             else:
-                _warn(f"{path}/{i}", f"sub-section item is a {type(item).__name__}")
-                out.append(item)
+                if item is not None:
+                    _warn(f"{path}/{i}", f"sub-section item is a {type(item).__name__}")
+                append(item)
+                continue
+            _wrap(obj, item, section, ctx, (name, i))
+            append(obj)
         if ctx.fetcher is not None:
             return PartialList(out, section, fm.name)
         return out
+    if type(value) is dict and "m_def" not in value and "m_def_id" not in value:  # the declared class
+        obj = declared.__new__(declared)
+        _wrap(obj, value, section, ctx, (fm.name, None))
+        return obj
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
         value_dict = value[0]
         _warn(path, "single sub-section stored as a one-item list")
