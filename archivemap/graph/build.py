@@ -43,8 +43,6 @@ import gc
 from collections.abc import Iterable
 from typing import Any
 
-import networkx as nx
-
 from archivemap._progress import Progress
 from archivemap.archive.references import ParsedReference, parse_reference
 from archivemap.archive.sections import (
@@ -60,6 +58,7 @@ from archivemap.archive.sections import (
 )
 from archivemap.archive.sources import DirectorySource, ZipSource
 from archivemap.errors import ArchivemapError
+from archivemap.graph._nx import nx
 from archivemap.metainfo.fields import FieldMeta, fields_by_name, section_fields
 
 __all__ = ["node_id", "reference_graph"]

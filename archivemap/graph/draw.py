@@ -19,7 +19,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
-import networkx as nx
+from archivemap.graph._nx import nx
 
 __all__ = ["collapse", "draw", "layered_layout", "to_html"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import networkx as nx
+from archivemap.graph._nx import nx
 
 __all__ = ["to_dot", "to_graphml", "to_text"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-import networkx as nx
-
 from archivemap.archive.sections import Section
+from archivemap.graph._nx import nx
 from archivemap.graph.build import node_id
+
 
 __all__ = ["dangling_references", "reference_cycle_groups", "reference_cycles", "referrers", "subgraph_of"]
 
