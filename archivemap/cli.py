@@ -22,15 +22,13 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
-
-import numpy as np
-import pint
 
 import archivemap
 from archivemap import graph
 from archivemap._json import read_json
+from archivemap._lazy import deferred_import
 from archivemap._progress import watched
 from archivemap.archive.load import default_schema
 from archivemap.archive.schema import as_schema
@@ -48,6 +46,14 @@ from archivemap.server import LocalServer
 from archivemap.views.display import pretty
 from archivemap.views.units import PRESETS, convert, display_units, molar_registry, to_display, unit_text
 from archivemap_codegen import cli as codegen_cli
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pint
+else:
+    # numpy and pint (~0.3 s) are imported by the first value shown, not by `archivemap --help`
+    np = deferred_import("numpy")
+    pint = deferred_import("pint")
 
 __all__ = ["build_parser", "main"]
 

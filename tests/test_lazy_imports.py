@@ -45,3 +45,16 @@ def test_threads_may_be_the_first_users_of_the_deferred_libraries() -> None:
         out = subprocess.run([sys.executable, "-c", _THREADS_FIRST], capture_output=True, text=True, cwd=REPO, timeout=300)
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.startswith("0 "), out.stdout
+
+
+def test_the_cli_and_the_views_import_no_heavy_library_before_they_need_it() -> None:
+    """`archivemap --help` (the CLI imports every layer) imports neither numpy, pint nor
+    networkx, and no display-unit table is made (it would build pint's registry)."""
+    code = (
+        "import sys, archivemap.cli, archivemap.views.display, archivemap.graph\n"
+        "from archivemap.views import units\n"
+        "print(sorted({'numpy', 'pint', 'networkx', 'msgspec'} & set(sys.modules)), units._current)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["[]", "None"]

@@ -27,13 +27,19 @@ import datetime
 import html as _html
 import re
 from collections.abc import Iterator
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 import attrs
-import numpy as np
 
+from archivemap._lazy import deferred_import
 from archivemap.metainfo.fields import FieldMeta, section_fields
 from archivemap.views.units import to_display, unit_text
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    # numpy is imported by the first array shown, not by importing the views
+    np = deferred_import("numpy")
 
 __all__ = ["SectionView", "format_value", "html", "pretty", "python_path", "summary"]
 

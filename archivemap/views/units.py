@@ -34,11 +34,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pint
-
+from archivemap._lazy import deferred_import
 from archivemap.units import registry
+
+if TYPE_CHECKING:
+    import pint
+else:
+    # pint (~0.12 s) is imported by the first unit needed, not by importing the views
+    pint = deferred_import("pint")
 
 __all__ = [
     "DIMENSIONS",
@@ -259,7 +264,10 @@ class DisplayUnits:
             _current = self._previous
 
 
-_current = DisplayUnits("materials", PRESETS["materials"])
+# The preference in force; the default ("materials") is made by its first use, because making
+# it builds pint's registry (0.1-0.3 s), which importing the views (as the CLI does for every
+# command) should not cost.
+_current: DisplayUnits | None = None
 
 
 def display_units(preset: str | Mapping[str, str] | None = "materials", **by_dimension: str) -> DisplayUnits:
@@ -295,22 +303,31 @@ def display_units(preset: str | Mapping[str, str] | None = "materials", **by_dim
     if by_dimension:
         name = f"{name}+" + ",".join(f"{k}={v}" for k, v in by_dimension.items())
     chosen = DisplayUnits(name, table)
+    previous = current()
     with _lock:
-        chosen._previous = _current
+        chosen._previous = _current if _current is not None else previous
         _current = chosen
     return chosen
 
 
 def current() -> DisplayUnits:
     """The display-unit preference in force."""
-    return _current
+    global _current
+    found = _current
+    if found is None:
+        made = DisplayUnits("materials", PRESETS["materials"])  # takes _lock itself (the registry)
+        with _lock:
+            if _current is None:
+                _current = made
+            found = _current
+    return found
 
 
 def to_display(value: Any) -> Any:
     """A quantity in the display unit in force; anything else unchanged."""
-    return _current.show(value)
+    return current().show(value)
 
 
 def display_unit(stored_unit: str | None) -> Any:
     """The display unit for a definition's stored unit (``None``: show it as stored)."""
-    return _current.unit_for(stored_unit) if stored_unit else None
+    return current().unit_for(stored_unit) if stored_unit else None
