@@ -54,6 +54,17 @@ import archivemap
 a = archivemap.load({str(ARCHIVE)!r})
 v = a.workflow[0].calculation_result_ref.energy.total.value.to("eV")
 """
+# the command line as a user types it (whole process): what every command pays, and one read
+CLI_HELP = """
+import contextlib, io
+from archivemap.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    main(["--help"])
+"""
+CLI_SHOW = f"""
+from archivemap.cli import main
+main(["show", {str(ARCHIVE)!r}, "workflow[0].calculation_result_ref.energy.total.value", "--unit", "eV"])
+"""
 # issue 14's "import + schema ready": what a user waits for before the first load
 SCHEMA_READY = """
 from archivemap.archive.load import default_schema
@@ -143,6 +154,8 @@ def main() -> int:
                 ("import + schema ready, warm", SCHEMA_READY, warm_dir),
                 ("import + schema + load, cold", LOAD, cold("l")),
                 ("import + schema + load, warm", LOAD, warm_dir),
+                ("archivemap --help", CLI_HELP, warm_dir),
+                ("archivemap show ... --unit eV, warm", CLI_SHOW, warm_dir),
             ):
                 wall, cpu, _out = _run(code, where)
                 rows.setdefault(name, []).append(wall)

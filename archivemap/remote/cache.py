@@ -225,8 +225,8 @@ class ArchiveCache:
     def _db(self) -> sqlite3.Connection:
         # One connection per process: a forked child must not share its parent's.
         if self._connection is None or self._pid != os.getpid():
-            connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
+            connection = sqlite3.connect(self.path, timeout=_BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+            _use_wal(connection)
             connection.execute("PRAGMA synchronous=NORMAL")
             self._connection, self._pid = connection, os.getpid()
         return self._connection
@@ -336,6 +336,33 @@ class ArchiveCache:
         with self._lock:
             self._db().execute("VACUUM")
         return count
+
+
+#: how long a connection waits for another process's lock before giving up
+_BUSY_SECONDS = 60.0
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Switch the database to write-ahead logging, waiting for other processes that hold it.
+
+    The switch needs the database alone, and SQLite answers "database is locked" at once,
+    without its busy handler, while another connection is creating or switching the same
+    file: several Dask workers opening a new cache together did (3 rounds in 10 of 8
+    processes here). A file already in WAL mode (the mode persists) needs no switch.
+    """
+    deadline = time.monotonic() + _BUSY_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            mode = connection.execute("PRAGMA journal_mode").fetchone()
+            if not mode or str(mode[0]).lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 class _Transaction:
