@@ -17,13 +17,16 @@ under one lock and copies its namespace in, so later reads are plain module-dict
 from __future__ import annotations
 
 import importlib
-import threading
 import types
 from typing import Any
 
+from archivemap._locks import ForkSafeLock
+
 __all__ = ["deferred_import"]
 
-_LOCK = threading.RLock()  # reentrant: importing numpy may touch another stand-in (pint → numpy)
+# reentrant: importing numpy may touch another stand-in (pint → numpy); renewed in a forked
+# child, where the thread that held it during the fork does not exist
+_LOCK = ForkSafeLock()
 _REAL = "__archivemap_real__"
 
 

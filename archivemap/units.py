@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 from typing import TYPE_CHECKING, Any, Final
 
 
 from archivemap._lazy import deferred_import
+from archivemap._locks import ForkSafeLock
 from archivemap.errors import ArchiveDataError
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ _EXTRA_DEFINITIONS = (
     "ppm = 1e-6",
 )
 
-_lock = threading.Lock()
+_lock = ForkSafeLock(reentrant=False)  # a forked child gets it back unlocked
 _prepared: set[int] = set()
 
 

@@ -58,3 +58,48 @@ def test_the_cli_and_the_views_import_no_heavy_library_before_they_need_it() -> 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["[]", "None"]
+
+
+# A thread holds archivemap's locks (the first import of pint, a class being built) while
+# another thread forks, as a notebook with a background loader and a multiprocessing pool can:
+# the child must not wait for a thread that does not exist there.
+_FORK_WHILE_HELD = """
+import os, sys, threading, time, warnings
+warnings.simplefilter("ignore")
+import archivemap
+from archivemap import _lazy, units
+from archivemap.archive.load import default_schema
+schema = default_schema()
+held, release = threading.Event(), threading.Event()
+def hold():
+    with _lazy._LOCK, units._lock, schema._lock:
+        held.set()
+        release.wait()
+holder = threading.Thread(target=hold)
+holder.start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    archive = archivemap.load("samples/archives/si2-single-point.archive.json", schema)
+    energy = archive.workflow[0].calculation_result_ref.energy.total.value.to("eV")
+    os._exit(0 if energy.magnitude < 0 else 3)
+release.set()
+holder.join()
+deadline = time.monotonic() + 120
+while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print("exit", os.waitstatus_to_exitcode(status))
+        break
+    if time.monotonic() > deadline:
+        os.kill(pid, 9)
+        print("hung")
+        break
+    time.sleep(0.05)
+"""
+
+
+def test_a_child_forked_while_a_thread_holds_the_locks_does_not_hang() -> None:
+    out = subprocess.run([sys.executable, "-c", _FORK_WHILE_HELD], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["exit", "0"]

@@ -33,6 +33,7 @@ from typing import Any, Final, Protocol, Union
 import attrs
 import orjson
 
+from archivemap._locks import ForkSafeLock
 from archivemap.archive.sections import Section
 from archivemap.errors import (
     ArchivemapError,
@@ -108,7 +109,7 @@ class Schema:
         self.generated = classes
         self._by_def: dict[int, type[Section]] = {}
         self._def_by_class: dict[type, SectionDef] = {}
-        self._lock = threading.RLock()
+        self._lock = ForkSafeLock()  # a forked child gets it back unlocked (see archivemap._locks)
         self._root: type[Section] | None = None
         self._sub_classes: dict[tuple[type, str], type[Section]] = {}
         self._reference_classes: dict[str, type[Section] | None] = {}

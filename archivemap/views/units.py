@@ -31,12 +31,12 @@ is molar and the value is not (``convert(e, "kJ/mol")``); by hand it is
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from archivemap._lazy import deferred_import
+from archivemap._locks import ForkSafeLock
 from archivemap.units import registry
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ PRESETS: dict[str, dict[str, str]] = {
     "si": {},
 }
 
-_lock = threading.Lock()
+_lock = ForkSafeLock(reentrant=False)  # a forked child gets it back unlocked
 _molar_ready: set[int] = set()
 
 
