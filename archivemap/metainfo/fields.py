@@ -202,8 +202,10 @@ def section_fields(cls: type) -> dict[str, FieldMeta]:
                 fm = f.metadata.get(META_KEY)
                 if fm is not None:
                     cached[f.name] = fm
-        type.__setattr__(cls, "_m_fields_by_attr", cached)
+        # by name first: a thread that sees the table by attribute skips this build and may
+        # read the one by name at once (fields_by_name), which must then be there already
         type.__setattr__(cls, "_m_fields_by_name", {fm.name: fm for fm in cached.values()})
+        type.__setattr__(cls, "_m_fields_by_attr", cached)
     type.__setattr__(cls, "_m_fields_owned", (cls, cached))
     return cached  # type: ignore[no-any-return]
 

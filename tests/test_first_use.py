@@ -1,6 +1,10 @@
-"""numpy, pint and msgspec are imported by their first use (archivemap/_lazy.py), and threads
-may be those first users: on Python 3.11, lazy_loader's modules answered "module 'numpy' has
-no attribute 'float64'" to 7 of 8 threads that loaded their first archive at once."""
+"""What is made on first use (imports, tables of a class, locks) when threads and forked
+processes are the first users.
+
+numpy, pint and msgspec are imported by their first use (archivemap/_lazy.py): on Python 3.11,
+lazy_loader's modules answered "module 'numpy' has no attribute 'float64'" to 7 of 8 threads
+that loaded their first archive at once. Each check runs in a fresh interpreter, where nothing
+is made yet."""
 
 from __future__ import annotations
 
@@ -103,3 +107,40 @@ def test_a_child_forked_while_a_thread_holds_the_locks_does_not_hang() -> None:
     out = subprocess.run([sys.executable, "-c", _FORK_WHILE_HELD], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["exit", "0"]
+
+
+# Sixteen threads build the reference graph of the same new archive at once, with the
+# interpreter switching threads every microsecond: each reads the field tables of classes
+# nobody has read yet (metainfo/fields.py). Before, a thread could see the table by attribute
+# and not yet the one by name: KeyError '_m_fields_by_name' in 10 runs of 15.
+_TABLES = """
+import sys, threading, warnings
+warnings.simplefilter("ignore")
+import archivemap
+from archivemap.archive.load import default_schema
+schema = default_schema()
+path = sys.argv[1]
+archives = [archivemap.load(path, schema) for _ in range(16)]
+sys.setswitchinterval(1e-6)
+barrier = threading.Barrier(16)
+errors = []
+def work(archive):
+    barrier.wait()
+    try:
+        archivemap.reference_graph(archive)
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=work, args=(a,)) for a in archives]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(errors), errors[:1])
+"""
+
+
+def test_threads_may_be_the_first_to_read_a_class_field_tables(shared_data: Path) -> None:
+    archive = shared_data / "archives" / "fhiaims-alas-geometry-optimization.parsed.archive.json"
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", _TABLES, str(archive)], capture_output=True, text=True,
+                             cwd=REPO, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.startswith("0 "), out.stdout
