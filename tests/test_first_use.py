@@ -14,6 +14,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+def run_fresh(code: str, *args: str) -> str:
+    """The output of ``code`` run by a fresh interpreter in the repository (which must succeed)."""
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
 # Each check runs in a fresh interpreter: the libraries must not be imported yet.
 _THREADS_FIRST = """
 import sys, threading, warnings
@@ -46,9 +53,8 @@ print(len(errors), errors[:1])
 
 def test_threads_may_be_the_first_users_of_the_deferred_libraries() -> None:
     for _ in range(3):
-        out = subprocess.run([sys.executable, "-c", _THREADS_FIRST], capture_output=True, text=True, cwd=REPO, timeout=300)
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert out.stdout.startswith("0 "), out.stdout
+        out = run_fresh(_THREADS_FIRST)
+        assert out.startswith("0 "), out
 
 
 def test_the_cli_and_the_views_import_no_heavy_library_before_they_need_it() -> None:
@@ -59,9 +65,7 @@ def test_the_cli_and_the_views_import_no_heavy_library_before_they_need_it() -> 
         "from archivemap.views import units\n"
         "print(sorted({'numpy', 'pint', 'networkx', 'msgspec'} & set(sys.modules)), units._current)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["[]", "None"]
+    assert run_fresh(code).split() == ["[]", "None"]
 
 
 # A thread holds archivemap's locks (the first import of pint, a class being built) while
@@ -104,9 +108,7 @@ while True:
 
 
 def test_a_child_forked_while_a_thread_holds_the_locks_does_not_hang() -> None:
-    out = subprocess.run([sys.executable, "-c", _FORK_WHILE_HELD], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["exit", "0"]
+    assert run_fresh(_FORK_WHILE_HELD).split() == ["exit", "0"]
 
 
 # Sixteen threads build the reference graph of the same new archive at once, with the
@@ -140,7 +142,5 @@ print(len(errors), errors[:1])
 def test_threads_may_be_the_first_to_read_a_class_field_tables(shared_data: Path) -> None:
     archive = shared_data / "archives" / "fhiaims-alas-geometry-optimization.parsed.archive.json"
     for _ in range(5):
-        out = subprocess.run([sys.executable, "-c", _TABLES, str(archive)], capture_output=True, text=True,
-                             cwd=REPO, timeout=300)
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert out.stdout.startswith("0 "), out.stdout
+        out = run_fresh(_TABLES, str(archive))
+        assert out.startswith("0 "), out
