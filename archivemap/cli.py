@@ -33,7 +33,7 @@ from archivemap._progress import watched
 from archivemap.archive.load import default_schema
 from archivemap.archive.schema import as_schema
 from archivemap.archive.sections import Section
-from archivemap.errors import AbsentError, HTTPStatusError, NotFoundError, QueryError, TransportError
+from archivemap.errors import AbsentError, ArchiveDataError, HTTPStatusError, NotFoundError, QueryError, TransportError
 from archivemap.graph.draw import to_html
 from archivemap.metainfo.fields import fields_by_name
 from archivemap.metainfo.search import search_quantities
@@ -43,6 +43,7 @@ from archivemap.remote.dataset import open_dataset
 from archivemap.remote.lockfile import dataset_raw
 from archivemap.remote.query import explain_query, query_json
 from archivemap.server import LocalServer
+from archivemap.units import check_unit_text
 from archivemap.views.display import pretty
 from archivemap.views.units import PRESETS, convert, display_units, molar_registry, to_display, unit_text
 from archivemap_codegen import cli as codegen_cli
@@ -130,6 +131,10 @@ def _required_type(text: str) -> Any:
 
 
 def _unit_type(text: str) -> str:
+    try:
+        check_unit_text(text)  # pint evaluates unit expressions: "10**10**10" would never end
+    except ArchiveDataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     try:
         molar_registry().Unit(text)
     except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AttributeError, TypeError, ValueError, AssertionError):

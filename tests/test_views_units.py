@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pint
@@ -108,3 +111,27 @@ def test_archive_energies_in_ev_and_kj_per_mol(schema_2_0: Any) -> None:
     assert to_display(energy).magnitude == pytest.approx(-86.71940396, rel=1e-9)
     assert convert(energy, "kJ/mol").magnitude == pytest.approx(-8367.1504926, rel=1e-9)
     assert str(energy.units) == "joule"  # still what the archive stores
+
+
+@pytest.mark.parametrize("hostile", ["10**1000", "eV ** 1000000", "(" * 20 + "eV" + ")" * 20, "eV; import os"])
+def test_units_a_user_types_are_checked_before_pint_evaluates_them(hostile: str) -> None:
+    """pint parses a unit by evaluating it: ``10**10**10`` computed for ever (the CLI's
+    ``--unit`` and ``convert`` hung with growing memory). The archive's own unit grammar
+    now applies to what a user types too, and legitimate units still pass."""
+    energy = registry().Quantity(1.0, "eV")
+    with pytest.raises(ValueError, match="not a unit expression"):
+        convert(energy, hostile)
+    with pytest.raises(ValueError, match="not a unit expression"):
+        display_units(energy=hostile)
+    assert convert(energy, "kJ/mol").magnitude == pytest.approx(96.485, rel=1e-4)
+    assert convert(registry().Quantity(1.0, "angstrom"), "µm").magnitude == pytest.approx(1e-4)
+    with display_units(energy="meV"):
+        pass
+
+
+def test_the_cli_refuses_a_unit_pint_would_compute_for_ever() -> None:
+    sample = Path(__file__).resolve().parents[1] / "samples" / "archives" / "si2-single-point.archive.json"
+    path = "workflow[0].calculation_result_ref.energy.total.value"
+    out = subprocess.run([sys.executable, "-m", "archivemap.cli", "show", str(sample), path, "--unit", "10**10**10"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "not a unit expression" in out.stderr

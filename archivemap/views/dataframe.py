@@ -35,6 +35,7 @@ from archivemap.archive.sections import Section
 from archivemap.errors import MissingError, NotInSchemaError
 from archivemap.metainfo.fields import FieldMeta, fields_by_name
 from archivemap.paths import parse_path
+from archivemap.units import check_unit_text
 from archivemap.views.units import convert, display_unit, molar_registry, unit_text
 
 __all__ = ["to_dataframe"]
@@ -154,7 +155,7 @@ def _resolve_columns(
                 f"no column {path!r}: {owner.m_qualified_name} has no property {failed!r}{hint}"  # type: ignore[attr-defined]
             )
         if target:
-            unit = ureg.Unit(target)
+            unit = ureg.Unit(check_unit_text(target))  # pint evaluates what it parses
         elif found is not None and found.unit and units == "display":
             unit = display_unit(found.unit) or ureg.Unit(found.unit)
         elif found is not None and found.unit:

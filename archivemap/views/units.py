@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from archivemap._lazy import deferred_import
 from archivemap._locks import ForkSafeLock
-from archivemap.units import registry
+from archivemap.units import check_unit_text, registry
 
 if TYPE_CHECKING:
     import pint
@@ -170,7 +170,7 @@ def convert(value: Any, unit: str | Any) -> Any:
         pint.DimensionalityError: the units do not fit, even through the molar context.
     """
     ureg = molar_registry()
-    target = ureg.Unit(unit) if isinstance(unit, str) else unit
+    target = ureg.Unit(check_unit_text(unit)) if isinstance(unit, str) else unit
     try:
         return value.to(target)
     except pint.DimensionalityError:
@@ -202,7 +202,7 @@ class DisplayUnits:
         self._by_dim: dict[Any, Any] = {}
         for key, unit in self.table.items():
             dim = _dimensionality(DIMENSIONS.get(key, key))
-            target = ureg.Unit(unit)
+            target = ureg.Unit(check_unit_text(unit))
             if dim == target.dimensionality or (
                 _is_molar(target) and dim == (target * ureg.mole).dimensionality
             ):
