@@ -35,7 +35,7 @@ else:
     # brings (and dask, when installed) are most of "import + schema ready" otherwise
     pint = deferred_import("pint")
 
-__all__ = ["Quantity", "check_unit_text", "registry", "to_quantity", "unit"]
+__all__ = ["Quantity", "check_unit_text", "registry", "registry_key", "to_quantity", "unit"]
 
 # NOMAD's names that pint's defaults lack, as "name = definition" lines (spec §6.1).
 _EXTRA_DEFINITIONS = (
@@ -73,6 +73,15 @@ def registry() -> Any:
                 _prepared.add(key)
                 _unit_cached.cache_clear()
     return ureg
+
+
+def registry_key() -> int:
+    """Which registry quantities are made on now: it changes with ``pint.set_application_registry``.
+
+    What is built from units once (display-unit tables) is rebuilt when it changes, since
+    pint refuses to combine units of two registries.
+    """
+    return id(_current(registry()))
 
 
 def _current(ureg: Any) -> Any:

@@ -135,3 +135,24 @@ def test_the_cli_refuses_a_unit_pint_would_compute_for_ever() -> None:
     out = subprocess.run([sys.executable, "-m", "archivemap.cli", "show", str(sample), path, "--unit", "10**10**10"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "not a unit expression" in out.stderr
+
+
+def test_display_units_follow_a_new_application_registry(schema_2_0: Any) -> None:
+    """units.py lets a user replace pint's application registry; the display-unit tables,
+    built once on the old one, answered 'Cannot operate with Unit and Unit of different
+    registries' to every display afterwards."""
+    path = SHARED / "archives" / "vasp-si16-singlepoint.recorded.archive.json"
+    if not path.exists():
+        pytest.skip(f"{path} not found (../shared is absent)")
+    before = load(path, schema_2_0).run[0].calculation[-1].energy.total.value
+    assert str(to_display(before).units) == "electron_volt"
+    original = pint.get_application_registry().get()
+    try:
+        pint.set_application_registry(pint.UnitRegistry())
+        energy = load(path, schema_2_0).run[0].calculation[-1].energy.total.value
+        shown = to_display(energy)
+        assert str(shown.units) == "electron_volt" and shown.magnitude == pytest.approx(energy.to("eV").magnitude)
+        assert convert(energy, "kJ/mol").magnitude == pytest.approx(energy.to("eV").magnitude * 96.485, rel=1e-4)
+    finally:
+        pint.set_application_registry(original)
+    assert str(to_display(before).units) == "electron_volt"

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from archivemap._lazy import deferred_import
 from archivemap._locks import ForkSafeLock
-from archivemap.units import check_unit_text, registry
+from archivemap.units import check_unit_text, registry, registry_key
 
 if TYPE_CHECKING:
     import pint
@@ -198,23 +198,29 @@ class DisplayUnits:
     def __init__(self, name: str, table: Mapping[str, str]) -> None:
         self.name = name
         self.table = dict(table)
+        self._previous: DisplayUnits | None = None
+        self._build()  # checks the table now: a unit of the wrong dimension is refused here
+
+    def _build(self) -> None:
+        """The tables of pint units, on the registry quantities are made on now."""
         ureg = molar_registry()
-        self._by_dim: dict[Any, Any] = {}
+        by_dim: dict[Any, Any] = {}
         for key, unit in self.table.items():
             dim = _dimensionality(DIMENSIONS.get(key, key))
             target = ureg.Unit(check_unit_text(unit))
             if dim == target.dimensionality or (
                 _is_molar(target) and dim == (target * ureg.mole).dimensionality
             ):
-                self._by_dim[dim] = target
+                by_dim[dim] = target
             else:
                 raise ValueError(f"display unit {unit!r} is not a unit of {key}")
         # pint's preferred units combine only the base display units (energy, length, time,
         # temperature): THz, e or Da in the mix would turn an ampere into e·THz
         base = {_dimensionality(DIMENSIONS[k]) for k in ("energy", "length", "time", "temperature")}
-        self._preferred = [u for d, u in self._by_dim.items() if d in base and not _is_molar(u)]
+        self._by_dim = by_dim
+        self._preferred = [u for d, u in by_dim.items() if d in base and not _is_molar(u)]
         self._cache: dict[str, Any] = {}
-        self._previous: DisplayUnits | None = None
+        self._registry = registry_key()
 
     def __repr__(self) -> str:
         return f"DisplayUnits({self.name!r}, {self.table!r})"
@@ -223,6 +229,8 @@ class DisplayUnits:
         """The display unit for values stored in ``unit`` (a pint unit or text), or ``None``."""
         if not self.table or unit is None:
             return None
+        if self._registry != registry_key():  # pint.set_application_registry since: its units
+            self._build()
         key = str(unit)
         if key in self._cache:
             return self._cache[key]
