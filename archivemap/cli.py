@@ -546,12 +546,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     path = Path(args.source)
     status = 0
-    if path.is_dir():
+    if args.url:  # SOURCE is an entry id: its whole archive, in one request
+        loaded: Any = _load_remote(args.source, args)
+    elif path.is_dir():
         schema = _schema_for(args, path)
         if schema is None:
             raise CommandError("--metainfo (or ARCHIVEMAP_METAINFO) names the metainfo export to read archives with")
         folder = Folder(path, schema)
-        loaded: Any = [archive for _, archive in folder.archives()]
+        loaded = [archive for _, archive in folder.archives()]
         status = folder.report("graph", len(loaded) + len(folder.failed))
         if not loaded:
             raise CommandError(f"no archives in {path}")
@@ -709,14 +711,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("graph", help="the reference graph of archives")
-    p.add_argument("source", help="archive file or folder")
+    p.add_argument("source", help="archive file, folder of archives, or entry id with --url")
     p.add_argument("--format", choices=["text", "graphml", "dot", "png", "html"], default="text",
                    help="png: a readable picture (plot extra); html: interactive (interactive extra)")
     p.add_argument("--containment", action="store_true", help="include parent→child edges")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-o", "--output", help="output file")
     common_source(p)
-    p.set_defaults(func=cmd_graph)
+    p.set_defaults(func=cmd_graph, required=None)  # with --url: the whole archive
 
     p = sub.add_parser("serve", help="serve a folder of archives as a NOMAD API on 127.0.0.1")
     p.add_argument("directory", help="folder of archive JSON files")

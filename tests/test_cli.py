@@ -88,6 +88,20 @@ def test_graph_formats(tmp_path, capsys) -> None:
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_graph_of_an_entry_on_a_server(tmp_path, capsys) -> None:
+    """`graph ENTRY_ID --url URL` draws that entry's archive (the entry id was read as a file
+    name: FileNotFoundError)."""
+    from archivemap.server import LocalServer
+
+    with LocalServer(SAMPLES / "archives") as srv:
+        assert main(["query", "--url", srv.url, "--no-progress", "--max", "1"]) == 0
+        entry_id = json.loads(capsys.readouterr().out.splitlines()[0])["entry_id"]
+        assert main(["graph", entry_id, "--url", srv.url, "--metainfo", str(SAMPLES / "metainfo.json"),
+                     "--format", "dot", "--no-progress"]) == 0
+        out = capsys.readouterr().out
+    assert out.startswith(("digraph", "strict digraph")) and entry_id in out and "->" in out
+
+
 def test_serve_prints_its_url_and_answers(tmp_path) -> None:
     import subprocess
     import sys
