@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import warnings
 
 import numpy as np
@@ -349,3 +350,18 @@ def test_samples_are_what_make_samples_writes():
 
     result = subprocess.run([sys.executable, str(SAMPLES / "make_samples.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_misspelt_name_is_answered_with_the_names_it_may_mean() -> None:
+    archive = archivemap.load(SAMPLES / "archives" / "si2-single-point.archive.json")
+    for read, expected in (
+        (lambda: archive.runn, "did you mean 'run'?"),
+        (lambda: archive.run[0].sytem, "did you mean 'system'?"),
+        (lambda: archive.m_get("run[0].calculaton.energy"), "did you mean 'calculation'?"),
+    ):
+        with pytest.raises(NotInSchemaError, match=re.escape(expected)):
+            read()
+    with pytest.raises(NotInSchemaError) as probe:  # a probe, not a typo: no guesses
+        archive.run[0]._repr_latex_  # noqa: B018
+    assert "did you mean" not in str(probe.value)
+    assert getattr(archive.run[0], "shape", None) is None

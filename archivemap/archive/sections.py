@@ -36,6 +36,7 @@ public functions at the bottom (:func:`raw_data`, :func:`built_value`, :func:`as
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -279,7 +280,7 @@ class Section:
         fm = section_fields(type(self)).get(name)
         if fm is None:
             raise NotInSchemaError(
-                f"{type(self).m_qualified_name} has no property {name!r}",
+                _no_property(type(self), name),
                 path=self.m_path(),
                 entry_id=self.m_entry_id,
             )
@@ -483,7 +484,7 @@ class Section:
         fm = section_fields(type(self)).get(name) or fields_by_name(type(self)).get(name)
         if fm is None:
             raise NotInSchemaError(
-                f"{type(self).m_qualified_name} has no property {name!r}", path=self.m_path()
+                _no_property(type(self), name), path=self.m_path()
             )
         data = self._m_data
         if data is not None and fm.name in data and not (self._m_dirty and fm.attribute in self._m_dirty):
@@ -615,6 +616,36 @@ _parse_path_cached = functools.lru_cache(maxsize=4096)(parse_path)
 def _parse_path(path: str) -> tuple[Segment, ...]:
     """:func:`~archivemap.paths.parse_path`, cached for strings (paths repeat; tuples are immutable)."""
     return _parse_path_cached(path) if type(path) is str else parse_path(path)
+
+
+def _no_property(cls: type[Section], name: str) -> str:
+    """"X has no property 'runn'; did you mean 'run'?": the message of a misspelt name.
+
+    Only made when the error is raised (difflib over the class's NOMAD and attribute names).
+    """
+    text = str(name)
+    if not text or text.startswith("_"):  # probes (IPython's _repr_*_, ...): no typo to help with
+        return f"{cls.m_qualified_name} has no property {name!r}"
+    # a typo keeps the first letter and about the length: that keeps difflib to a few of a
+    # class's names (NOMAD 2.0's Run has 1,530), so code probing for attributes stays cheap
+    size = len(text)
+    names = [n for n in _names_by_initial(cls).get(text[0].lower(), ()) if abs(len(n) - size) <= 2]
+    near = difflib.get_close_matches(text, names, n=3, cutoff=0.7)
+    hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+    return f"{cls.m_qualified_name} has no property {name!r}{hint}"
+
+
+def _names_by_initial(cls: type) -> dict[str, tuple[str, ...]]:
+    """A class's NOMAD and attribute names by their first letter (for :func:`_no_property`);
+    kept on the class, as its field tables are (metainfo/fields.py)."""
+    found: dict[str, tuple[str, ...]] | None = cls.__dict__.get("_m_names_by_initial")
+    if found is None:
+        table: dict[str, list[str]] = {}
+        for name in sorted({*fields_by_name(cls), *section_fields(cls)}):
+            table.setdefault(name[:1].lower(), []).append(name)
+        found = {initial: tuple(names) for initial, names in table.items()}
+        type.__setattr__(cls, "_m_names_by_initial", found)
+    return found
 
 
 def _sub_sections_by_name(cls: type) -> dict[str, FieldMeta]:
@@ -1228,7 +1259,7 @@ def _walk(start: Section, segments: Sequence[Segment], fail: Any) -> Any:
             if fm is None:
                 extras = node.m_extras
                 if seg not in extras:
-                    raise fail(_NOT_IN_SCHEMA, seg, segments[:i], f"{cls.m_qualified_name} has no property {seg!r}")
+                    raise fail(_NOT_IN_SCHEMA, seg, segments[:i], _no_property(cls, seg))
                 node = extras[seg]
                 continue
             value = getattr(node, fm.attribute)
@@ -1847,7 +1878,7 @@ class Absent:
         if cls is not None and name not in section_fields(cls) and name not in fields_by_name(cls):
             if not hasattr(cls, name):  # a typo stays a typo, absent section or not
                 raise NotInSchemaError(
-                    f"{cls.m_qualified_name} has no property {name!r}", path=self.m_path(),
+                    _no_property(cls, name), path=self.m_path(),
                     entry_id=self._holder.m_entry_id,
                 )
             raise _absent_error(self._holder, self._name, f".{name}() cannot be called")
@@ -2106,7 +2137,7 @@ def _step_down(pending: Pending, node: Any, seg: Any) -> Any:
         return node[seg]
     fm = fields_by_name(type(node)).get(seg)
     if fm is None:
-        raise NotInSchemaError(f"{type(node).m_qualified_name} has no property {seg!r}", path=node.m_path())
+        raise NotInSchemaError(_no_property(type(node), seg), path=node.m_path())
     data = node._m_data
     if fm.is_reference and data is not None and fm.name not in data:
         # asked for through the reference, and not in the answer: unset, or a server that
