@@ -55,6 +55,8 @@ def parse_json(data: bytes | bytearray | str, label: str | None = None) -> Any:
     except RecursionError:
         raise ArchiveDataError("not valid JSON: nested too deeply", label) from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        if "integer string conversion" in str(exc):  # valid JSON: Python's guard against slow int()
+            raise ArchiveDataError(f"an integer is too long to read (the JSON is valid): {exc}", label) from None
         raise ArchiveDataError(f"not valid JSON: {exc}", label) from None
 
 

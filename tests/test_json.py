@@ -51,3 +51,9 @@ def test_dump_json_is_read_back_as_it_was(value: dict[Any, Any], sort_keys: bool
     assert parse_json(text) == expected
     if sort_keys:
         assert dump_json(dict(reversed(list(value.items()))), sort_keys=True) == text
+
+
+def test_an_integer_beyond_pythons_digit_guard_is_named_as_such() -> None:
+    with pytest.raises(ArchiveDataError, match="integer is too long to read") as info:
+        parse_json(b'{"x": ' + b"1" * 5000 + b"}", "big.json")
+    assert "not valid JSON" not in str(info.value) and "big.json" in str(info.value)
