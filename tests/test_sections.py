@@ -365,3 +365,8 @@ def test_a_misspelt_name_is_answered_with_the_names_it_may_mean() -> None:
         archive.run[0]._repr_latex_  # noqa: B018
     assert "did you mean" not in str(probe.value)
     assert getattr(archive.run[0], "shape", None) is None
+
+
+def test_loading_a_folder_says_what_reads_folders() -> None:
+    with pytest.raises(IsADirectoryError, match="DirectorySource"):
+        archivemap.load(SAMPLES / "archives")

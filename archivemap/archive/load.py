@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
 from typing import IO, Any
@@ -25,6 +26,13 @@ def _raw_archive(source: Any) -> tuple[dict[str, Any], str]:
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data, label = parse_json(bytes(source), "<bytes>"), "<bytes>"
     elif isinstance(source, (str, os.PathLike)):
+        if os.path.isdir(source):  # the same error as opening it, saying what reads folders
+            raise IsADirectoryError(
+                errno.EISDIR,
+                "a folder: load() reads one archive file; a folder's archives are read by "
+                "archivemap.DirectorySource(folder) (or `archivemap show FOLDER PATH`)",
+                str(source),
+            )
         data, label = read_json(source), str(source)
     elif callable(getattr(source, "read", None)):  # a binary file object (IO[bytes])
         stream: IO[bytes] = source
@@ -121,6 +129,7 @@ def load(
 
     Raises:
         ArchiveDataError: the source is not a JSON object.
+        IsADirectoryError: the path is a folder (read folders with a DirectorySource).
     """
     raw, _label = _raw_archive(source)
     sch = _pick_schema(schema)
