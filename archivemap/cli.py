@@ -38,7 +38,7 @@ from archivemap.graph.draw import to_html
 from archivemap.metainfo.fields import fields_by_name
 from archivemap.metainfo.search import search_quantities
 from archivemap.remote.cache import ArchiveCache
-from archivemap.remote.client import api_base_url
+from archivemap.remote.client import api_base_url, transport_reason
 from archivemap.remote.dataset import open_dataset
 from archivemap.remote.lockfile import dataset_raw
 from archivemap.remote.query import explain_query, query_json
@@ -168,17 +168,7 @@ def _url_hint(url: str | None) -> str:
 
 def _transport_reason(error: TransportError) -> str:
     text = str(error)
-    for needle, reason in (
-        ("Connection refused", "connection refused"),
-        ("Name or service not known", "host name not found"),
-        ("nodename nor servname", "host name not found"),
-        ("timed out", "timed out"),
-        ("Timeout", "timed out"),
-        ("Connection reset", "connection reset"),
-    ):
-        if needle in text:
-            return reason
-    return text.split(": ", 1)[-1][:160]
+    return transport_reason(text) or text.split(": ", 1)[-1][:160]
 
 
 def _server_of(url: str | None) -> str:

@@ -727,3 +727,21 @@ def test_integers_beyond_64_bits_arrive_exact(real_archives: dict[str, dict[str,
     assert plan.entries == 1 and plan.sampled == 1 and plan.approx_bytes > 1000
     assert raw["big"] == 2**70 + 1 and type(raw["big"]) is int
     assert raw["negative_big"] == -(2**80) - 3 and type(raw["negative_big"]) is int
+
+
+def test_a_refused_connection_is_said_in_a_few_words() -> None:
+    """The message named urllib3's pool and socket internals (`_WatchedHTTPPool(...) Max
+    retries exceeded ... NewConnectionError`); a person needs 'connection refused'."""
+    import socket
+
+    from archivemap.errors import TransportError
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = fast_client(f"http://127.0.0.1:{port}/api/v1")
+    with pytest.raises(TransportError) as failure:
+        client.archive("some-entry")
+    text = str(failure.value)
+    assert "connection refused" in text and "attempts" in text
+    assert "Pool" not in text and "Max retries" not in text

@@ -83,7 +83,7 @@ from archivemap.remote.cache import ArchiveCache, as_cache, cached_answer, fill
 from archivemap.remote.lockfile import dataset_archives
 from archivemap.remote.required import Required
 
-__all__ = ["ArchiveStream", "Client", "EntryFailure", "api_base_url"]
+__all__ = ["ArchiveStream", "Client", "EntryFailure", "api_base_url", "transport_reason"]
 
 log = logging.getLogger("archivemap.remote.client")
 
@@ -409,6 +409,27 @@ def _base64_spellings(text: str) -> set[str]:
     raw = text.encode()
     encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
     return encoded | {e.rstrip("=") for e in encoded}
+
+
+# What a failed connection's text (urllib3's, through requests) says, in a few words.
+_TRANSPORT_REASONS: Final = (
+    ("connection refused", "connection refused"),
+    ("name or service not known", "host name not found"),
+    ("nodename nor servname", "host name not found"),
+    ("temporary failure in name resolution", "host name not found"),
+    ("timed out", "timed out"),
+    ("timeout", "timed out"),
+    ("connection reset", "connection reset"),
+    ("connection aborted", "connection reset"),
+)
+
+
+def transport_reason(text: str) -> str | None:
+    """The few words a person needs from a failed connection's message (``connection
+    refused``), or ``None`` when it says something else; the message itself is pool and
+    socket internals of urllib3."""
+    lowered = text.lower()
+    return next((reason for needle, reason in _TRANSPORT_REASONS if needle in lowered), None)
 
 
 def _parse_json(content: bytes | bytearray) -> Any:
@@ -801,13 +822,15 @@ class Client(ApiMethods):
                         "(Client(deadline=...))",
                         self._scrub(url),
                     ) from None
-                why = f"{type(exc).__name__}: {self._scrub(str(exc))[:300]}"
+                reason = transport_reason(str(exc))
+                why = f"{reason} ({type(exc).__name__})" if reason else f"{type(exc).__name__}: {self._scrub(str(exc))[:300]}"
                 if attempt >= self.retry_policy.retries or not self._back_off(
                     attempt, None, method, url, type(exc).__name__, deadline
                 ):
                     cls = MalformedResponseError if isinstance(exc, _TruncatedBody) else TransportError
                     what = "answered with a body that is not JSON" if cls is MalformedResponseError else "failed"
-                    raise cls(f"{method} {what} after {attempt + 1} attempts: {why}", self._scrub(url)) from None
+                    tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                    raise cls(f"{method} {what} after {tries}: {why}", self._scrub(url)) from None
                 attempt += 1
                 continue
             status = response.status_code
