@@ -743,5 +743,5 @@ def test_a_refused_connection_is_said_in_a_few_words() -> None:
     with pytest.raises(TransportError) as failure:
         client.archive("some-entry")
     text = str(failure.value)
-    assert "connection refused" in text and "attempts" in text
+    assert "connection refused" in text and "attempt" in text
     assert "Pool" not in text and "Max retries" not in text
