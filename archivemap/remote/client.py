@@ -1259,28 +1259,14 @@ class Client(ApiMethods):
                 (a cursor cycle would otherwise page forever).
         """
         cursor = after
-        size = self._page_size(path, page_size)
+        size = page_size
         seen: set[str] = set() if after is None else {after}
         while True:
-            request = dict(pagination, page_size=size)
-            if cursor is not None:
-                request["page_after_value"] = cursor
-            try:
-                answer = self.post_json(path, {**body, "pagination": request})
-            except ValidationError as error:
-                if size > 1 and _is_page_size_error(error):
-                    size = self._page_size_refused(path, size)
-                    continue
-                raise
-            data, info = self._page_parts(path, answer)
+            data, info, size = self._page(path, body, pagination, cursor, size)
             yield data, cursor, info
             following = info.get("next_page_after_value")
             if not data or following is None:
                 return
-            if not isinstance(following, (str, int)) or isinstance(following, bool):
-                raise MalformedResponseError(
-                    f"next_page_after_value is a {type(following).__name__}, not a string", self.url(path)
-                )
             following = str(following)
             if following in seen:
                 raise MalformedResponseError(
@@ -1289,6 +1275,42 @@ class Client(ApiMethods):
                 )
             seen.add(following)
             cursor = following
+
+    def _page(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        pagination: Mapping[str, Any],
+        cursor: str | None,
+        size: int,
+        *,
+        max_bytes: int | None = None,
+    ) -> tuple[list[Any], dict[str, Any], int]:
+        """One page of a cursor-paged endpoint: ``(data, pagination, page size used)``.
+
+        The one place a page is asked for: the size is lowered (and learned for ``path``) where
+        the deployment refuses it with a 422, and a ``next_page_after_value`` that is not a
+        string is a malformed answer.
+        """
+        size = self._page_size(path, size)
+        while True:
+            request = dict(pagination, page_size=size)
+            if cursor is not None:
+                request["page_after_value"] = cursor
+            try:
+                answer = self.post_json(path, {**body, "pagination": request}, max_bytes=max_bytes)
+            except ValidationError as error:
+                if size > 1 and _is_page_size_error(error):
+                    size = self._page_size_refused(path, size)
+                    continue
+                raise
+            data, info = self._page_parts(path, answer)
+            following = info.get("next_page_after_value")
+            if following is not None and (not isinstance(following, (str, int)) or isinstance(following, bool)):
+                raise MalformedResponseError(
+                    f"next_page_after_value is a {type(following).__name__}, not a string", self.url(path)
+                )
+            return data, info, size
 
     def _page_size(self, path: str, wanted: int) -> int:
         """``wanted``, or less where ``path`` refused such a page before."""
@@ -1720,27 +1742,8 @@ class Client(ApiMethods):
             ``(data, pagination, page size used)``; the size is lowered (and learned) where
             the deployment refuses it.
         """
-        path = "entries/archive/query"
-        size = self._page_size(path, size)
-        while True:
-            pagination: dict[str, Any] = {"order_by": "entry_id", "page_size": size}
-            if cursor is not None:
-                pagination["page_after_value"] = cursor
-            body = {"owner": owner, "query": query, "pagination": pagination, "required": required}
-            try:
-                answer = self.post_json(path, body, max_bytes=max_bytes)
-            except ValidationError as error:
-                if size > 1 and _is_page_size_error(error):
-                    size = self._page_size_refused(path, size)
-                    continue
-                raise
-            data, info = self._page_parts(path, answer)
-            following = info.get("next_page_after_value")
-            if following is not None and (not isinstance(following, (str, int)) or isinstance(following, bool)):
-                raise MalformedResponseError(
-                    f"next_page_after_value is a {type(following).__name__}, not a string", self.url(path)
-                )
-            return data, info, size
+        body = {"owner": owner, "query": query, "required": required}
+        return self._page("entries/archive/query", body, {"order_by": "entry_id"}, cursor, size, max_bytes=max_bytes)
 
     def _schema_or_default(self, schema: Schema | SchemaSource | None) -> Schema:
         return as_schema(schema) if schema is not None else self.deployment_schema()
