@@ -51,7 +51,7 @@ def parse_json(data: bytes | bytearray | str, label: str | None = None) -> Any:
     except (msgspec.DecodeError, UnicodeDecodeError):
         pass
     try:
-        return json.loads(raw.decode("utf-8", "surrogatepass") if isinstance(raw, (bytes, bytearray)) else raw)
+        return json.loads(raw.decode("utf-8", "surrogatepass"))
     except RecursionError:
         raise ArchiveDataError("not valid JSON: nested too deeply", label) from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError

@@ -311,9 +311,8 @@ def display_units(preset: str | Mapping[str, str] | None = "materials", **by_dim
     if by_dimension:
         name = f"{name}+" + ",".join(f"{k}={v}" for k, v in by_dimension.items())
     chosen = DisplayUnits(name, table)
-    previous = current()
+    chosen._previous = current()  # (made first if nothing was chosen yet: current() locks)
     with _lock:
-        chosen._previous = _current if _current is not None else previous
         _current = chosen
     return chosen
 
