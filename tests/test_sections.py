@@ -16,6 +16,7 @@ from archivemap.errors import (
     AbsentError,
     DanglingReferenceError,
     NotInSchemaError,
+    ReferenceCycleError,
     SchemaMismatchWarning,
     UnsupportedReferenceError,
 )
@@ -128,6 +129,54 @@ def test_dangling_reference_names_source_reference_and_segment(schema):
     assert err.reference == "#/run/0/calculation/7"
     assert err.segment == "7"
     assert isinstance(err, KeyError)
+
+
+def test_list_of_references_with_a_dangling_item_names_the_item(schema):
+    raw = read_json(OPT)
+    n = len(raw["run"][0]["calculation"])
+    raw["workflow"][0]["calculations_ref"] = ["#/run/0/calculation/0", f"#/run/0/calculation/{n}"]
+    archive = archivemap.load(raw, schema)
+    with pytest.raises(DanglingReferenceError) as info:
+        archive.workflow[0].calculations_ref  # noqa: B018
+    assert info.value.source_path == "/workflow/0/calculations_ref/1"
+    assert info.value.segment == str(n)
+
+
+def test_list_of_references_with_one_into_another_entry_needs_a_source(schema):
+    raw = read_json(OPT)
+    raw["workflow"][0]["calculations_ref"] = [
+        "#/run/0/calculation/0", "../upload/archive/abcdefabcdefabcdefabcdefabcd#/run/0/calculation/0"]
+    archive = archivemap.load(raw, schema)
+    with pytest.raises(UnsupportedReferenceError, match="source"):
+        archive.workflow[0].calculations_ref  # noqa: B018
+
+
+def test_a_reference_to_itself_is_a_cycle_not_a_recursion(schema):
+    raw = read_json(SINGLE)
+    raw["workflow"][0]["calculation_result_ref"] = "#/workflow/0/calculation_result_ref"
+    archive = archivemap.load(raw, schema)
+    with pytest.raises(ReferenceCycleError):
+        archive.workflow[0].calculation_result_ref  # noqa: B018
+
+
+def test_references_read_are_the_targets_the_general_resolver_finds(schema):
+    # reading a reference takes a shortcut for references into the same archive; the
+    # general resolver (m_resolve, which every other form goes through) must agree
+    archive = archivemap.load(OPT, schema)
+    seen = 0
+    for section in archive.m_contents():
+        for fm in section.m_set_fields():
+            if fm.kind != "quantity" or not fm.is_reference:
+                continue
+            raw = section.m_reference(fm.name)
+            value = getattr(section, fm.attribute)
+            if isinstance(raw, list):
+                assert [archive.m_resolve(r) for r in raw] == value
+                assert all(a is b for a, b in zip([archive.m_resolve(r) for r in raw], value))
+            else:
+                assert archive.m_resolve(raw) is value
+            seen += 1
+    assert seen > 10
 
 
 def test_other_entry_without_source_is_a_clear_error(schema):

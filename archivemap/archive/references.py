@@ -78,16 +78,18 @@ class ParsedReference:
     entry_id: str | None = None
     mainfile: str | None = None
     definition_id: str | None = None
-
-    @property
-    def is_local(self) -> bool:
-        """Whether the reference points into the archive that holds it."""
-        return (
-            self.installation is None
-            and self.upload_id is None
-            and self.entry_id is None
-            and self.mainfile is None
-        )
+    #: Whether the reference points into the archive that holds it; worked out once, as
+    #: every resolution asks.
+    is_local: bool = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(
+            lambda self: self.installation is None and self.upload_id is None
+            and self.entry_id is None and self.mainfile is None,
+            takes_self=True,
+        ),
+    )
 
     def target_entry_id(self, current_upload_id: str | None) -> str | None:
         """The target entry id, computing it from the mainfile when needed (spec §3.4)."""

@@ -284,11 +284,17 @@ class Section:
                 path=self.m_path(),
                 entry_id=self.m_entry_id,
             )
-        value = _load_field(self, fm)
-        if type(value) in _STAND_INS:  # not the value: kept out of the slot
+        value = _local_reference(self, fm) if fm.is_reference else _MISS
+        if value is _MISS:
+            value = _load_field(self, fm)
+            if type(value) in _STAND_INS:  # not the value: kept out of the slot
+                return value
+            if fm.is_reference and type(value) is list and any(type(v) in _STAND_INS for v in value):
+                return value  # references to targets not here yet: resolved again when read again
+        elif type(value) is not list:
+            # a section that exists already: whichever thread walks first finds this object
+            object.__setattr__(self, name, value)
             return value
-        if fm.is_reference and type(value) is list and any(type(v) in _STAND_INS for v in value):
-            return value  # references to targets not here yet: resolved again when read again
         with _FIRST_READ:  # two threads reading at once must end up with the same object
             try:
                 return object.__getattribute__(self, name)
@@ -897,6 +903,50 @@ def _load_reference(section: Section, fm: FieldMeta, value: Any) -> Any:
     return resolved
 
 
+def _local_reference(section: Section, fm: FieldMeta) -> Any:
+    """The section(s) a reference in this archive points to, or :data:`_MISS`.
+
+    The common case, taken without the general machinery: a loaded archive with nothing to
+    fetch or record, a reference (or list of them) into the same archive, and a walk that
+    only steps through sub-sections. Stopping before any quantity's value is what makes
+    the cycle check of :func:`_load_reference` unnecessary here: only a reference to a
+    quantity can lead back to itself. Everything else (``_MISS``) takes the general path,
+    which gives the same answer or the error.
+    """
+    data = section._m_data
+    ctx = section._m_ctx
+    if data is None or (ctx is not None and (ctx.recorder is not None or ctx.fetcher is not None)):
+        return _MISS
+    raw = data.get(fm.name)
+    if type(raw) is str:
+        parsed = parse_reference(raw)
+        if parsed is None or not parsed.is_local:
+            return _MISS
+        root = section
+        parent = section._m_parent
+        while parent is not None:
+            root = parent
+            parent = parent._m_parent
+        return _walk_fast(root, parsed.fragment, False)
+    if type(raw) is not list or not raw:
+        return _MISS
+    root = section
+    parent = section._m_parent
+    while parent is not None:
+        root = parent
+        parent = parent._m_parent
+    out = []
+    for item in raw:
+        parsed = parse_reference(item) if type(item) is str else None
+        if parsed is None or not parsed.is_local:
+            return _MISS
+        target = _walk_fast(root, parsed.fragment, False)
+        if target is _MISS:
+            return _MISS
+        out.append(target)
+    return out
+
+
 def _resolve_reference_value(section: Section, fm: FieldMeta, value: Any) -> Any:
     # where the reference sits is only spelled out when an error needs it (_LazyPath)
     if isinstance(value, list):
@@ -1309,8 +1359,7 @@ def _resolve_parsed(holder: Section, ref: str, parsed: ParsedReference, source_p
     while parent is not None:
         root = parent
         parent = parent._m_parent
-    if not (parsed.entry_id is None and parsed.mainfile is None and parsed.upload_id is None
-            and parsed.installation is None):  # parsed.is_local, spelled out: once per reference
+    if not parsed.is_local:
         root = _other_root(holder, ref, parsed, source_path)
     segments: tuple[str, ...] = parsed.fragment
     ctx = root._m_ctx
@@ -1364,7 +1413,7 @@ def _text(path: object) -> str | None:
 _MISS: Final = object()
 
 
-def _walk_fast(start: Section, segments: Sequence[Segment]) -> Any:
+def _walk_fast(start: Section, segments: Sequence[Segment], into_values: bool = True) -> Any:
     """The common walk (names, then indices into repeating sub-sections, down to a set
     value), or :data:`_MISS`.
 
@@ -1385,6 +1434,8 @@ def _walk_fast(start: Section, segments: Sequence[Segment]) -> Any:
         if step is None:
             return _MISS
         attribute, then = step
+        if then == VALUE and not into_values:
+            return _MISS
         value = getattr(node, attribute)  # an empty slot is converted now (__getattr__)
         if value is None or type(value) is Absent:  # (the other stand-ins need a fetcher:
             return _MISS  # they stop below, at a Pending node or a list that is not a list)
