@@ -36,6 +36,7 @@ ArchivemapError
 │       ├── ValidationError (ValueError)          422
 │       └── ServerError                           5xx after all retries
 ├── QueryError (ValueError)                 a search query that NOMAD would refuse or misread
+├── PathSyntaxError (ValueError)            an archive path that is not well formed (``run[0``)
 ├── UnsafePathError (ValueError)            a file path that escapes its source directory
 ├── UnknownSchemaError (LookupError)        unpickling a run-time class whose schema is unknown
 └── SchemaSourceChangedError (UnpicklingError)  a pickled schema's file is gone or changed
@@ -318,6 +319,23 @@ class QueryError(ArchivemapError, ValueError):
         self.suggestions = tuple(suggestions)
         where = " → ".join(str(part) for part in self.location)
         super().__init__(f"{message} (at {where})" if where else message)
+
+
+class PathSyntaxError(ArchivemapError, ValueError):
+    """An archive path (``run[0].calculation[-1]`` or ``/run/0``) that is not well formed.
+
+    Raised before anything is read, so a typo in a path is told apart from a path that is
+    well formed but names nothing (a :class:`MissingError`).
+
+    Attributes:
+        path: the path as given.
+        position: where in it reading stopped, when that is known.
+    """
+
+    def __init__(self, message: str, path: str, position: int | None = None) -> None:
+        self.path = path
+        self.position = position
+        super().__init__(message)
 
 
 class UnsafePathError(ArchivemapError, ValueError):

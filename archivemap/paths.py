@@ -16,6 +16,8 @@ import re
 from collections.abc import Sequence
 from typing import Final, Union
 
+from archivemap.errors import PathSyntaxError
+
 __all__ = [
     "INT_RE",
     "Key",
@@ -76,13 +78,14 @@ def parse_archive_path(path: str | Sequence[Segment]) -> tuple[Segment, ...]:
         :class:`Key` item keys.
 
     Raises:
-        ValueError: the path is not well formed (``run[0``, ``a..b``, ``[0]`` first).
+        PathSyntaxError: the path is not well formed (``run[0``, ``a..b``, ``[0]`` first); a
+            ``ValueError``.
     """
     if not isinstance(path, str):
         segments = tuple(path)
         for segment in segments:
             if isinstance(segment, bool) or not isinstance(segment, (str, int)):
-                raise ValueError(f"bad path segment {segment!r} in {path!r}")
+                raise PathSyntaxError(f"bad path segment {segment!r} in {path!r}", repr(path))
         return segments
     text = path.strip()
     if text.startswith("#"):
@@ -94,6 +97,18 @@ def parse_archive_path(path: str | Sequence[Segment]) -> tuple[Segment, ...]:
     return _parse_dotted(text)
 
 
+def _expected(text: str, position: int) -> str:
+    """What is wrong at ``position`` of a dotted path, in words."""
+    char = text[position]
+    if char == "]":
+        return "a ']' without its '['"
+    if "]" not in text[position:]:
+        return "a '[' that is not closed with ']'"
+    if text[position + 1 : position + 2] in ("'", '"'):
+        return f"a key in brackets whose {text[position + 1]} is not closed"
+    return "brackets hold an index ([0], [-1]) or a key ([name], ['a key'])"
+
+
 def _parse_dotted(text: str) -> tuple[Segment, ...]:
     segments: list[Segment] = []
     position = 0
@@ -101,27 +116,31 @@ def _parse_dotted(text: str) -> tuple[Segment, ...]:
     while position < len(text):
         match = _DOTTED_TOKEN_RE.match(text, position)
         if match is None:
-            raise ValueError(f"cannot parse archive path {text!r} at position {position}")
+            raise PathSyntaxError(
+                f"cannot parse archive path {text!r} at position {position}: {_expected(text, position)}",
+                text,
+                position,
+            )
         position = match.end()
         if match.group("dot"):
             if expect_name:
-                raise ValueError(f"empty segment in archive path {text!r}")
+                raise PathSyntaxError(f"empty segment in archive path {text!r}", text, match.start())
             expect_name = True
         elif match.group("name") is not None:
             if not expect_name:
-                raise ValueError(f"missing '.' before {match.group('name')!r} in {text!r}")
+                raise PathSyntaxError(f"missing '.' before {match.group('name')!r} in {text!r}", text, match.start())
             segments.append(match.group("name").strip())
             expect_name = False
         else:
             if expect_name:
-                raise ValueError(f"an index must follow a name in archive path {text!r}")
+                raise PathSyntaxError(f"an index must follow a name in archive path {text!r}", text, match.start())
             if match.group("int") is not None:
                 segments.append(int(match.group("int")))
             else:
                 key = next(g for g in match.group("sq", "dq", "bare") if g is not None)
                 segments.append(Key(key))
     if expect_name and segments:
-        raise ValueError(f"archive path {text!r} ends with '.'")
+        raise PathSyntaxError(f"archive path {text!r} ends with '.'", text, len(text) - 1)
     return tuple(segments)
 
 
@@ -172,7 +191,7 @@ def parse_path(path: str | Sequence[Segment]) -> tuple[Segment, ...]:
     The same as :func:`parse_archive_path` (one parser for the whole library).
 
     Raises:
-        ValueError: brackets that do not close, or an empty path segment.
+        PathSyntaxError: brackets that do not close, or an empty path segment (a ``ValueError``).
     """
     return parse_archive_path(path)
 

@@ -45,6 +45,7 @@ EXPECTED_PUBLIC_NAMES = [
     "NotFoundError",
     "NotInSchemaError",
     "ParsedReference",
+    "PathSyntaxError",
     "Pending",
     "PendingList",
     "Placeholder",

@@ -8,12 +8,14 @@ round trip against the local server over HTTP.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import archivemap
 from archivemap.remote.required import (
     Key,
     covers,
@@ -157,10 +159,24 @@ def test_key_segments_are_marked() -> None:
     assert not isinstance(parse_archive_path("/data/processes/pvd_evaporation")[2], Key)
 
 
-@pytest.mark.parametrize("bad", ["run[0", "a..b", "[0].run", "run.", "run[0]x", ".run"])
-def test_parse_archive_path_refuses_malformed(bad: str) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ("run[0", "not closed with ']'"),
+        ("run]0", "without its '['"),
+        ("run['x]", "whose ' is not closed"),
+        ("a..b", "empty segment"),
+        ("[0].run", "an index must follow a name"),
+        ("run.", "ends with '.'"),
+        ("run[0]x", "missing '.' before 'x'"),
+        (".run", "empty segment"),
+    ],
+)
+def test_parse_archive_path_refuses_malformed(bad: str, says: str) -> None:
+    # a typed error that says what is wrong and where: still a ValueError for old callers
+    with pytest.raises(archivemap.PathSyntaxError, match=re.escape(says)) as info:
         parse_archive_path(bad)
+    assert isinstance(info.value, ValueError) and info.value.path == bad
 
 
 def test_format_archive_path() -> None:
