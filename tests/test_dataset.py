@@ -21,12 +21,13 @@ from archivemap.remote.client import Client
 from archivemap.remote.dataset import open_dataset
 from archivemap.remote.lockfile import DatasetIntegrityError, dataset_raw, read_lock
 from archivemap.server import LocalServer
-from tests.conftest import REPO
+from tests.conftest import REPO, SHARED
 from tests.test_cache import archive_requests, synthesise
 
 pytestmark = pytest.mark.shared
 
 REQUIRED = {"metadata": "*", "results": {"material": "*"}}
+SHARED_ARCHIVES = SHARED / "archives"
 
 
 def _python(code: str, *args: str) -> str:
@@ -169,3 +170,33 @@ def test_cli_fetch_lock_and_cache_commands(tmp_path: Path, capsys: pytest.Captur
     assert json.loads(capsys.readouterr().out)["entries"] == len(ids)
     assert main(["cache", "clear", "--cache-dir", str(cache)]) == 0
     assert ArchiveCache(cache).info()["entries"] == 0
+
+
+def test_a_datasets_entries_are_typed_and_reference_each_other(tmp_path: Path) -> None:
+    # the references upload of NOMAD's GUI tests: a powder mixture whose data points into
+    # another entry's substance list, and data whose sections are defined by schema entries
+    folder, lock, cache = tmp_path / "archives", tmp_path / "dataset.lock", tmp_path / "cache"
+    folder.mkdir()
+    for name in ("eln-refs-powder-mixture.recorded", "eln-refs-substance-list.recorded",
+                 "eln-refs-base-sections-schema.recorded", "eln-refs-extended-sections-schema.processed"):
+        source = SHARED_ARCHIVES / f"{name}.archive.json"
+        (folder / source.name).write_bytes(source.read_bytes())
+    with LocalServer(folder) as server:
+        stream = dataset_raw(Client(server.url), {"upload_id": "references_upload_id1"}, "*", lock=lock,
+                             cache=ArchiveCache(cache))
+        ids = [state.entry_id for state, _ in stream]
+    assert "4WgzB6xcTzWB_Xk9UNUH4HB3IRKJ" in ids and "AkeMNBjzHdEWJmv2w8GVaw9drWRu" in ids
+    dataset = open_dataset(lock, cache=cache, offline=True)  # the server is gone
+    mixture = dataset.archive("4WgzB6xcTzWB_Xk9UNUH4HB3IRKJ")
+    substances = dataset.archive("AkeMNBjzHdEWJmv2w8GVaw9drWRu")
+    assert dataset.archive("AkeMNBjzHdEWJmv2w8GVaw9drWRu") is substances  # one root per entry
+    target = mixture.data.test_1  # "../uploads/references_upload_id1/archive/AkeM…#data/contents/3"
+    assert target is substances.data.contents[3]
+    assert target.m_root is substances and target.m_path() == "/data/contents/3"
+    assert [entry_id for entry_id, _ in dataset.items()] == list(dataset.archives)
+    assert all(root.m_entry_id == entry_id for entry_id, root in dataset.items())
+    # the dicts are read, not changed: the payload hashes still match the lock
+    assert {k: payload_hash(v) for k, v in dataset.archives.items()} == {
+        item["entry_id"]: item["payload_hash"] for item in read_lock(lock)["entries"]}
+    with pytest.raises(KeyError, match="not in the lockfile"):
+        dataset.archive("no-such-entry")

@@ -1,4 +1,4 @@
-"""Where archives come from: a folder of archive files, or a zip of them.
+"""Where archives come from: a folder of archive files, a zip of them, or dicts in memory.
 
 A source lets references into other entries (``../upload/archive/<id>#...``,
 ``../upload/archive/mainfile/<path>#...``, ``../upload/raw/<path>#...``) resolve offline,
@@ -14,7 +14,7 @@ import pickle
 import threading
 import weakref
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from archivemap.errors import (
     UnsupportedReferenceError,
 )
 
-__all__ = ["MAX_ARCHIVE_BYTES", "DirectorySource", "ZipSource"]
+__all__ = ["MAX_ARCHIVE_BYTES", "DirectorySource", "MemorySource", "ZipSource"]
 
 #: The largest archive file a source reads (NOMAD's largest archives are a few GB).
 MAX_ARCHIVE_BYTES = 4 * 1024**3
@@ -273,6 +273,33 @@ class ZipSource(_IndexedSource):
         if self._path is None:
             raise pickle.PicklingError("a ZipSource opened from a file object cannot be pickled; open it by path")
         return self._path
+
+
+class MemorySource(_IndexedSource):
+    """Archives already in memory, by entry id (a dataset's, see :func:`archivemap.open_dataset`).
+
+    References between them resolve as in a folder: by the ids and mainfiles of their
+    ``metadata``. The dicts are read, never changed, so the caller keeps them as they are.
+
+    Args:
+        archives: ``entry_id -> archive dict``; an archive's ``metadata.entry_id`` wins over
+            the key it is stored under.
+        schema: the schema to load archives with.
+    """
+
+    def __init__(self, archives: Mapping[str, dict[str, Any]], schema: Schema) -> None:
+        super().__init__(schema)
+        self._archives = dict(archives)
+
+    def _build_index(self) -> None:
+        for entry_id, data in self._archives.items():
+            self._add(entry_id, data.get("metadata"), entry_id)
+
+    def _read(self, key: Any) -> dict[str, Any]:
+        return self._archives[key]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (MemorySource, (self._archives, self.schema))
 
 
 #: Sources unpickled (or pickled) in this process, by (class, path, schema): sections

@@ -10,9 +10,15 @@ are gone since, so a reader knows precisely what a replay can and cannot vouch f
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from archivemap.archive.load import default_schema
+from archivemap.archive.schema import Schema, SchemaSource, as_schema
+from archivemap.archive.sections import Section
+from archivemap.archive.sources import MemorySource
 from archivemap.remote.cache import ArchiveCache, EntryState, list_entries, payload_hash, project
 from archivemap.remote.client import Client
 from archivemap.remote.lockfile import DatasetIntegrityError, entry_ids_query, locked_states, read_lock
@@ -27,7 +33,8 @@ class Dataset:
 
     Attributes:
         lock: the parsed lockfile.
-        archives: ``entry_id -> archive dict`` in the lock's order, each with its locked hash.
+        archives: ``entry_id -> archive dict`` in the lock's order, each with its locked hash
+            (:meth:`archive` and :meth:`items` give them as typed sections).
         changed: ``entry_id -> what changed`` for entries the server no longer has as locked
             (reprocessed, or gone); empty when not checked (offline).
         unavailable: ``entry_id -> why`` for locked entries that could not be reproduced
@@ -40,6 +47,45 @@ class Dataset:
     changed: dict[str, str] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     checked_server: bool = False
+    _sources: dict[Schema, MemorySource] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def archive(self, entry_id: str, schema: Schema | SchemaSource | None = None) -> Section:
+        """Entry ``entry_id`` as typed, lazy sections, like :func:`archivemap.load` gives.
+
+        References into the dataset's other entries resolve to their sections (one root per
+        entry and schema, shared); references to what the locked ``required`` left out are
+        dangling, as they would be in the downloaded JSON.
+
+        Args:
+            entry_id: one of :attr:`archives`.
+            schema: the metainfo to read with (default: the embedded NOMAD metainfo). The
+                lock records the identity of the schema it was written with
+                (``schema_hash``); use that deployment's schema for its plugins' sections.
+
+        Raises:
+            KeyError: the entry is not in the dataset (see :attr:`unavailable` for why).
+        """
+        if entry_id not in self.archives:
+            why = self.unavailable.get(entry_id, "not in the lockfile")
+            raise KeyError(f"entry {entry_id!r} is not in this dataset: {why}")
+        return self.source(schema).archive(entry_id)
+
+    def items(self, schema: Schema | SchemaSource | None = None) -> Iterator[tuple[str, Section]]:
+        """``(entry_id, root section)`` of every entry, in the lock's order (see :meth:`archive`)."""
+        source = self.source(schema)
+        for entry_id in self.archives:
+            yield entry_id, source.archive(entry_id)
+
+    def source(self, schema: Schema | SchemaSource | None = None) -> MemorySource:
+        """The dataset as an archive source: ``load(other, schema, archives=dataset.source())``
+        resolves references into the dataset."""
+        sch = as_schema(schema) if schema is not None else default_schema()
+        with self._lock:
+            found = self._sources.get(sch)
+            if found is None:
+                found = self._sources[sch] = MemorySource(self.archives, sch)
+            return found
 
     @property
     def url(self) -> str:
@@ -59,7 +105,7 @@ class Dataset:
 def open_dataset(
     path: str | os.PathLike[str],
     *,
-    client: Any = None,
+    client: Client | None = None,
     cache: ArchiveCache | str | os.PathLike[str] | None = None,
     offline: bool = False,
     strict: bool = True,
@@ -86,7 +132,7 @@ def open_dataset(
     if client is None:
         client = Client(url, **client_options)
     if cache is None:
-        cache = getattr(client, "cache", None) or ArchiveCache()
+        cache = client.cache or ArchiveCache()
     elif not isinstance(cache, ArchiveCache):
         cache = ArchiveCache(cache)
     required: Required = lock["required"]
