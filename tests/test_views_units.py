@@ -55,8 +55,10 @@ def test_what_has_no_simple_display_unit_stays_as_stored() -> None:
 def test_fallback_through_pints_preferred_units() -> None:
     # these have no entry of their own in the atomic preset: pint combines the preset's units
     with display_units("atomic"):
-        assert unit_text(display_unit("meter / second")) == "a_0/a_u_time"
+        assert unit_text(display_unit("meter / second")) == "a_0/(ħ/E_h)"
         assert unit_text(display_unit("joule / meter ** 2")) == "E_h/a_0²"
+        # pint's "a_u_time" is written as physicists write the atomic unit of time
+        assert unit_text(display_unit("second")) == "ħ/E_h"
 
 
 def test_stored_values_never_change() -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from archivemap._lazy import deferred_import
 from archivemap._locks import ForkSafeLock
@@ -185,7 +185,16 @@ def unit_text(unit: Any) -> str:
         text = f"{unit:~P}"
     except (TypeError, ValueError):
         text = str(unit)
-    return "" if text in ("", "dimensionless") else text
+    if text in ("", "dimensionless"):
+        return ""
+    for pint_symbol, symbol in _SYMBOLS.items():
+        if pint_symbol in text:  # "(ħ/E_h)" inside a compound unit, bare on its own
+            text = symbol if text == pint_symbol else text.replace(pint_symbol, f"({symbol})")
+    return text
+
+
+#: pint's short symbols that no paper writes, and what physicists write instead.
+_SYMBOLS: Final = {"a_u_time": "ħ/E_h"}
 
 
 class DisplayUnits:
