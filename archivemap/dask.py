@@ -48,6 +48,7 @@ from archivemap.remote.client import Client
 from archivemap.remote.lockfile import (
     DatasetIntegrityError,
     LockWriter,
+    deployment_version,
     lock_header,
     locked_states,
     read_lock,
@@ -286,7 +287,7 @@ def read_archives(
     states: list[EntryState] | None = None
     if lock is not None and Path(lock).exists():
         locked = read_lock(lock)
-        header = lock_header_offline(driver.base_url, query_json, required)
+        header = lock_header(driver.base_url, None, query_json, required, None)
         if all(locked.get(key) == header[key] for key in ("query", "required_hash")) and locked.get("complete"):
             states = locked_states(locked)
             hashes = {str(item["entry_id"]): str(item["payload_hash"]) for item in locked["entries"]}
@@ -315,18 +316,6 @@ def read_archives(
     return db.from_sequence(shards, partition_size=1).map(_load_shard).flatten()
 
 
-def lock_header_offline(url: str, query_json: Any, required: Required) -> dict[str, Any]:
-    """The parts of a lock header that identify a dataset, without asking the server."""
-
-    class _Url:
-        base_url = url
-
-        def get_json(self, path: str) -> Any:
-            return None
-
-    return lock_header(_Url(), query_json, required, None)
-
-
 def write_lock(
     path: str | os.PathLike[str],
     bag: Any,
@@ -342,7 +331,7 @@ def write_lock(
     """
     client = Client(url, token)
     try:
-        header = lock_header(client, client.query_json(query), required, None)
+        header = lock_header(client.base_url, deployment_version(client), client.query_json(query), required, None)
     finally:
         client.close()
     writer = LockWriter(path, header)

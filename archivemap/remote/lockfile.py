@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -34,13 +34,14 @@ from archivemap.archive.sections import Section
 from archivemap.errors import ArchivemapError, HTTPStatusError, NotDownloadedError, TransportError
 from archivemap.remote.cache import (
     ArchiveCache,
+    ArchiveClient,
     EntryState,
     cached_archives,
     canonical_json,
     list_entries,
     payload_hash,
 )
-from archivemap.remote.fetch import ClientSource, RemoteFetcher
+from archivemap.remote.fetch import ArchiveAPI, ClientSource, RemoteFetcher
 from archivemap.remote.required import Required
 
 __all__ = [
@@ -70,11 +71,26 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+class DatasetClient(ArchiveClient, ArchiveAPI, Protocol):
+    """What a locked dataset needs of a client (:class:`~archivemap.remote.client.Client`).
+
+    A protocol rather than the class: the client writes locks through this module, so the
+    module cannot import it back.
+    """
+
+    cache: ArchiveCache | None
+    offline: bool
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any: ...
+
+    def query_json(self, query: Any, schema: Any = None, order_by: str | None = None) -> dict[str, Any]: ...
+
+
 def entry_ids_query(entry_ids: Sequence[str]) -> dict[str, Any]:
     return {"entry_id:any": list(entry_ids)}
 
 
-def deployment_version(client: Any) -> str | None:
+def deployment_version(client: DatasetClient) -> str | None:
     """The deployment's version from ``GET info`` (``None`` when the server has no such endpoint)."""
     try:
         info = client.get_json("info")
@@ -141,12 +157,18 @@ class LockWriter:
         self._unflushed = 0
 
 
-def lock_header(client: Any, query: Any, required: Required, schema: Schema | None) -> dict[str, Any]:
-    """The dataset's identity: deployment, query, ``required`` and schema."""
+def lock_header(
+    url: str, version: str | None, query: Any, required: Required, schema: Schema | None
+) -> dict[str, Any]:
+    """The dataset's identity: deployment (API URL and version), query, ``required`` and schema.
+
+    The version is given, not asked for here, so that a header can be made where the server
+    is not to be asked (a Dask driver that only compares headers).
+    """
     normalised = parse_json(canonical_json(required))
     return {
         "format": FORMAT,
-        "deployment": {"url": client.base_url, "version": deployment_version(client)},
+        "deployment": {"url": url, "version": version},
         "query": parse_json(canonical_json(query)),
         "required": normalised,
         "required_hash": payload_hash(normalised),
@@ -167,7 +189,7 @@ def locked_states(lock: Mapping[str, Any]) -> list[EntryState]:
     ]
 
 
-def open_section(client: Any, state: EntryState, archive: dict[str, Any], required: Required, schema: Schema, source: ClientSource) -> Section:
+def open_section(client: ArchiveAPI, state: EntryState, archive: dict[str, Any], required: Required, schema: Schema, source: ClientSource) -> Section:
     """The lazy root of an archive that is already anchored (from the cache): no second graft."""
     raw = dict(archive)
     refs = raw.pop("m_ref_archives", None)
@@ -178,7 +200,7 @@ def open_section(client: Any, state: EntryState, archive: dict[str, Any], requir
 
 
 def dataset_raw(
-    client: Any,
+    client: DatasetClient,
     query: Any,
     required: Required,
     *,
@@ -197,7 +219,11 @@ def dataset_raw(
     cache already holds is not downloaded again. Offline, the entries come from the lock.
     """
     query_json = client.query_json(query, schema)
-    header = lock_header(client, query_json, required, schema) if lock is not None else None
+    header = (
+        lock_header(client.base_url, deployment_version(client), query_json, required, schema)
+        if lock is not None
+        else None
+    )
     previous: dict[str, Any] | None = None
     if lock is not None and Path(lock).exists():
         candidate = read_lock(lock)
@@ -222,7 +248,7 @@ def dataset_raw(
 
 
 def dataset_archives(
-    client: Any,
+    client: DatasetClient,
     query: Any,
     required: Required,
     schema: Schema,
@@ -231,10 +257,10 @@ def dataset_archives(
     **options: Any,
 ) -> Iterator[tuple[str, Section]]:
     """:func:`dataset_raw` mapped to lazy roots (what ``Client.archives(cache=/lock=)`` returns)."""
-    cache = getattr(client, "cache", None)
+    cache = client.cache
     if cache is None and lock is not None:
         cache = ArchiveCache()  # resuming a locked download needs somewhere to keep what came
-    offline = bool(getattr(client, "offline", False))
+    offline = client.offline
     source = ClientSource(client, schema)
     for state, archive in dataset_raw(client, query, required, schema=schema, lock=lock, cache=cache, offline=offline, **options):
         yield state.entry_id, open_section(client, state, archive, required, schema, source)
