@@ -109,6 +109,11 @@ class ArchiveContext:
             (self.schema, raw, self.source, self.fetcher, self.entry_id, self.upload_id),
         )
 
+    @property
+    def definitions_final(self) -> bool:
+        """Whether this archive's own definitions are all here (nothing left to download)."""
+        return self.fetcher is None
+
     # -- the SectionContext protocol ----------------------------------------------------------
     def sub_section_class(self, owner: type[Section], fm: FieldMeta) -> type[Section]:
         """The declared class of sub-section ``fm`` of ``owner``."""

@@ -76,6 +76,12 @@ RUNTIME_MODULE: Final = "archivemap.archive.runtime"
 class DefinitionResolver(Protocol):
     """Resolves an ``m_def`` string, including definitions an archive carries itself."""
 
+    @property
+    def definitions_final(self) -> bool:
+        """Whether every definition the archive carries is here already, so that what an
+        ``m_def`` resolves to may be remembered (not so for a partial download)."""
+        ...
+
     def resolve_definition(self, m_def: str) -> SectionDef:
         """The section definition ``m_def`` names.
 
@@ -375,7 +381,7 @@ class Schema:
         # one resolution per m_def string and archive (an archive's items repeat a few m_defs);
         # not for partial archives, whose own definitions may arrive later
         memo = None
-        if getattr(resolver, "fetcher", None) is None:
+        if resolver.definitions_final:
             try:
                 memo = self._item_classes.get(resolver)
                 if memo is None:
