@@ -46,6 +46,8 @@ __all__ = [
     "SubSectionDef",
     "TypeDef",
     "artifacts_url",
+    "MAX_BASE_SECTIONS",
+    "MAX_INHERITED_PROPERTIES",
     "MAX_METAINFO_BYTES",
     "METAINFO_DEADLINE",
     "PACKED_FORMAT",
@@ -78,6 +80,15 @@ _BUILD_LOCK = threading.Lock()
 #: would hand out two objects for one definition. Reentrant: ``PackageDef.sections`` takes it
 #: around ``PackageDef.full_raw``, which takes it too.
 _PACKAGE_LOCK = threading.RLock()
+
+#: The most ancestors a section may have. NOMAD 2.0's deepest has 8; a chain of thousands
+#: (hostile metainfo) would build a class per ancestor, each with every inherited property.
+MAX_BASE_SECTIONS = 64
+#: The most properties a section and its ancestors may hold together, counting each
+#: ancestor's own effective properties: what building its class (and its bases' classes)
+#: costs, in fields. NOMAD 2.0's largest is 3,060 (quantum_espresso_xspectra's Run); a chain
+#: of 1,000 sections of one quantity each holds 500,500, about 30 s and 600 MB of classes.
+MAX_INHERITED_PROPERTIES = 60_000
 
 #: The layout of :meth:`Environment.pack`'s form; a packed export of another layout is refused.
 PACKED_FORMAT = "archivemap-packed-export/1"
@@ -394,6 +405,7 @@ class SectionDef(_Base):
         Raises:
             CyclicDefinitionError: the bases lead back to this section, or to another
                 section on the way.
+            DefinitionError: more than :data:`MAX_BASE_SECTIONS` ancestors.
         """
         if self._mro is None:
             _check_base_cycles(self)
@@ -407,6 +419,12 @@ class SectionDef(_Base):
                 seen.add(id(base))
                 order.append(base)
                 stack.extend(reversed(base.base_sections))
+                if len(order) > MAX_BASE_SECTIONS:
+                    raise DefinitionError(
+                        f"section {self.qualified_name} has more than {MAX_BASE_SECTIONS} base "
+                        "sections in its ancestry (NOMAD's deepest has 8); refused as hostile",
+                        self.path,
+                    )
             self._mro = order
         return self._mro
 
@@ -415,6 +433,9 @@ class SectionDef(_Base):
         """Effective properties by name: bases first, then own, then extensions.
 
         Own definitions override inherited ones of the same name (spec §1.9).
+
+        Raises:
+            DefinitionError: more than :data:`MAX_INHERITED_PROPERTIES` with the bases'.
         """
         if self._all is None:
             props: dict[str, Property] = {}
@@ -423,6 +444,14 @@ class SectionDef(_Base):
                     props[prop.name] = prop
             for prop in self._own_and_extended():
                 props[prop.name] = prop
+            held = len(props) + sum(len(base.all_properties) for base in self.all_base_sections)
+            if held > MAX_INHERITED_PROPERTIES:
+                raise DefinitionError(
+                    f"section {self.qualified_name} and its base sections hold {held} properties "
+                    f"together, more than {MAX_INHERITED_PROPERTIES} (NOMAD's largest holds 3,060); "
+                    "refused as hostile",
+                    self.path,
+                )
             self._all = props
         return self._all
 

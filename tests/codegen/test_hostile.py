@@ -231,6 +231,35 @@ def test_unknown_base_is_an_error() -> None:
         generate_files(data)
 
 
+def _chain(n: int, quantities: int = 1) -> dict[str, Any]:
+    """Sections S0 … S{n-1}, each with ``quantities`` of its own and the previous one as base."""
+    return {"packages": [{"name": "deep", "section_definitions": [
+        {"name": f"S{i}",
+         "quantities": [_q(f"q{i}_{j}", {"type_kind": "python", "type_data": "str"}) for j in range(quantities)],
+         **({"base_sections": [f"/packages/0/section_definitions/{i - 1}"]} if i else {})}
+        for i in range(n)]}]}
+
+
+def test_a_chain_of_bases_longer_than_any_real_schema_is_refused() -> None:
+    # 1,000 sections in a chain build 500,500 fields (30 s, 600 MB) before the limit
+    with pytest.raises(DefinitionError, match="more than 64 base sections") as info:
+        generate_files(_chain(1000))
+    assert info.value.definition_path is not None
+    assert info.value.definition_path.startswith("/packages/0/section_definitions/")
+    env = load_environment(_chain(1000))
+    with pytest.raises(DefinitionError, match="refused as hostile"):
+        env.resolve("deep.S999").all_properties  # noqa: B018
+    generate_files(_chain(60))  # deep, but within the limit: generated
+
+
+def test_sections_whose_ancestry_holds_too_many_properties_are_refused() -> None:
+    # 40 levels of 2,000 quantities each: 1.6 million fields across the classes of the chain
+    env = load_environment(_chain(40, quantities=2000))
+    assert len(env.resolve("deep.S5").all_properties) == 12_000  # 42,000 with its bases: fine
+    with pytest.raises(DefinitionError, match="more than 60000"):
+        env.resolve("deep.S39").all_properties  # noqa: B018
+
+
 def test_non_json_values_are_an_error() -> None:
     data = {"packages": [{"name": "p", "section_definitions": [
         {"name": "A", "quantities": [_q("q", {"type_kind": "python", "type_data": "str"}, default=object())]}]}]}
