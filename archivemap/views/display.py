@@ -124,7 +124,9 @@ def _timestamp(value: Any) -> str | None:
 
 
 def _format_number(value: float) -> str:
-    return f"{value:.6g}"
+    # ten significant digits: an all-electron total energy (-144690.2132 eV) must show the
+    # meV steps of its SCF iterations; beyond that are the digits a unit conversion adds
+    return f"{value:.10g}"
 
 
 def _format_magnitude(value: Any, max_items: int) -> str:
