@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import archivemap
 from archivemap import graph
+from archivemap._embedded import EMBEDDED_METAINFO
 from archivemap._json import read_json
 from archivemap._lazy import deferred_import
 from archivemap._progress import watched
@@ -584,7 +585,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.directory,
         host=args.host,
         port=args.port,
-        metainfo=args.metainfo,
+        metainfo=None if args.no_metainfo else args.metainfo or EMBEDDED_METAINFO,
         token=args.token or os.environ.get("ARCHIVEMAP_SERVE_TOKEN") or None,
         allowed_hosts=args.allowed_host or None,
         request_timeout=args.request_timeout,
@@ -714,7 +715,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory", help="folder of archive JSON files")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
-    p.add_argument("--metainfo", help="metainfo export: answer 'required' with NOMAD's schema rules")
+    p.add_argument("--metainfo", help="metainfo export whose schema rules answer 'required' "
+                   "(default: the embedded NOMAD 2.0.0 one)")
+    p.add_argument("--no-metainfo", action="store_true",
+                   help="no schema: 'required' follows the JSON as stored (plugins NOMAD 2.0.0 lacks)")
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (or ARCHIVEMAP_SERVE_TOKEN)")
     p.add_argument("--allowed-host", action="append", metavar="HOST",
                    help="a Host header to accept besides the bound address (repeatable)")

@@ -11,7 +11,7 @@ a second process skips decompression and parsing, and builds only the packages i
 
 Refresh it (for a newer NOMAD): run ``nomad dev metainfo > export.json`` in the deployment's
 environment, then ``python -m archivemap.metainfo.default export.json`` (rewrites the packaged
-file), update :data:`NOMAD_VERSION` and the README.
+file), update :data:`archivemap._embedded.NOMAD_VERSION` and the README.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from archivemap._embedded import EMBEDDED_METAINFO, NOMAD_VERSION
 from archivemap.errors import DefinitionError
 from archivemap.metainfo.cache import cached_environment
 from archivemap.metainfo.definitions import Environment
@@ -40,10 +41,8 @@ __all__ = [
     "write_data_file",
 ]
 
-#: The NOMAD release whose metainfo is embedded.
-NOMAD_VERSION = "2.0.0"
-#: The embedded export, gzip-compressed.
-DATA_FILE = Path(__file__).with_name("data") / f"nomad-{NOMAD_VERSION}-metainfo.json.gz"
+#: The embedded export, gzip-compressed (found by a leaf, as the bundled server reads it too).
+DATA_FILE = EMBEDDED_METAINFO
 #: What error messages and ``Environment.source`` call it.
 SOURCE_LABEL = f"<embedded NOMAD {NOMAD_VERSION} metainfo>"
 

@@ -11,6 +11,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from archivemap._embedded import EMBEDDED_METAINFO
 from archivemap.server._app import Api
 from archivemap.server._auth import APP_TOKEN_MAX_EXPIRES_IN, TokenStore
 from archivemap.server._faults import FaultInjector, Faults
@@ -78,7 +79,10 @@ class LocalServer:
         metainfo: a NOMAD metainfo export (``.json`` or ``.json.gz``, e.g. nomad-lab 2.0.0's
             ``nomad dev metainfo``); with it ``required`` follows NOMAD's schema exactly
             (unknown keys skipped, only reference quantities resolved, ``m_def`` honoured)
-            and queries know every search quantity.
+            and queries know every search quantity. Default: the NOMAD 2.0.0 export shipped
+            with the package, so the server answers as NOMAD does out of the box (read once
+            per process, ~0.3 s). ``None``: no schema; ``required`` then follows the JSON as
+            stored (every key kept, every string that looks like a reference resolved).
         token: a static secret; when set, every request must carry
             ``Authorization: Bearer <token>`` or gets 401. It is never logged.
         allowed_hosts: the ``Host`` header values answered; others get 400 (DNS
@@ -112,7 +116,7 @@ class LocalServer:
         allow_remote: bool = False,
         token_lifetime: float = 3600.0,
         app_token_max_expires_in: int = APP_TOKEN_MAX_EXPIRES_IN,
-        metainfo: str | Path | None = None,
+        metainfo: str | Path | None = EMBEDDED_METAINFO,
         token: str | None = None,
         allowed_hosts: Iterable[str] | None = None,
         request_timeout: float = 5.0,

@@ -3,7 +3,9 @@
 ``../shared/nomad-data/conformance`` holds ~1,700 requests over the 12 archives of
 ``archives/`` with the answers of NOMAD 2.0.0's own entries router and ``RequiredReader``
 (see its README). Each is replayed here over HTTP against a :class:`LocalServer` serving
-those archives with NOMAD 2.0.0's metainfo export, and status and body are compared exactly
+those archives with NOMAD 2.0.0's metainfo, twice: as shipped in the package (the default of
+``LocalServer(DIR)`` and ``archivemap serve DIR``) and as NOMAD's export file in
+``../shared``; status and body are compared exactly
 (dict key order aside), as the corpus README prescribes:
 
 * ``status: 500`` answers compare ``reason``, ``exception`` and ``exception_class`` (the
@@ -81,8 +83,14 @@ def _params() -> list[Any]:
     return params
 
 
-@pytest.fixture(scope="module")
-def nomad_like() -> Iterator[LocalServer]:
+@pytest.fixture(scope="module", params=["default", "export"])
+def nomad_like(request: pytest.FixtureRequest) -> Iterator[LocalServer]:
+    # "default": what `archivemap serve DIR` and LocalServer(DIR) give, with the metainfo
+    # shipped in the package; "export": NOMAD's own export file from ../shared
+    if request.param == "default":
+        with LocalServer(ARCHIVES) as server:
+            yield server
+        return
     if not METAINFO.is_file():
         pytest.skip(f"NOMAD 2.0.0 metainfo export not found at {METAINFO}")
     with LocalServer(ARCHIVES, metainfo=METAINFO) as server:
