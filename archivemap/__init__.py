@@ -110,7 +110,7 @@ __all__ = [
 
 #: Where each public name lives (imported from there on first use).
 _EXPORTS: dict[str, str] = {
-    "Absent": "archivemap.archive.sections",
+    "Absent": "archivemap.archive.standins",
     "AbsentError": "archivemap.errors",
     "AbsentItemError": "archivemap.errors",
     "AbsentSectionError": "archivemap.errors",
@@ -130,7 +130,7 @@ _EXPORTS: dict[str, str] = {
     "DirectorySource": "archivemap.archive.sources",
     "DownloadLimitError": "archivemap.errors",
     "Environment": "archivemap.metainfo.definitions",
-    "Fetcher": "archivemap.archive.sections",
+    "Fetcher": "archivemap.archive.base",
     "ForbiddenError": "archivemap.errors",
     "HTTPStatusError": "archivemap.errors",
     "LocalServer": "archivemap.server",
@@ -142,9 +142,9 @@ _EXPORTS: dict[str, str] = {
     "NotInSchemaError": "archivemap.errors",
     "ParsedReference": "archivemap.archive.references",
     "PathSyntaxError": "archivemap.errors",
-    "Pending": "archivemap.archive.sections",
-    "PendingList": "archivemap.archive.sections",
-    "Placeholder": "archivemap.archive.sections",
+    "Pending": "archivemap.archive.standins",
+    "PendingList": "archivemap.archive.standins",
+    "Placeholder": "archivemap.archive.standins",
     "Q": "archivemap.remote.query",
     "Query": "archivemap.remote.query",
     "QueryError": "archivemap.errors",
@@ -194,7 +194,9 @@ if TYPE_CHECKING:
     from archivemap.archive.load import default_schema, load, set_default_schema
     from archivemap.archive.references import ParsedReference, entry_id_from_mainfile, parse_reference
     from archivemap.archive.schema import Schema
-    from archivemap.archive.sections import Absent, Fetcher, Pending, PendingList, Placeholder, Section
+    from archivemap.archive.base import Fetcher
+    from archivemap.archive.sections import Section
+    from archivemap.archive.standins import Absent, Pending, PendingList, Placeholder
     from archivemap.archive.sources import DirectorySource, ZipSource
     from archivemap.errors import (
         AbsentError,

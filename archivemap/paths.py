@@ -4,7 +4,7 @@ Dotted attribute paths (``run[0].calculation[-1].energy``, ``data.processes['pvd
 NOMAD's slash form (``/run/0/calculation/3``, ``#/run/0``) both parse to one tuple of
 segments: ``str`` property names, ``int`` indices (negative too) and :class:`Key` item keys.
 This is a leaf: reading a path through an archive lives with the sections
-(:func:`archivemap.archive.sections.get_path`), building ``required`` specs from it in
+(:func:`archivemap.archive.walk.get_path`), building ``required`` specs from it in
 :mod:`archivemap.remote.fetch.fetch.required`.
 
 The parsers are single left-to-right scans (linear in the length of the path).

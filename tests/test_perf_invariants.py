@@ -149,7 +149,7 @@ def test_arrays_standing_in_for_raw_lists_write_back_exactly(schema_2_0: Schema)
     import numpy as np  # noqa: PLC0415
     import orjson  # noqa: PLC0415
 
-    from archivemap.archive.sections import raw_data  # noqa: PLC0415
+    from archivemap.archive.base import raw_data  # noqa: PLC0415
 
     archive = {
         "run": [{"system": [

@@ -20,7 +20,8 @@ import pytest
 import archivemap
 from archivemap._json import read_json
 from archivemap.archive.schema import Schema, SchemaSourceChangedError
-from archivemap.archive.sections import PartialList, Section
+from archivemap.archive._fetch import PartialList
+from archivemap.archive.sections import Section
 from archivemap.archive.sources import DirectorySource
 from archivemap.remote.client import Client
 from archivemap.server import LocalServer

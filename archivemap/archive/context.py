@@ -2,8 +2,8 @@
 
 An :class:`ArchiveContext` knows the schema, the entry's identity, where other archives come
 from (an :class:`ArchiveSource`), and, for archives from a client, how to fetch the rest (a
-:class:`~archivemap.archive.sections.Fetcher`). It implements the
-:class:`~archivemap.archive.sections.SectionContext` protocol that sections are written
+:class:`~archivemap.archive.base.Fetcher`). It implements the
+:class:`~archivemap.archive.base.SectionContext` protocol that sections are written
 against, so sections never see a schema, a source or a client directly.
 """
 
@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 from archivemap.archive.references import ParsedReference, parse_reference
 from archivemap.archive.schema import Schema
-from archivemap.archive.sections import AccessRecorder, Fetcher, Section
+from archivemap.archive.base import AccessRecorder, Fetcher
+from archivemap.archive.sections import Section
 from archivemap.errors import DefinitionError, UnknownDefinitionError
 from archivemap.metainfo.definitions import Definition, Environment, SectionDef
 from archivemap.metainfo.fields import FieldMeta

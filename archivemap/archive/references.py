@@ -4,7 +4,7 @@ NOMAD writes references in a dozen spellings (spec §3.2): ``#/run/0/system/0``,
 ``/run/0/system/0``, fragments without a slash (``#data``), other entries by id, by mainfile
 or by raw file, other uploads, other installations. :func:`parse_reference` turns each into
 one :class:`ParsedReference`. String work only: following a reference through an archive is
-:func:`archivemap.archive.sections.resolve_reference`.
+:func:`archivemap.archive._resolve.resolve_reference`.
 """
 
 from __future__ import annotations

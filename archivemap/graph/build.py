@@ -45,17 +45,10 @@ from typing import Any
 
 from archivemap._progress import Progress
 from archivemap.archive.references import ParsedReference, parse_reference
-from archivemap.archive.sections import (
-    EMPTY,
-    Pending,
-    Section,
-    SectionContext,
-    assigned,
-    built_value,
-    keyed_order,
-    raw_data,
-    select_item,
-)
+from archivemap.archive.base import EMPTY, SectionContext, assigned, built_value, raw_data
+from archivemap.archive.sections import Section
+from archivemap.archive.standins import Pending
+from archivemap.archive.walk import keyed_order, select_item
 from archivemap.archive.sources import DirectorySource, ZipSource
 from archivemap.errors import ArchivemapError
 from archivemap.graph._nx import nx

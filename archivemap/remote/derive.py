@@ -2,7 +2,7 @@
 
 A scientist writes the analysis (``lambda a: a.workflow2.results.calculation_result_ref
 .energy.total.value``), not the ``required`` spec. :func:`required_for` runs it lazily on a few
-sample entries, with a :class:`~archivemap.archive.sections.AccessRecorder` on each archive,
+sample entries, with a :class:`~archivemap.archive.base.AccessRecorder` on each archive,
 and turns what was read into one spec that serves *any* entry:
 
 * a path reached through a reference is written through the reference

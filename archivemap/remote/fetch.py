@@ -8,7 +8,7 @@ server compacts ``[i]`` selections to position 0 and pads placed reference targe
 and patches already-built sections so that objects the user holds stay the same objects.
 
 This module speaks JSON only: :class:`RemoteFetcher` implements the archive layer's
-:class:`~archivemap.archive.sections.Fetcher` protocol and :class:`ClientSource` its
+:class:`~archivemap.archive.base.Fetcher` protocol and :class:`ClientSource` its
 :class:`~archivemap.archive.context.ArchiveSource` protocol. What they need of the HTTP
 client is the :class:`ArchiveAPI` protocol, so the client sits above them and nothing here
 imports it.
