@@ -26,38 +26,31 @@ memory nor hold a thread forever.
 from __future__ import annotations
 
 import base64
-import functools
-import html
 import json
 import logging
 import os
 import re
-import socket
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Final, SupportsIndex
-from urllib.parse import quote, quote_plus, urljoin, urlsplit
+from typing import Any, Final
+from urllib.parse import quote, urljoin, urlsplit
 
 import attrs
 import requests
-import urllib3
-from requests.adapters import HTTPAdapter
 
-from archivemap._json import parse_json
-from archivemap._version import __version__
 from archivemap._progress import Progress as _Progress
-from archivemap.remote._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, parse_retry_after
+from archivemap.archive.context import ArchiveContext
+from archivemap.archive.load import default_schema
+from archivemap.archive.references import ParsedReference
+from archivemap.archive.schema import Schema, SchemaSource, as_schema
+from archivemap.archive.sections import Section
 from archivemap.errors import (
-    ArchiveDataError,
     ArchivemapError,
     AuthenticationError,
-    BadRequestError,
     ClientError,
-    ForbiddenError,
     HTTPStatusError,
     MalformedResponseError,
     NotDownloadedError,
@@ -68,19 +61,21 @@ from archivemap.errors import (
     UnsupportedReferenceError,
     ValidationError,
 )
-from archivemap.archive.load import default_schema
-from archivemap.archive.schema import Schema, SchemaSource, as_schema
-from archivemap.archive.context import ArchiveContext
-from archivemap.archive.references import ParsedReference
-from archivemap.archive.sections import Section
-from archivemap.remote.endpoints import ApiMethods, scope_error
 from archivemap.metainfo.deployment import deployment_environment
-from archivemap.remote.derive import SAMPLE_REQUIRED, AccessPath, Analysis, record_access, required_from_access
-from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
-from archivemap.remote.query import Query
+from archivemap.remote._body import ERROR_BODY_MAX, Dropped, TruncatedBody, parse_body, read_body
+from archivemap.remote._failures import status_error, summarise_detail, transport_reason
+from archivemap.remote._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, parse_retry_after
+from archivemap.remote._secrets import Secret, scrub_with, secret_pattern
+from archivemap.remote._transport import DeadlineExceeded, call_deadline, new_session
+from archivemap.remote._urls import api_base_url, installation_key, origin
+
 # the disk cache and the locked, cached bulk download
 from archivemap.remote.cache import ArchiveCache, as_cache, cached_answer, fill
+from archivemap.remote.derive import SAMPLE_REQUIRED, AccessPath, Analysis, record_access, required_from_access
+from archivemap.remote.endpoints import ApiMethods, scope_error
+from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
 from archivemap.remote.lockfile import dataset_archives
+from archivemap.remote.query import Query
 from archivemap.remote.required import Required
 
 __all__ = ["ArchiveStream", "Client", "EntryFailure", "api_base_url", "transport_reason"]
@@ -88,13 +83,6 @@ __all__ = ["ArchiveStream", "Client", "EntryFailure", "api_base_url", "transport
 log = logging.getLogger("archivemap.remote.client")
 
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
-_STATUS_ERRORS: Final[dict[int, type[HTTPStatusError]]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: ForbiddenError,
-    404: NotFoundError,
-    422: ValidationError,
-}
 # Failures after which the same request may well succeed: the connection dropped, timed
 # out, or the body arrived cut short (requests raises ChunkedEncodingError for a body
 # shorter than its Content-Length; a cut without Content-Length shows up as bad JSON).
@@ -104,14 +92,7 @@ _RETRYABLE_EXCEPTIONS: Final = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
-_REDACTED: Final = "<redacted>"
 _CURSOR_PREFIX: Final = "am1:"
-#: Bytes asked of the socket per read while streaming a body.
-_CHUNK: Final = 64 * 1024
-#: Most bytes decoded per decompression step (bounds memory between limit checks).
-_DECODE_STEP: Final = 1024 * 1024
-#: Error answers are only read for their ``detail``: more than this is cut off, not an error.
-_ERROR_BODY_MAX: Final = 1024 * 1024
 #: Default of ``Client(max_response_bytes=...)``: generous for real archives, finite.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 1024 * 1024 * 1024
 #: Default of ``Client(deadline=...)``: seconds one API call may take, retries included.
@@ -121,132 +102,6 @@ DEFAULT_DEADLINE: Final = 600.0
 #: MD archive: 100 MB is not worth downloading to learn which values an analysis reads) is
 #: abandoned and its entries are sampled lazily, a request per value read.
 SAMPLE_PAGE_BYTES: Final = 4 * 1024 * 1024
-
-
-class _Secret:
-    """A credential that does not show itself in ``repr``, ``str``, logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return _REDACTED
-
-    __str__ = __repr__
-
-    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
-        # a secret never reaches pickle bytes by accident (Client.__reduce__ decides)
-        raise TypeError("credentials are not pickled; see Client(pickle_credentials=True)")
-
-
-class _TruncatedBody(Exception):
-    """A 2xx answer whose body is not complete JSON (cut off in transit)."""
-
-
-class _Dropped(Exception):
-    """The connection broke or stalled while the body was read: worth another attempt."""
-
-
-class _DeadlineExceeded(Exception):
-    """The call's total deadline passed (while waiting, sending or reading)."""
-
-
-class _TooLarge(Exception):
-    """The body passed the size limit (on the wire or decoded)."""
-
-
-#: The deadline of the API call the current thread is making (read by the connections).
-_CALL = threading.local()
-
-
-def _shut_down_at(deadline: float, get_socket: Any, fired: threading.Event | None = None) -> threading.Timer:
-    """A started timer that shuts down ``get_socket()`` at ``deadline`` (a monotonic time).
-
-    A ``recv`` blocked in another thread returns at once when its socket is shut down, so
-    a server dripping bytes cannot hold that thread past the deadline, however short each
-    individual wait is. The socket is looked up when the timer fires (a connection may open
-    its socket only after the timer was armed).
-    """
-
-    def fire() -> None:
-        if fired is not None:
-            fired.set()
-        sock = get_socket()
-        if isinstance(sock, socket.socket):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    timer = threading.Timer(max(0.0, deadline - time.monotonic()), fire)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
-def _arm(connection: Any) -> None:
-    deadline = getattr(_CALL, "deadline", None)
-    if deadline is not None:
-        connection._archivemap_watch = _shut_down_at(deadline, lambda: getattr(connection, "sock", None))
-
-
-def _disarm(connection: Any) -> None:
-    timer = getattr(connection, "_archivemap_watch", None)
-    if timer is not None:
-        timer.cancel()
-        connection._archivemap_watch = None
-
-
-class _Watched:
-    """The request and header phase of a connection end at the calling thread's deadline.
-
-    Socket timeouts bound each ``recv``, not their sum: a server that sends its status line
-    and headers one byte per second never trips them. The body is watched by the client
-    itself (:meth:`Client._read_body`). Mixed into urllib3's http and https connections.
-    """
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _arm(self)
-        try:
-            super().request(*args, **kwargs)  # type: ignore[misc]
-        except BaseException:
-            _disarm(self)
-            raise
-
-    def getresponse(self) -> Any:
-        try:
-            return super().getresponse()  # type: ignore[misc]
-        finally:
-            _disarm(self)
-
-
-class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
-    """An http connection with a deadline on its request and header phase."""
-
-
-class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
-    """An https connection with a deadline on its request and header phase."""
-
-
-class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-class _DeadlineAdapter(HTTPAdapter):
-    """The client's transport adapter: pools whose connections honour the call's deadline."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 @attrs.frozen
@@ -268,203 +123,6 @@ class EntryFailure:
     status: int
     detail: str
     url: str
-
-
-class _Decoder:
-    """Bounded ``Content-Encoding`` decoding: never more output than the room left.
-
-    ``zlib``'s ``max_length`` keeps each step to :data:`_DECODE_STEP` bytes, so a bomb is
-    detected after at most one step past the limit, not after it has been inflated.
-    Supports identity, gzip (several members too) and deflate (zlib-wrapped or raw, as
-    servers disagree); anything else, or stacked codings, is refused, which is why the client
-    only ever sends ``Accept-Encoding: gzip, deflate``.
-    """
-
-    def __init__(self, header: str) -> None:
-        codings = [c.strip().lower() for c in header.split(",") if c.strip()]
-        codings = [c for c in codings if c != "identity"]
-        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
-            raise ValueError(f"unsupported Content-Encoding {header!r}")
-        self.kind = codings[0] if codings else None
-        self._started = False
-        self._later_member = False  # inside a second or later gzip member
-        self._swallow = False  # trailing garbage after a complete gzip member: ignored
-        self._z: Any = None
-        if self.kind in ("gzip", "x-gzip"):
-            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif self.kind == "deflate":
-            self._z = zlib.decompressobj()
-
-    def feed(self, data: bytes, out: bytearray, limit: int) -> None:
-        """Decode ``data`` onto ``out``; raise :class:`_TooLarge` once ``out`` passes ``limit``."""
-        if self._z is None:
-            if len(out) + len(data) > limit:
-                raise _TooLarge
-            out += data
-            return
-        while data and not self._swallow:
-            try:
-                chunk = self._z.decompress(data, _DECODE_STEP)
-            except zlib.error:
-                if self._later_member:
-                    # what other gzip clients (urllib3, browsers) do with junk after a member
-                    self._swallow = True
-                    return
-                if self.kind == "deflate" and not self._started:
-                    self._z = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, no zlib header
-                    self._started = True
-                    continue
-                raise
-            self._started = True
-            out += chunk
-            if len(out) > limit:
-                raise _TooLarge
-            data = self._z.unconsumed_tail
-            if not data and self._z.eof and self._z.unused_data and self.kind != "deflate":
-                data = self._z.unused_data  # a further gzip member
-                self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                self._later_member = True
-
-    def finish(self, out: bytearray, limit: int) -> None:
-        """Flush the decoder; raise :class:`_Dropped` for a compressed stream cut short."""
-        if self._z is None or self._swallow:
-            return
-        out += self._z.flush()
-        if len(out) > limit:
-            raise _TooLarge
-        if self._started and not self._z.eof:
-            raise _Dropped("compressed body ended early")
-
-
-def api_base_url(url: str) -> str:
-    """The API v1 base of any URL of a NOMAD installation.
-
-    ``https://host/prod/v1/api/v1/uploads/u/archive/e`` → ``https://host/prod/v1/api/v1``;
-    ``https://host/prod/v1/api`` → ``…/api/v1``; ``https://host/prod/v1`` → ``…/api/v1``,
-    the same normalisation NOMAD's own client applies (spec §5.1).
-
-    Args:
-        url: an http(s) URL.
-
-    Returns:
-        The base URL without trailing slash.
-
-    Raises:
-        ValueError: not an http(s) URL.
-    """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    path = parts.path.rstrip("/")
-    marker = path.find("/api/v1")
-    if marker >= 0 and (len(path) == marker + 7 or path[marker + 7] == "/"):
-        path = path[: marker + 7]
-    elif path.endswith("/api"):
-        path += "/v1"
-    else:
-        path += "/api/v1"
-    return f"{parts.scheme}://{parts.netloc}{path}"
-
-
-def _installation_key(base: str) -> tuple[str, str, int | None, str]:
-    """What identifies an installation: scheme, host, port (default filled in) and API path.
-
-    Compared instead of strings so ``HTTP://Host:80/api/v1`` and ``http://host/api/v1`` are
-    one installation, and user info (``http://a@b``) cannot disguise a host.
-    """
-    return (*_origin(base), urlsplit(base).path.rstrip("/"))
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    """Scheme, host and port (with the scheme's default filled in) of a URL."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port
-
-
-def _spellings(secret: str) -> set[str]:
-    """A secret as it may come back: raw, percent/form-encoded (once, twice), JSON, HTML, base64."""
-    once = {quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret), quote_plus(secret)}
-    twice = {quote(v, safe="") for v in once} | {quote_plus(v, safe="") for v in once}
-    escaped = json.dumps(secret)[1:-1]
-    found = {secret, *once, *twice, escaped, escaped.replace("/", "\\/")}
-    found.add(json.dumps(secret, ensure_ascii=False)[1:-1])
-    found.add(html.escape(secret))
-    found.update(_base64_spellings(secret))
-    return found
-
-
-def _scrub_with(value: Any, pattern: re.Pattern[str]) -> Any:
-    if isinstance(value, str):
-        return pattern.sub(_REDACTED, value)
-    if isinstance(value, (list, tuple)):
-        return [_scrub_with(v, pattern) for v in value]
-    if isinstance(value, dict):
-        return {_scrub_with(k, pattern): _scrub_with(v, pattern) for k, v in value.items()}
-    return value
-
-
-def _base64_spellings(text: str) -> set[str]:
-    raw = text.encode()
-    encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
-    return encoded | {e.rstrip("=") for e in encoded}
-
-
-# What a failed connection's text (urllib3's, through requests) says, in a few words.
-_TRANSPORT_REASONS: Final = (
-    ("connection refused", "connection refused"),
-    ("name or service not known", "host name not found"),
-    ("nodename nor servname", "host name not found"),
-    ("temporary failure in name resolution", "host name not found"),
-    ("timed out", "timed out"),
-    ("timeout", "timed out"),
-    ("connection reset", "connection reset"),
-    ("connection aborted", "connection reset"),
-)
-
-
-def transport_reason(text: str) -> str | None:
-    """The few words a person needs from a failed connection's message (``connection
-    refused``), or ``None`` when it says something else; the message itself is pool and
-    socket internals of urllib3."""
-    lowered = text.lower()
-    return next((reason for needle, reason in _TRANSPORT_REASONS if needle in lowered), None)
-
-
-def _parse_json(content: bytes | bytearray) -> Any:
-    """An answer's JSON, read as archives are (exact big integers, NaN); cut or not JSON:
-    :class:`_TruncatedBody`, which the caller tells apart from a malformed answer."""
-    try:
-        return parse_json(content)
-    except ArchiveDataError as exc:
-        raise _TruncatedBody(str(exc)) from None
-
-
-def _summarise_detail(detail: Any) -> str:
-    """One line out of NOMAD's ``detail``: a string, validation items, or a 500 report."""
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list):
-        lines = []
-        for item in detail:
-            if isinstance(item, Mapping):
-                loc = item.get("loc")
-                where = f" (at {'.'.join(map(str, _flatten(loc)))})" if loc else ""
-                lines.append(f"{item.get('msg', item)}{where}")
-            else:
-                lines.append(str(item))
-        return "; ".join(lines)
-    if isinstance(detail, Mapping):
-        reason = detail.get("reason") or detail.get("exception_class")
-        return str(reason) if reason else json.dumps(detail, default=str)[:500]
-    return "" if detail is None else str(detail)
-
-
-def _flatten(loc: Any) -> list[Any]:
-    if isinstance(loc, (list, tuple)):
-        return [x for part in loc for x in _flatten(part)]
-    return [loc]
 
 
 def _is_page_size_error(error: ValidationError) -> bool:
@@ -593,13 +251,13 @@ class Client(ApiMethods):
         )
         self._limiter = Limiter(max_concurrency, rate)
         self._rate = rate
-        self._origin = _origin(self.base_url)
-        self._token = _Secret(token) if token else None
+        self._origin = origin(self.base_url)
+        self._token = Secret(token) if token else None
         self._username = username
-        self._password = _Secret(password) if password else None
+        self._password = Secret(password) if password else None
         self._owns_session = session is None
         self._deployment_schema: Schema | None = None
-        self._session = session if session is not None else self._new_session(max_concurrency)
+        self._session = session if session is not None else new_session(max_concurrency)
         self._auth_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._requests_made = 0
@@ -612,16 +270,6 @@ class Client(ApiMethods):
         # the disk cache and offline mode (archivemap/remote/cache.py)
         self.cache: ArchiveCache | None = as_cache(cache)
         self.offline = offline
-
-    @staticmethod
-    def _new_session(pool_size: int) -> requests.Session:
-        session = requests.Session()
-        # Retries are ours (they must share the limiter); urllib3's own are switched off.
-        adapter = _DeadlineAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.headers["User-Agent"] = f"archivemap/{__version__}"
-        return session
 
     # ------------------------------------------------------------------ plumbing
 
@@ -705,29 +353,18 @@ class Client(ApiMethods):
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def _same_origin(self, url: str) -> bool:
-        return _origin(url) == self._origin
+        return origin(url) == self._origin
 
     def _secrets(self) -> list[str]:
         return [s.reveal() for s in (self._token, self._password) if s is not None]
 
     def _secret_pattern(self) -> re.Pattern[str] | None:
-        """One regex for every spelling in which a server may echo a credential back.
-
-        A server echoes what it received: the password form-encoded from the login body,
-        percent-encoded once or twice, the ``Authorization`` header's base64, or JSON-escaped
-        inside an error document. Matching is case-insensitive (``%2a`` and ``%2A`` are the
-        same byte); over-redacting a look-alike costs nothing.
-        """
-        secrets = self._secrets()
-        if not secrets:
-            return None
-        variants: set[str] = set()
-        for secret in secrets:
-            variants.update(_spellings(secret))
+        """One regex for every spelling in which a server may echo a credential back
+        (:func:`~archivemap.remote._secrets.secret_pattern`)."""
+        basic = None
         if self._username and self._password is not None:
-            variants.update(_base64_spellings(f"{self._username}:{self._password.reveal()}"))
-        ordered = sorted((v for v in variants if v), key=len, reverse=True)
-        return re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE)
+            basic = (self._username, self._password.reveal())
+        return secret_pattern(self._secrets(), basic)
 
     def _scrub(self, value: Any) -> Any:
         """Replace every credential inside ``value`` (a server may echo request input).
@@ -736,7 +373,7 @@ class Client(ApiMethods):
         :meth:`_secret_pattern`.
         """
         pattern = self._secret_pattern()
-        return value if pattern is None else _scrub_with(value, pattern)
+        return value if pattern is None else scrub_with(value, pattern)
 
     # ------------------------------------------------------------------ requests
 
@@ -808,13 +445,13 @@ class Client(ApiMethods):
                 )
                 if 200 <= response.status_code < 300:
                     return self._decode_answer(method, final_url, response, content)
-            except _DeadlineExceeded:
+            except DeadlineExceeded:
                 raise TransportError(
                     f"{method} did not finish within its deadline of {self.deadline:g} s "
                     "(Client(deadline=...))",
                     self._scrub(url),
                 ) from None
-            except (*_RETRYABLE_EXCEPTIONS, _TruncatedBody, _Dropped) as exc:
+            except (*_RETRYABLE_EXCEPTIONS, TruncatedBody, Dropped) as exc:
                 if deadline is not None and time.monotonic() >= deadline:
                     # the watchdog cut the connection (or a timeout ran into the deadline)
                     raise TransportError(
@@ -827,7 +464,7 @@ class Client(ApiMethods):
                 if attempt >= self.retry_policy.retries or not self._back_off(
                     attempt, None, method, url, type(exc).__name__, deadline
                 ):
-                    cls = MalformedResponseError if isinstance(exc, _TruncatedBody) else TransportError
+                    cls = MalformedResponseError if isinstance(exc, TruncatedBody) else TransportError
                     what = "answered with a body that is not JSON" if cls is MalformedResponseError else "failed"
                     tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
                     raise cls(f"{method} {what} after {tries}: {why}", self._scrub(url)) from None
@@ -847,15 +484,15 @@ class Client(ApiMethods):
             raise self._status_error(method, final_url, response, content)
 
     def _decode_answer(self, method: str, url: str, response: requests.Response, content: bytearray) -> Any:
-        """The JSON of a 2xx answer; :class:`_TruncatedBody` only where a cut is possible.
+        """The JSON of a 2xx answer; :class:`TruncatedBody` only where a cut is possible.
 
         A body with a ``Content-Length`` or chunked framing that arrived complete and still
         is not JSON will not become JSON on a retry: that is a malformed answer at once.
         Only a body delimited by the connection closing may have been cut short unseen.
         """
         try:
-            return _parse_json(content)
-        except _TruncatedBody as exc:
+            return parse_body(content)
+        except TruncatedBody as exc:
             framed = "Content-Length" in response.headers or "chunked" in response.headers.get(
                 "Transfer-Encoding", ""
             ).lower()
@@ -874,7 +511,7 @@ class Client(ApiMethods):
             return connect, read
         left = deadline - time.monotonic()
         if left <= 0:
-            raise _DeadlineExceeded
+            raise DeadlineExceeded
         return min(connect, left), min(read, left)
 
     def _send(
@@ -884,13 +521,13 @@ class Client(ApiMethods):
         params: Mapping[str, Any] | None,
         json_body: Any,
         form: Mapping[str, str] | None,
-        token: _Secret | None,
+        token: Secret | None,
         deadline: float | None = None,
         limit: int | None = None,
     ) -> tuple[requests.Response, bytearray, str]:
         """One request, following redirects ourselves so auth never leaves our host.
 
-        The body is streamed (``stream=True``) and read by :meth:`_read_body` under the size
+        The body is streamed (``stream=True``) and read by :func:`~archivemap.remote._body.read_body` under the size
         limit and the deadline; a redirect's body is never read.
         """
         for _ in range(self.max_redirects + 1):
@@ -901,8 +538,7 @@ class Client(ApiMethods):
             with self._limiter.slot():
                 with self._count_lock:
                     self._requests_made += 1
-                _CALL.deadline = deadline  # for the connection's header-phase watchdog
-                try:
+                with call_deadline(deadline):
                     response = self._session.request(
                         method,
                         url,
@@ -914,8 +550,6 @@ class Client(ApiMethods):
                         allow_redirects=False,
                         stream=True,
                     )
-                finally:
-                    _CALL.deadline = None
                 location = response.headers.get("Location")
                 redirect = response.status_code in _REDIRECTS and bool(location)
                 complete = False
@@ -927,14 +561,19 @@ class Client(ApiMethods):
                         # inside the slot: the body is part of the load
                         body_limit = self.max_response_bytes if limit is None else limit
                         try:
-                            content, complete = self._read_body(response, deadline, body_limit, method)
+                            content, complete = read_body(response, deadline, body_limit, method, self._scrub)
                         except ResponseTooLargeError:
                             with self._count_lock:  # abandoned at the limit: it was received
                                 self._bytes_received += body_limit
                             raise
                     else:  # only read for its detail: cut, never refused
-                        content, complete = self._read_body(
-                            response, deadline, min(_ERROR_BODY_MAX, self.max_response_bytes), method, cut=True
+                        content, complete = read_body(
+                            response,
+                            deadline,
+                            min(ERROR_BODY_MAX, self.max_response_bytes),
+                            method,
+                            self._scrub,
+                            cut=True,
                         )
                 finally:
                     # a connection goes back to the pool only with its answer read to the end
@@ -968,107 +607,6 @@ class Client(ApiMethods):
                 method, json_body, form = "GET", None, None
         raise TransportError(f"more than {self.max_redirects} redirects", self._scrub(url))
 
-    def _decode(
-        self,
-        step: Callable[[], None],
-        over: bool,
-        out: bytearray,
-        cut: bool,
-        method: str,
-        url: str,
-        limit: int,
-        kind: str | None,
-    ) -> bool:
-        """Run one decoding step of :meth:`_read_body`; ``False`` when the body was cut at
-        ``limit`` (``cut``), the typed error when it is too large or corrupt."""
-        try:
-            if over:  # more than the limit on the wire already
-                raise _TooLarge
-            step()
-            return True
-        except _TooLarge:
-            if cut:
-                del out[limit:]
-                return False
-            raise ResponseTooLargeError(
-                f"{method} answer exceeds the limit of {limit} bytes"
-                f"{' once decompressed' if kind and not over else ''} (Client(max_response_bytes=...))",
-                self._scrub(url),
-                limit,
-            ) from None
-        except zlib.error as exc:
-            raise MalformedResponseError(f"{method} answer: corrupt {kind} body: {exc}", self._scrub(url)) from None
-
-    def _read_body(
-        self, response: requests.Response, deadline: float | None, limit: int, method: str, *, cut: bool = False
-    ) -> tuple[bytearray, bool]:
-        """Stream a body into memory under ``limit`` bytes (wire and decoded) and the deadline.
-
-        Reads return whatever the socket has (``read1``), so the deadline is checked between
-        every few bytes a slow server drips; a watchdog shuts the socket down at the deadline
-        for a server that sends nothing at all. With ``cut``, a body past the limit is cut
-        there (error answers are read for their detail only) instead of refused.
-
-        Returns:
-            The body, and whether it was read to its end (only then may the connection be
-            reused).
-
-        Raises:
-            ResponseTooLargeError: the body passed ``limit`` (without ``cut``).
-            MalformedResponseError: an unsupported or corrupt content encoding.
-            _Dropped: the connection broke or stalled mid-body (retryable).
-            _DeadlineExceeded: the deadline passed.
-        """
-        url = response.url
-        try:
-            decoder = _Decoder(response.headers.get("Content-Encoding", ""))
-        except ValueError as exc:
-            raise MalformedResponseError(f"{method} answer: {exc}", self._scrub(url)) from None
-        out = bytearray()
-        wire = 0
-        fired = threading.Event()
-        watchdog = self._watchdog(response, deadline, fired)
-        try:
-            while True:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise _DeadlineExceeded
-                try:
-                    data = response.raw.read1(_CHUNK, decode_content=False)
-                except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-                    if fired.is_set():
-                        raise _DeadlineExceeded from None
-                    raise _Dropped(f"connection broken while reading the body: {exc}") from None
-                if fired.is_set():
-                    raise _DeadlineExceeded
-                if not data:
-                    break
-                wire += len(data)
-                feed = functools.partial(decoder.feed, data, out, limit)
-                if not self._decode(feed, wire > limit, out, cut, method, url, limit, decoder.kind):
-                    return out, False
-            finish = functools.partial(decoder.finish, out, limit)
-            if not self._decode(finish, False, out, cut, method, url, limit, decoder.kind):
-                return out, False
-            return out, True
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-
-    @staticmethod
-    def _watchdog(
-        response: requests.Response, deadline: float | None, fired: threading.Event
-    ) -> threading.Timer | None:
-        """A timer that shuts the response's socket down when the deadline passes.
-
-        Reads return what the socket has, but one read may still wait up to the socket
-        timeout; the watchdog ends even that wait at the deadline. ``fired`` tells the
-        reader why the body ended.
-        """
-        if deadline is None:
-            return None
-        connection = getattr(response.raw, "connection", None)
-        return _shut_down_at(deadline, lambda: getattr(connection, "sock", None), fired)
-
     def _back_off(
         self,
         attempt: int,
@@ -1101,34 +639,22 @@ class Client(ApiMethods):
     def _status_error(
         self, method: str, url: str, response: requests.Response, content: bytes | bytearray
     ) -> HTTPStatusError:
-        try:
-            parsed = _parse_json(content)
-            detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
-        except _TruncatedBody:
-            # scrub before cutting: a cut through a secret would leave a piece of it
-            detail = self._scrub(bytes(content).decode("utf-8", "replace"))[:500]
-        detail = self._scrub(detail)
-        status = response.status_code
-        cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else HTTPStatusError)
-        summary = _summarise_detail(detail)
-        # the reason phrase is the server's text too, and may echo a credential
-        message = self._scrub(f"{method} -> {status} {response.reason or ''}".rstrip())
         # a 403 naming scopes becomes MissingScopeError here, the one place every endpoint passes
-        return scope_error(cls(f"{message}: {summary}" if summary else message, self._scrub(url), status, detail))
+        return scope_error(status_error(method, url, response, content, self._scrub))
 
     # ------------------------------------------------------------------ auth
 
-    def _current_token(self) -> _Secret | None:
+    def _current_token(self) -> Secret | None:
         if self._token is None and self._password is not None:
             self._refresh_token(None)
         return self._token
 
-    def _refresh_token(self, stale: _Secret | None) -> None:
+    def _refresh_token(self, stale: Secret | None) -> None:
         """Log in unless another thread already replaced the ``stale`` token."""
         with self._auth_lock:
             if self._token is not stale and self._token is not None:
                 return
-            self._token = _Secret(self._login())
+            self._token = Secret(self._login())
 
     def _login(self) -> str:
         assert self._username is not None and self._password is not None
@@ -1203,14 +729,14 @@ class Client(ApiMethods):
         """
         try:
             base = api_base_url(url)
-            key = _installation_key(base)  # a bad port raises here too
+            key = installation_key(base)  # a bad port raises here too
         except ValueError:
             raise UnsupportedReferenceError(
                 f"{url[:200]!r} is not the URL of a NOMAD installation; nothing was requested"
             ) from None
-        if key == _installation_key(api_base_url(self.base_url)):
+        if key == installation_key(api_base_url(self.base_url)):
             return self
-        if key not in {_installation_key(allowed) for allowed in self.follow_hosts}:
+        if key not in {installation_key(allowed) for allowed in self.follow_hosts}:
             raise UnsupportedReferenceError(
                 f"reference into another NOMAD installation, {base}, which this client does not "
                 f"follow (nothing was requested); to allow it, create the client with "
@@ -2186,7 +1712,7 @@ class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
         return found
 
     def _record_failure(self, entry_id: str, error: HTTPStatusError) -> None:
-        failure = EntryFailure(entry_id, error.status_code, _summarise_detail(error.detail) or str(error), error.url or "")
+        failure = EntryFailure(entry_id, error.status_code, summarise_detail(error.detail) or str(error), error.url or "")
         log.warning("entry %s: the server answered %d: %s", entry_id, failure.status, failure.detail[:300])
         self.failed[entry_id] = failure
 
