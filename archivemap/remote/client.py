@@ -25,46 +25,37 @@ memory nor hold a thread forever.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import os
 import re
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 from urllib.parse import quote, urljoin, urlsplit
 
-import attrs
 import requests
 
-from archivemap._progress import Progress as _Progress
-from archivemap.archive.context import ArchiveContext
 from archivemap.archive.load import default_schema
-from archivemap.archive.references import ParsedReference
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
 from archivemap.archive.sections import Section
 from archivemap.errors import (
     ArchivemapError,
     AuthenticationError,
-    ClientError,
     HTTPStatusError,
     MalformedResponseError,
     NotDownloadedError,
-    NotFoundError,
     ResponseTooLargeError,
     ServerError,
     TransportError,
     UnsupportedReferenceError,
-    ValidationError,
 )
 from archivemap.metainfo.deployment import deployment_environment
 from archivemap.remote._body import ERROR_BODY_MAX, Dropped, TruncatedBody, parse_body, read_body
-from archivemap.remote._failures import status_error, summarise_detail, transport_reason
+from archivemap.remote._cursors import decode_cursor, encode_cursor
+from archivemap.remote._failures import status_error, transport_reason
 from archivemap.remote._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, parse_retry_after
+from archivemap.remote._paging import Pager, next_cursor
 from archivemap.remote._secrets import Secret, scrub_with, secret_pattern
 from archivemap.remote._transport import DeadlineExceeded, call_deadline, new_session
 from archivemap.remote._urls import api_base_url, installation_key, origin
@@ -77,6 +68,7 @@ from archivemap.remote.fetch import ClientSource, open_archive, open_archive_fro
 from archivemap.remote.lockfile import dataset_archives
 from archivemap.remote.query import Query
 from archivemap.remote.required import Required
+from archivemap.remote.stream import ArchiveStream, BulkSource, EntryFailure
 
 __all__ = ["ArchiveStream", "Client", "EntryFailure", "api_base_url", "transport_reason"]
 
@@ -92,7 +84,6 @@ _RETRYABLE_EXCEPTIONS: Final = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
-_CURSOR_PREFIX: Final = "am1:"
 #: Default of ``Client(max_response_bytes=...)``: generous for real archives, finite.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 1024 * 1024 * 1024
 #: Default of ``Client(deadline=...)``: seconds one API call may take, retries included.
@@ -102,33 +93,6 @@ DEFAULT_DEADLINE: Final = 600.0
 #: MD archive: 100 MB is not worth downloading to learn which values an analysis reads) is
 #: abandoned and its entries are sampled lazily, a request per value read.
 SAMPLE_PAGE_BYTES: Final = 4 * 1024 * 1024
-
-
-@attrs.frozen
-class EntryFailure:
-    """An entry of a bulk download whose archive the server refused to produce.
-
-    NOMAD answers a whole ``entries/archive/query`` batch with 500 when one archive in it
-    cannot be rendered; the stream splits such batches until the failing entries are known
-    and records each here instead of failing the download.
-
-    Attributes:
-        entry_id: the entry.
-        status: the HTTP status of the answer for this entry alone.
-        detail: the server's explanation (credentials scrubbed).
-        url: the URL that answered so.
-    """
-
-    entry_id: str
-    status: int
-    detail: str
-    url: str
-
-
-def _is_page_size_error(error: ValidationError) -> bool:
-    """Whether a 422 complains about the page size (too large for this server)."""
-    text = json.dumps(error.detail, default=str).lower()
-    return "page_size" in text or "page size" in text or "bad_page" in text
 
 
 class Client(ApiMethods):
@@ -263,9 +227,8 @@ class Client(ApiMethods):
         self._requests_made = 0
         self._bytes_received = 0
         self._other_hosts: dict[str, Client] = {}
-        # path -> the largest page size worth asking for: a deployment's limit, learned once
-        # from its 422s and kept, so later listings and batches do not earn them again
-        self._page_limits: dict[str, int] = {}
+        # the page sizes this deployment accepts, learned from its 422s (archivemap/remote/_paging.py)
+        self._pager = Pager(self)
         self.pickle_credentials = pickle_credentials
         # the disk cache and offline mode (archivemap/remote/cache.py)
         self.cache: ArchiveCache | None = as_cache(cache)
@@ -766,106 +729,6 @@ class Client(ApiMethods):
 
     # ------------------------------------------------------------------ entries
 
-    def _pages(
-        self,
-        path: str,
-        body: Mapping[str, Any],
-        page_size: int,
-        after: str | None = None,
-        **pagination: Any,
-    ) -> Generator[tuple[list[Any], str | None, dict[str, Any]], None, None]:
-        """Cursor pagination (spec §5.5): yields ``(data, page_start_cursor, pagination)``.
-
-        Halves the page size when the server refuses it with a 422, so a client configured
-        for a generous installation still works against a strict one.
-
-        Raises:
-            MalformedResponseError: an answer without a ``data`` list of objects or without a
-                ``pagination`` object, or a ``next_page_after_value`` that was seen before
-                (a cursor cycle would otherwise page forever).
-        """
-        cursor = after
-        size = page_size
-        seen: set[str] = set() if after is None else {after}
-        while True:
-            data, info, size = self._page(path, body, pagination, cursor, size)
-            yield data, cursor, info
-            following = info.get("next_page_after_value")
-            if not data or following is None:
-                return
-            following = str(following)
-            if following in seen:
-                raise MalformedResponseError(
-                    f"pagination cycles: next_page_after_value {following[:100]!r} came back after "
-                    f"{len(seen)} page(s)", self.url(path)
-                )
-            seen.add(following)
-            cursor = following
-
-    def _page(
-        self,
-        path: str,
-        body: Mapping[str, Any],
-        pagination: Mapping[str, Any],
-        cursor: str | None,
-        size: int,
-        *,
-        max_bytes: int | None = None,
-    ) -> tuple[list[Any], dict[str, Any], int]:
-        """One page of a cursor-paged endpoint: ``(data, pagination, page size used)``.
-
-        The one place a page is asked for: the size is lowered (and learned for ``path``) where
-        the deployment refuses it with a 422, and a ``next_page_after_value`` that is not a
-        string is a malformed answer.
-        """
-        size = self._page_size(path, size)
-        while True:
-            request = dict(pagination, page_size=size)
-            if cursor is not None:
-                request["page_after_value"] = cursor
-            try:
-                answer = self.post_json(path, {**body, "pagination": request}, max_bytes=max_bytes)
-            except ValidationError as error:
-                if size > 1 and _is_page_size_error(error):
-                    size = self._page_size_refused(path, size)
-                    continue
-                raise
-            data, info = self._page_parts(path, answer)
-            following = info.get("next_page_after_value")
-            if following is not None and (not isinstance(following, (str, int)) or isinstance(following, bool)):
-                raise MalformedResponseError(
-                    f"next_page_after_value is a {type(following).__name__}, not a string", self.url(path)
-                )
-            return data, info, size
-
-    def _page_size(self, path: str, wanted: int) -> int:
-        """``wanted``, or less where ``path`` refused such a page before."""
-        limit = self._page_limits.get(path)
-        return wanted if limit is None else min(wanted, limit)
-
-    def _page_size_refused(self, path: str, size: int) -> int:
-        """Learn that ``path`` refused pages of ``size``; the next size to try (half)."""
-        smaller = max(1, size // 2)
-        with self._count_lock:
-            if smaller < self._page_limits.get(path, size):
-                self._page_limits[path] = smaller
-        log.warning("%s refused a page size of %d; using %d from now on", path, size, smaller)
-        return smaller
-
-    def _page_parts(self, path: str, answer: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """``data`` and ``pagination`` of a listing answer, checked for NOMAD's shape."""
-        if not isinstance(answer, dict):
-            raise MalformedResponseError(f"answer is a {type(answer).__name__}, not an object", self.url(path))
-        data = answer.get("data")
-        if data is None:
-            data = []
-        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-            raise MalformedResponseError("answer's data is not a list of objects", self.url(path))
-        info = answer.get("pagination")
-        if not isinstance(info, dict):
-            raise MalformedResponseError("answer has no pagination object", self.url(path))
-        return data, info
-
     def entries(
         self,
         query: Query | Mapping[str, Any] | None = None,
@@ -922,7 +785,7 @@ class Client(ApiMethods):
         if required is not None:
             body["required"] = dict(required)
         pagination = {k: v for k, v in (("order_by", order_by), ("order", order)) if v}
-        for data, _, _ in self._pages("entries/query", body, page_size, after, **pagination):
+        for data, _, _ in self._pager.pages("entries/query", body, page_size, after, **pagination):
             yield from data
 
     def archive_answer_raw(self, entry_id: str, required: Required = "*") -> dict[str, Any]:
@@ -1025,6 +888,7 @@ class Client(ApiMethods):
             raise ValueError("page_size and batch_size must be positive")
         return ArchiveStream(
             self,
+            self._pager,
             query=self.query_json(query, schema),
             required=required,
             page_size=page_size,
@@ -1128,7 +992,7 @@ class Client(ApiMethods):
         query_json = self.query_json(query, sch)
         owner = str(options.get("owner", "visible"))
         user_after = options.pop("after", None)
-        cursor, skip, passed = _decode_cursor(user_after)
+        cursor, skip, passed = decode_cursor(user_after)
         exhausted = False
         if skip:  # a position inside a page: the cursor of the page after it, by listing first
             cursor, passed, exhausted = self._skip(query_json, owner, cursor, skip, passed)
@@ -1165,7 +1029,7 @@ class Client(ApiMethods):
         # every sample's reads count: the uninformative ones show which absences to decide
         required = required_from_access(informative + [p for _, r, p, _ in samples if r is None], bulk=True)
         results: list[tuple[str, Any]] = [(entry_id, result) for entry_id, result, _, _ in samples]
-        rest: str | None = _encode_cursor(cursor, 0, passed)  # with how many entries precede it
+        rest: str | None = encode_cursor(cursor, 0, passed)  # with how many entries precede it
         if options.get("lock") is not None or self.cache is not None:
             # a lockfile and the cache record the whole query: the bulk run covers every entry
             results, follow_ups, errors = [], 0, {}
@@ -1205,12 +1069,12 @@ class Client(ApiMethods):
         """One listing page of ``size`` entry ids after ``after`` (in entry id order), and the
         cursor after it (``None`` when nothing follows)."""
         body = {"owner": owner, "query": query, "required": {"include": ["entry_id"]}}
-        pages = self._pages("entries/query", body, size, after, order_by="entry_id")
+        pages = self._pager.pages("entries/query", body, size, after, order_by="entry_id")
         try:
             data, _, info = next(pages, ([], None, {}))
         finally:
             pages.close()
-        return data, _following(info, data)
+        return data, next_cursor(info, data)
 
     def _sample_page(
         self,
@@ -1231,7 +1095,7 @@ class Client(ApiMethods):
         render) is listed instead and its entries opened lazily.
         """
         try:
-            data, info, size = self._archive_page(query, owner, "*", cursor, size, max_bytes=max_bytes)
+            data, info, size = self._pager.archive_page(query, owner, "*", cursor, size, max_bytes=max_bytes)
         except (ResponseTooLargeError, ServerError) as error:
             if isinstance(error, ServerError) and error.status_code in self.retry_policy.statuses:
                 raise
@@ -1250,26 +1114,7 @@ class Client(ApiMethods):
             for entry_id in sorted(archives)
         ]
         # a page with a next cursor is a full page of the search, whatever the answer dropped
-        return roots, _following(info, data), size, True
-
-    def _archive_page(
-        self,
-        query: dict[str, Any],
-        owner: str,
-        required: Required,
-        cursor: str | None,
-        size: int,
-        *,
-        max_bytes: int | None = None,
-    ) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
-        """One page of ``entries/archive/query`` paging the query itself, by ``entry_id``.
-
-        Returns:
-            ``(data, pagination, page size used)``; the size is lowered (and learned) where
-            the deployment refuses it.
-        """
-        body = {"owner": owner, "query": query, "required": required}
-        return self._page("entries/archive/query", body, {"order_by": "entry_id"}, cursor, size, max_bytes=max_bytes)
+        return roots, next_cursor(info, data), size, True
 
     def _schema_or_default(self, schema: Schema | SchemaSource | None) -> Schema:
         return as_schema(schema) if schema is not None else self.deployment_schema()
@@ -1298,59 +1143,13 @@ class Client(ApiMethods):
         return self._mapped(stream, required, sch)
 
     def _mapped(self, stream: ArchiveStream, required: Required, sch: Schema) -> Iterator[tuple[str, Section]]:
-        source = _BulkSource(self, sch, stream, required)
+        source = BulkSource(self, sch, stream, required)
         for entry_id, answer in stream:
             yield entry_id, source.root(entry_id, answer)
 
 
-class _BulkSource(ClientSource):
-    """The archive source of one bulk download: entries it already holds are not asked for.
-
-    An ELN entry's ``m_def`` often names a definition in another entry of its upload
-    (``../upload/raw/base.schema.archive.yaml#/definitions/section_definitions/2``), and that
-    entry is often part of the same download, in the same batch: resolving the class must
-    then use the archive in hand (with ``"*"`` it holds every definition) instead of sending
-    ``{"definitions": "*"}`` for it. Entries yielded earlier are found through the roots
-    :class:`ClientSource` keeps; this adds those downloaded but not yet yielded.
-    """
-
-    def __init__(self, client: Client, schema: Schema, stream: ArchiveStream, required: Required) -> None:
-        super().__init__(client, schema)
-        self._client = client
-        self._stream = stream
-        self._required = required
-        self._early: dict[str, Section] = {}  # opened for a reference before their turn
-
-    def root(self, entry_id: str, answer: dict[str, Any]) -> Section:
-        """The lazy root of a downloaded entry (the one a reference opened already, if any)."""
-        early = self._early.pop(entry_id, None)
-        if early is not None:
-            return early
-        return open_archive_from(self._client, entry_id, answer, self._required, self.schema, self)
-
-    def archive_for(self, ref: ParsedReference, context: ArchiveContext) -> Section:
-        """The referenced entry's root: from the download when it holds it, else lazily."""
-        entry_id = ref.target_entry_id(context.upload_id) if ref.installation is None else None
-        if entry_id is not None:
-            early = self._early.get(entry_id)
-            if early is not None:
-                return early
-            answer = self._stream.held(entry_id)
-            if answer is not None:
-                root = open_archive_from(self._client, entry_id, answer, self._required, self.schema, self)
-                self._early[entry_id] = root
-                return root
-        return super().archive_for(ref, context)
-
-
 def _rebuild_client(base_url: str, options: dict[str, Any]) -> Client:
     return Client(base_url, **options)
-
-
-def _following(info: Mapping[str, Any], data: list[Any]) -> str | None:
-    """The cursor of the page after this one; ``None`` after the last (or an empty) page."""
-    following = info.get("next_page_after_value")
-    return None if following is None or not data else str(following)
 
 
 def _fetches(root: Section) -> int:
@@ -1359,383 +1158,4 @@ def _fetches(root: Section) -> int:
     fetcher = ctx.fetcher if ctx is not None else None
     return int(getattr(fetcher, "fetches", 0))
 
-
-def _encode_cursor(after: str | None, skip: int, base: int | None) -> str:
-    """An opaque resume position: ``skip`` entries after the page cursor ``after``.
-
-    ``base`` is how many entries of the query lie before ``after`` (``None``: unknown, e.g.
-    after a NOMAD ``page_after_value`` given by the user); with it, a resumed stream can tell
-    from the server's ``total`` whether a short last page is complete.
-    """
-    raw = json.dumps([after, skip, base], separators=(",", ":")).encode()
-    return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str | None) -> tuple[str | None, int, int | None]:
-    if cursor is None:
-        return None, 0, 0
-    if not cursor.startswith(_CURSOR_PREFIX):
-        return cursor, 0, None  # a plain NOMAD page_after_value
-    try:
-        parts = json.loads(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX) :]))
-        after, skip = parts[0], int(parts[1])
-        base = parts[2] if len(parts) > 2 else None  # cursors of earlier versions have none
-    except (ValueError, TypeError, IndexError, KeyError) as exc:
-        raise ValueError(f"not an archivemap cursor: {cursor!r}") from exc
-    if (after is not None and not isinstance(after, str)) or (base is not None and not isinstance(base, int)):
-        raise ValueError(f"not an archivemap cursor: {cursor!r}")
-    return after, skip, base
-
-
-@attrs.frozen
-class _ArchivePage:
-    """One answer of ``entries/archive/query`` paginating the query itself.
-
-    Attributes:
-        archives: ``entry_id -> archive`` of the entries the answer holds.
-        total: the number of entries the query matches (``None`` if not said).
-        following: ``next_page_after_value`` (``None`` on the last page).
-        size: the page size the server accepted.
-    """
-
-    archives: dict[str, dict[str, Any]]
-    total: int | None
-    following: str | None
-    size: int
-
-
-class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
-    """The iterator :meth:`Client.archives_raw` returns.
-
-    Archives are downloaded concurrently but yielded in listing order, so one cursor
-    position describes exactly what has been yielded: resuming with ``after=stream.cursor``
-    continues with the next entry, without repeats or gaps, even after an exception.
-
-    The first request is an ``entries/archive/query`` that pages the query itself (ordered
-    by ``entry_id``, one batch per page): it brings the first batch of archives, the total and
-    the next cursor at once, so a query of at most one batch costs one request, and one of at
-    most two batches two. Larger queries continue from that cursor with id listings and
-    concurrent batches (``entry_id:any``), which is what lets failing or dropped entries be
-    isolated and re-requested. A page the server answers 500, or one that lacks entries
-    (NOMAD silently drops entries without archive), is listed and downloaded in batches too;
-    the archives it did hold are kept.
-
-    Attributes:
-        cursor: an opaque resume position after the last yielded (or missing) entry;
-            ``None`` before the first one.
-        total: the number of entries the query matches (from the first page).
-        missing: ``{entry_id: reason}`` for entries whose archive could not be had.
-        failed: ``{entry_id: EntryFailure}`` for entries the server answered with an error
-            (HTTP 500) even on their own; every other entry of their batches is delivered.
-            :meth:`retry_failed` downloads them again. Like missing entries, they are
-            behind :attr:`cursor` once passed.
-    """
-
-    def __init__(
-        self,
-        client: Client,
-        *,
-        query: dict[str, Any],
-        required: Required,
-        page_size: int,
-        batch_size: int,
-        after: str | None,
-        owner: str,
-        progress: bool | None,
-        max_attempts: int,
-    ) -> None:
-        self._client = client
-        self._query = query
-        self._required = required
-        self._page_size = page_size
-        self._batch_size = batch_size
-        self._owner = owner
-        self._max_attempts = max(1, max_attempts)
-        self._progress_enabled = progress
-        self.cursor: str | None = after
-        self.total: int | None = None
-        self.missing: dict[str, str] = {}
-        self.failed: dict[str, EntryFailure] = {}
-        # downloaded, not yet yielded (read by Client.archives: references between entries
-        # of one download are resolved without asking the server again)
-        self._done: dict[str, dict[str, Any]] = {}
-        self._generator: Iterator[tuple[str, dict[str, Any]]] = self._run(*_decode_cursor(after))
-
-    def __next__(self) -> tuple[str, dict[str, Any]]:
-        return next(self._generator)
-
-    def close(self) -> None:
-        """Stop downloading; pending requests are cancelled."""
-        close = getattr(self._generator, "close", None)
-        if close is not None:
-            close()
-
-    def held(self, entry_id: str) -> dict[str, Any] | None:
-        """The archive of ``entry_id`` if it was downloaded but not yet yielded."""
-        return self._done.get(entry_id)
-
-    def retry_failed(self) -> ArchiveStream:
-        """A new stream over the entries in :attr:`failed` so far (e.g. once the server is fixed).
-
-        Its own :attr:`failed` reports those that fail again.
-        """
-        ids = sorted(self.failed)
-        stream = ArchiveStream(
-            self._client,
-            query={"entry_id:any": ids},
-            required=self._required,
-            page_size=self._page_size,
-            batch_size=self._batch_size,
-            after=None,
-            owner=self._owner,
-            progress=self._progress_enabled,
-            max_attempts=self._max_attempts,
-        )
-        if not ids:
-            stream._generator = iter(())  # nothing to list: no request at all
-        return stream
-
-    def _run(
-        self, after: str | None, skip: int, base: int | None
-    ) -> Generator[tuple[str, dict[str, Any]], None, None]:
-        client = self._client
-        window = 2 * client.max_concurrency
-        seen: set[str] = set()
-        # id -> (page cursor, index, entries before the page cursor or None)
-        position: dict[str, tuple[str | None, int, int | None]] = {}
-        # id -> resume position once it is passed, where it is better than the position's
-        # (the last entry of an archive page: the next page's cursor, no skip)
-        page_end: dict[str, str] = {}
-        order: deque[str] = deque()  # ids not yet yielded, in listing order
-        pending: deque[str] = deque()  # ids not yet requested
-        attempts: dict[str, int] = {}
-        done = self._done
-        prefetched: dict[str, dict[str, Any]] = {}  # archives of a page that is listed again
-        in_flight: dict[Future[dict[str, dict[str, Any]]], list[str]] = {}
-        # where the next archive page starts (None: no archive page any more)
-        archive_cursor: tuple[str | None, int | None] | None = None if skip else (after, base)
-        archive_pages = 0
-        listing_from: tuple[str | None, int, int | None] = (after, skip, base)
-        pages: Generator[tuple[list[Any], str | None, dict[str, Any]], None, None] | None = None
-        listing_base: int | None = None
-        listing_done = False
-        progress = _Progress(self._progress_enabled)
-        executor = ThreadPoolExecutor(client.max_concurrency, thread_name_prefix="archivemap")
-
-        def listed(entry_id: Any, where: tuple[str | None, int, int | None]) -> None:
-            if not isinstance(entry_id, str) or entry_id in seen:
-                return
-            seen.add(entry_id)
-            position[entry_id] = where
-            order.append(entry_id)
-            if entry_id in prefetched:
-                done[entry_id] = prefetched.pop(entry_id)
-            else:
-                pending.append(entry_id)
-
-        def set_total(total: Any) -> None:
-            if self.total is None and isinstance(total, int) and not isinstance(total, bool):
-                self.total = total
-                progress.total = total
-
-        try:
-            while True:
-                while not listing_done and len(pending) < self._batch_size * window:
-                    if archive_cursor is not None:
-                        cursor, before = archive_cursor
-                        archive_cursor = None
-                        archive_pages += 1
-                        page = self._archive_page(cursor)
-                        if page is None:  # a 500 for the page as a whole: batches isolate it
-                            listing_from = (cursor, 0, before)
-                            continue
-                        set_total(page.total)
-                        expected = None if page.total is None or before is None else page.total - before
-                        count = len(page.archives)
-                        if count < page.size and (page.following is not None or expected != count):
-                            # entries without archive were dropped: list the page to know them
-                            prefetched.update(page.archives)
-                            listing_from = (cursor, 0, before)
-                            continue
-                        after_page = None if before is None else before + count
-                        prefetched.update(page.archives)
-                        ids = sorted(page.archives)  # the listing order: by entry_id
-                        for index, entry_id in enumerate(ids):
-                            listed(entry_id, (cursor, index, before))
-                        if page.following is None:
-                            listing_done = True
-                        else:
-                            if ids and ids[-1] in position:
-                                page_end[ids[-1]] = _encode_cursor(page.following, 0, after_page)
-                            remaining = None if expected is None else expected - count
-                            if remaining is not None and remaining <= 0:
-                                listing_done = True  # NOMAD's cursor after a full last page
-                            elif remaining is not None and remaining <= page.size and archive_pages < 2:
-                                archive_cursor = (page.following, after_page)
-                            else:
-                                listing_from = (page.following, 0, after_page)
-                        break  # yield this page before asking for more
-                    if pages is None:
-                        start, skip, listing_base = listing_from
-                        body = {"owner": self._owner, "query": self._query, "required": {"include": ["entry_id"]}}
-                        pages = client._pages("entries/query", body, self._page_size, start, order_by="entry_id")
-                    page_data = next(pages, None)
-                    if page_data is None:
-                        listing_done = True
-                        break
-                    data, page_cursor, info = page_data
-                    set_total(info.get("total"))
-                    page_base = listing_base
-                    if listing_base is not None:
-                        listing_base += len(data)
-                    for index, item in enumerate(data):
-                        if skip:
-                            skip -= 1
-                            continue
-                        listed(item.get("entry_id"), (page_cursor, index, page_base))
-                while pending and len(in_flight) < window:
-                    batch = self._next_batch(pending, attempts)
-                    if len(batch) == 1 and attempts.get(batch[0], 0) >= self._max_attempts:
-                        future = executor.submit(self._fetch_single, batch[0])
-                    else:
-                        future = executor.submit(self._fetch_batch, batch)
-                    in_flight[future] = batch
-                while order and (order[0] in done or order[0] in self.missing or order[0] in self.failed):
-                    entry_id = order.popleft()
-                    page_cursor, index, page_base = position.pop(entry_id)
-                    self.cursor = page_end.pop(entry_id, None) or _encode_cursor(page_cursor, index + 1, page_base)
-                    progress.advance()
-                    if entry_id in done:
-                        yield entry_id, done.pop(entry_id)
-                if not in_flight and not pending and listing_done:
-                    return
-                if not in_flight:
-                    continue  # an archive page was yielded: on to the next page
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    batch = in_flight.pop(future)
-                    found = future.result()
-                    for entry_id in batch:
-                        if entry_id in found:
-                            done[entry_id] = found[entry_id]
-                        elif entry_id not in self.missing and entry_id not in self.failed:
-                            attempts[entry_id] = attempts.get(entry_id, 0) + 1
-                            pending.appendleft(entry_id)
-        finally:
-            if pages is not None:
-                pages.close()
-            executor.shutdown(wait=False, cancel_futures=True)
-            progress.close()
-
-    def _archive_page(self, cursor: str | None) -> _ArchivePage | None:
-        """The next batch of the query's entries with their archives, in one request.
-
-        ``None`` when the server answers the page with a 500 (it cannot render one archive
-        of it): the page is then listed and downloaded in batches that isolate the failure.
-        """
-        client = self._client
-        try:
-            data, info, size = client._archive_page(self._query, self._owner, self._required, cursor, self._batch_size)
-        except ServerError as error:
-            if error.status_code in client.retry_policy.statuses:
-                raise  # overload or gateway trouble after every retry: not an entry's fault
-            log.info("archive page answered %d; listing it and splitting it in batches", error.status_code)
-            return None
-        archives: dict[str, dict[str, Any]] = {}
-        for item in data:
-            entry_id, archive = item.get("entry_id"), item.get("archive")
-            if isinstance(entry_id, str) and isinstance(archive, dict):
-                archives.setdefault(entry_id, archive)
-        following = _following(info, data)
-        total = info.get("total")
-        return _ArchivePage(
-            archives,
-            total if isinstance(total, int) and not isinstance(total, bool) else None,
-            None if following == cursor else following,  # a cursor that does not move: the end
-            size,
-        )
-
-    def _next_batch(self, pending: deque[str], attempts: dict[str, int]) -> list[str]:
-        """The next ids to request; an entry past its batch attempts goes on its own."""
-        if attempts.get(pending[0], 0) >= self._max_attempts:
-            return [pending.popleft()]
-        limit = self._client._page_size("entries/archive/query", self._batch_size)
-        batch: list[str] = []
-        while pending and len(batch) < limit:
-            if attempts.get(pending[0], 0) >= self._max_attempts:
-                break
-            batch.append(pending.popleft())
-        return batch
-
-    def _fetch_batch(self, batch: list[str]) -> dict[str, dict[str, Any]]:
-        body = {
-            "owner": self._owner,
-            "query": {"entry_id:any": batch},
-            "pagination": {"page_size": len(batch)},
-            "required": self._required,
-        }
-        try:
-            answer = self._client.post_json("entries/archive/query", body)
-        except ValidationError as error:
-            if len(batch) > 1 and _is_page_size_error(error):
-                self._client._page_size_refused("entries/archive/query", len(batch))
-                half = len(batch) // 2
-                return {**self._fetch_batch(batch[:half]), **self._fetch_batch(batch[half:])}
-            raise
-        except ServerError as error:
-            if error.status_code in self._client.retry_policy.statuses:
-                raise  # overload or gateway trouble after every retry: not an entry's fault
-            # NOMAD answers a whole batch 500 when it cannot render one archive in it:
-            # bisect until the failing entries are known, and deliver the rest
-            if len(batch) == 1:
-                self._record_failure(batch[0], error)
-                return {}
-            half = len(batch) // 2
-            log.info("archive batch of %d answered %d; splitting it", len(batch), error.status_code)
-            return {**self._fetch_batch(batch[:half]), **self._fetch_batch(batch[half:])}
-        data = answer.get("data") if isinstance(answer, dict) else None
-        if data is None and isinstance(answer, dict) and "data" not in answer:
-            data = []
-        if not isinstance(data, list):
-            raise MalformedResponseError(
-                "archive answer's data is not a list", self._client.url("entries/archive/query")
-            )
-        wanted = set(batch)
-        found: dict[str, dict[str, Any]] = {}
-        for item in data:
-            entry_id = item.get("entry_id") if isinstance(item, dict) else None
-            archive = item.get("archive") if isinstance(item, dict) else None
-            if entry_id in wanted and isinstance(archive, dict):
-                found.setdefault(entry_id, archive)
-        if len(found) < len(batch):
-            log.info("archive answer lacked %d of %d entries", len(batch) - len(found), len(batch))
-        return found
-
-    def _record_failure(self, entry_id: str, error: HTTPStatusError) -> None:
-        failure = EntryFailure(entry_id, error.status_code, summarise_detail(error.detail) or str(error), error.url or "")
-        log.warning("entry %s: the server answered %d: %s", entry_id, failure.status, failure.detail[:300])
-        self.failed[entry_id] = failure
-
-    def _fetch_single(self, entry_id: str) -> dict[str, dict[str, Any]]:
-        """Last resort for an entry batches keep dropping: ask for it alone.
-
-        A 404 here ("exists, but has no archive") makes the entry *missing*; any other
-        failure is a real error and propagates.
-        """
-        try:
-            return {entry_id: self._client.archive_raw(entry_id, self._required)}
-        except NotFoundError as error:
-            reason = str(error)
-        except ServerError as error:
-            if error.status_code in self._client.retry_policy.statuses:
-                raise
-            self._record_failure(entry_id, error)
-            return {}
-        except (TransportError, HTTPStatusError):
-            raise
-        except ClientError as error:  # a 200 without an archive
-            reason = str(error)
-        log.warning("no archive for entry %s: %s", entry_id, reason)
-        self.missing[entry_id] = reason
-        return {}
 
