@@ -46,25 +46,24 @@ from archivemap.errors import (
     MalformedResponseError,
     NotDownloadedError,
     ResponseTooLargeError,
-    ServerError,
     TransportError,
     UnsupportedReferenceError,
 )
 from archivemap.metainfo.deployment import deployment_environment
 from archivemap.remote._body import ERROR_BODY_MAX, Dropped, TruncatedBody, parse_body, read_body
-from archivemap.remote._cursors import decode_cursor, encode_cursor
 from archivemap.remote._failures import status_error, transport_reason
 from archivemap.remote._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, parse_retry_after
-from archivemap.remote._paging import Pager, next_cursor
+from archivemap.remote._paging import Pager
+from archivemap.remote._sampling import SAMPLE_PAGE_BYTES, analyze
 from archivemap.remote._secrets import Secret, scrub_with, secret_pattern
 from archivemap.remote._transport import DeadlineExceeded, call_deadline, new_session
 from archivemap.remote._urls import api_base_url, installation_key, origin
 
 # the disk cache and the locked, cached bulk download
 from archivemap.remote.cache import ArchiveCache, as_cache, cached_answer, fill
-from archivemap.remote.derive import SAMPLE_REQUIRED, AccessPath, Analysis, record_access, required_from_access
+from archivemap.remote.derive import Analysis
 from archivemap.remote.endpoints import ApiMethods, scope_error
-from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
+from archivemap.remote.fetch import open_archive
 from archivemap.remote.lockfile import dataset_archives
 from archivemap.remote.query import Query
 from archivemap.remote.required import Required
@@ -88,11 +87,6 @@ _RETRYABLE_EXCEPTIONS: Final = (
 DEFAULT_MAX_RESPONSE_BYTES: Final = 1024 * 1024 * 1024
 #: Default of ``Client(deadline=...)``: seconds one API call may take, retries included.
 DEFAULT_DEADLINE: Final = 600.0
-#: Default of ``Client.analyze(sample_bytes=...)``: the most bytes a page of whole sample
-#: archives may have. The shared corpus' archives are 4 kB to 2 MB; a page past this (a large
-#: MD archive: 100 MB is not worth downloading to learn which values an analysis reads) is
-#: abandoned and its entries are sampled lazily, a request per value read.
-SAMPLE_PAGE_BYTES: Final = 4 * 1024 * 1024
 
 
 class Client(ApiMethods):
@@ -988,133 +982,9 @@ class Client(ApiMethods):
         if self.offline:
             raise NotDownloadedError("analyze samples entries on the server; this client is offline")
         sch = self._schema_or_default(schema)
-        requests_before, bytes_before = self.requests_made, self.bytes_received
-        query_json = self.query_json(query, sch)
-        owner = str(options.get("owner", "visible"))
-        user_after = options.pop("after", None)
-        cursor, skip, passed = decode_cursor(user_after)
-        exhausted = False
-        if skip:  # a position inside a page: the cursor of the page after it, by listing first
-            cursor, passed, exhausted = self._skip(query_json, owner, cursor, skip, passed)
-        source = ClientSource(self, sch)
-        samples: list[tuple[str, Any, set[AccessPath], Section]] = []
-        errors: dict[str, str] = {}
-        first_error: Exception | None = None
-        follow_ups = 0
-        budget = 4 * sample
-        while not exhausted and len(samples) < budget:
-            if sum(result is not None for _, result, _, _ in samples) >= sample:
-                break
-            size = sample if not samples else budget - len(samples)
-            page = self._sample_page(query_json, owner, cursor, size, sch, source, sample_bytes)
-            roots, following, positions, whole = page
-            for entry_id, root in roots:
-                try:
-                    result, paths = record_access(analysis, root)
-                except Exception as exc:  # an odd entry; a broken analysis shows below
-                    errors[entry_id] = f"{type(exc).__name__}: {exc}"
-                    first_error = first_error or exc
-                    result, paths = None, set()
-                samples.append((entry_id, result, paths, root))
-                if whole:  # what a lazy sample fetches is the sampling, not a follow-up
-                    follow_ups += _fetches(root)
-            if following is None:
-                exhausted = True
-                break
-            cursor = following
-            passed = None if passed is None else passed + positions
-        if first_error is not None and len(errors) == len(samples):
-            raise first_error  # it failed on every sample: the analysis, not the data
-        informative = [paths for _, result, paths, _ in samples if result is not None]
-        # every sample's reads count: the uninformative ones show which absences to decide
-        required = required_from_access(informative + [p for _, r, p, _ in samples if r is None], bulk=True)
-        results: list[tuple[str, Any]] = [(entry_id, result) for entry_id, result, _, _ in samples]
-        rest: str | None = encode_cursor(cursor, 0, passed)  # with how many entries precede it
-        if options.get("lock") is not None or self.cache is not None:
-            # a lockfile and the cache record the whole query: the bulk run covers every entry
-            results, follow_ups, errors = [], 0, {}
-            exhausted, rest = False, user_after
-        if not exhausted:
-            for entry_id, root in self.archives(query, required, schema=sch, after=rest, **options):
-                try:
-                    result = analysis(root)
-                except Exception as exc:  # recorded; the other entries go on
-                    errors[entry_id] = f"{type(exc).__name__}: {exc}"
-                    result = None
-                results.append((entry_id, result))
-                follow_ups += _fetches(root)
-        return Analysis(
-            results,
-            required,
-            self.requests_made - requests_before,
-            self.bytes_received - bytes_before,
-            follow_ups,
-            errors,
+        return analyze(
+            self, self._pager, query, analysis, sample=sample, schema=sch, sample_bytes=sample_bytes, options=options
         )
-
-    def _skip(
-        self, query: dict[str, Any], owner: str, after: str | None, skip: int, passed: int | None
-    ) -> tuple[str | None, int | None, bool]:
-        """A page cursor ``skip`` entries past ``after`` (one listing request of ``skip`` ids).
-
-        Returns:
-            ``(cursor, entries before it or None, whether nothing follows)``.
-        """
-        data, following = self._id_page(query, owner, skip, after)
-        return following, None if passed is None else passed + len(data), following is None
-
-    def _id_page(
-        self, query: dict[str, Any], owner: str, size: int, after: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """One listing page of ``size`` entry ids after ``after`` (in entry id order), and the
-        cursor after it (``None`` when nothing follows)."""
-        body = {"owner": owner, "query": query, "required": {"include": ["entry_id"]}}
-        pages = self._pager.pages("entries/query", body, size, after, order_by="entry_id")
-        try:
-            data, _, info = next(pages, ([], None, {}))
-        finally:
-            pages.close()
-        return data, next_cursor(info, data)
-
-    def _sample_page(
-        self,
-        query: dict[str, Any],
-        owner: str,
-        cursor: str | None,
-        size: int,
-        schema: Schema,
-        source: ClientSource,
-        max_bytes: int,
-    ) -> tuple[list[tuple[str, Section]], str | None, int, bool]:
-        """The roots of the next ``size`` entries after ``cursor``, the cursor after them, how
-        many positions of the query the page covered (entries without archive included), and
-        whether the roots were downloaded whole (else they are lazy).
-
-        Whole archives (``"*"``) in one request while the page stays below ``max_bytes``:
-        whatever the analysis reads is in hand. A larger page (or one the server cannot
-        render) is listed instead and its entries opened lazily.
-        """
-        try:
-            data, info, size = self._pager.archive_page(query, owner, "*", cursor, size, max_bytes=max_bytes)
-        except (ResponseTooLargeError, ServerError) as error:
-            if isinstance(error, ServerError) and error.status_code in self.retry_policy.statuses:
-                raise
-            log.info("sample page not downloaded whole (%s); sampling its entries lazily", error)
-            data, following = self._id_page(query, owner, size, cursor)
-            ids = sorted({str(item["entry_id"]) for item in data if isinstance(item.get("entry_id"), str)})
-            lazy = [(entry_id, self.archive(entry_id, required=SAMPLE_REQUIRED, schema=schema)) for entry_id in ids]
-            return lazy, following, len(data), False
-        archives = {
-            item["entry_id"]: item["archive"]
-            for item in data
-            if isinstance(item.get("entry_id"), str) and isinstance(item.get("archive"), dict)
-        }
-        roots = [
-            (entry_id, open_archive_from(self, entry_id, archives[entry_id], "*", schema, source))
-            for entry_id in sorted(archives)
-        ]
-        # a page with a next cursor is a full page of the search, whatever the answer dropped
-        return roots, next_cursor(info, data), size, True
 
     def _schema_or_default(self, schema: Schema | SchemaSource | None) -> Schema:
         return as_schema(schema) if schema is not None else self.deployment_schema()
@@ -1150,12 +1020,3 @@ class Client(ApiMethods):
 
 def _rebuild_client(base_url: str, options: dict[str, Any]) -> Client:
     return Client(base_url, **options)
-
-
-def _fetches(root: Section) -> int:
-    """Requests a root's fetcher sent after it was downloaded (lazy follow-ups)."""
-    ctx = root.m_context
-    fetcher = ctx.fetcher if ctx is not None else None
-    return int(getattr(fetcher, "fetches", 0))
-
-
