@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 import requests
 import urllib3
@@ -25,7 +25,28 @@ from requests.adapters import HTTPAdapter
 
 from archivemap._version import __version__
 
-__all__ = ["DeadlineAdapter", "DeadlineExceeded", "call_deadline", "new_session", "shut_down_at", "watchdog"]
+__all__ = [
+    "REDIRECTS",
+    "RETRYABLE_EXCEPTIONS",
+    "DeadlineAdapter",
+    "DeadlineExceeded",
+    "call_deadline",
+    "new_session",
+    "shut_down_at",
+    "watchdog",
+]
+
+#: The statuses of a redirect: the client follows them itself, so credentials stay home.
+REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+# Failures after which the same request may well succeed: the connection dropped, timed
+# out, or the body arrived cut short (requests raises ChunkedEncodingError for a body
+# shorter than its Content-Length; a cut without Content-Length shows up as bad JSON).
+RETRYABLE_EXCEPTIONS: Final = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 class DeadlineExceeded(Exception):

@@ -21,6 +21,20 @@ Every answer is read as a stream under a size limit (counted on the wire and aft
 deflate decoding, so a compression bomb is abandoned early) and every call has a total
 deadline, retries and backoff included, so a hostile or broken server can neither exhaust
 memory nor hold a thread forever.
+
+This module is the :class:`Client` itself: its options, requests with retries and back-off,
+redirects that never carry credentials off the host, login, and the entries and archives
+API. Its machinery lives in modules of its own, which do not import the client:
+
+* :mod:`~archivemap.remote._transport`: connections that end at the call's deadline;
+* :mod:`~archivemap.remote._body`: bodies read under the size limit and the deadline;
+* :mod:`~archivemap.remote._secrets`: credentials kept out of sight, echoes scrubbed;
+* :mod:`~archivemap.remote._urls`: API base URLs, origins and installations;
+* :mod:`~archivemap.remote._failures`: error answers and failed connections in words;
+* :mod:`~archivemap.remote._paging`: cursor pages and the page sizes a deployment accepts;
+* :mod:`~archivemap.remote._cursors`: the ``am1:`` resume cursor;
+* :mod:`~archivemap.remote.stream`: the bulk download (:class:`ArchiveStream`);
+* :mod:`~archivemap.remote._sampling`: the sampling behind :meth:`Client.analyze`.
 """
 
 from __future__ import annotations
@@ -56,9 +70,14 @@ from archivemap.remote._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy
 from archivemap.remote._paging import Pager
 from archivemap.remote._sampling import SAMPLE_PAGE_BYTES, analyze
 from archivemap.remote._secrets import Secret, scrub_with, secret_pattern
-from archivemap.remote._transport import DeadlineExceeded, call_deadline, new_session
+from archivemap.remote._transport import (
+    REDIRECTS,
+    RETRYABLE_EXCEPTIONS,
+    DeadlineExceeded,
+    call_deadline,
+    new_session,
+)
 from archivemap.remote._urls import api_base_url, installation_key, origin
-
 # the disk cache and the locked, cached bulk download
 from archivemap.remote.cache import ArchiveCache, as_cache, cached_answer, fill
 from archivemap.remote.derive import Analysis
@@ -69,20 +88,12 @@ from archivemap.remote.query import Query
 from archivemap.remote.required import Required
 from archivemap.remote.stream import ArchiveStream, BulkSource, EntryFailure
 
+# ArchiveStream and EntryFailure live in remote/stream.py, api_base_url in _urls and
+# transport_reason in _failures; named here too, where they were imported from before the split
 __all__ = ["ArchiveStream", "Client", "EntryFailure", "api_base_url", "transport_reason"]
 
 log = logging.getLogger("archivemap.remote.client")
 
-_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
-# Failures after which the same request may well succeed: the connection dropped, timed
-# out, or the body arrived cut short (requests raises ChunkedEncodingError for a body
-# shorter than its Content-Length; a cut without Content-Length shows up as bad JSON).
-_RETRYABLE_EXCEPTIONS: Final = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
 #: Default of ``Client(max_response_bytes=...)``: generous for real archives, finite.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 1024 * 1024 * 1024
 #: Default of ``Client(deadline=...)``: seconds one API call may take, retries included.
@@ -408,7 +419,7 @@ class Client(ApiMethods):
                     "(Client(deadline=...))",
                     self._scrub(url),
                 ) from None
-            except (*_RETRYABLE_EXCEPTIONS, TruncatedBody, Dropped) as exc:
+            except (*RETRYABLE_EXCEPTIONS, TruncatedBody, Dropped) as exc:
                 if deadline is not None and time.monotonic() >= deadline:
                     # the watchdog cut the connection (or a timeout ran into the deadline)
                     raise TransportError(
@@ -508,7 +519,7 @@ class Client(ApiMethods):
                         stream=True,
                     )
                 location = response.headers.get("Location")
-                redirect = response.status_code in _REDIRECTS and bool(location)
+                redirect = response.status_code in REDIRECTS and bool(location)
                 complete = False
                 content = bytearray()
                 try:
