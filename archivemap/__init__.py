@@ -116,7 +116,7 @@ _EXPORTS: dict[str, str] = {
     "AbsentSectionError": "archivemap.errors",
     "ArchiveDataError": "archivemap.errors",
     "ArchiveSource": "archivemap.archive.context",
-    "ArchiveStream": "archivemap.remote.client",
+    "ArchiveStream": "archivemap.remote.stream",
     "ArchivemapError": "archivemap.errors",
     "AssignmentError": "archivemap.errors",
     "AuthenticationError": "archivemap.errors",
@@ -245,9 +245,10 @@ if TYPE_CHECKING:
         subgraph_of,
     )
     from archivemap.metainfo.definitions import Environment, load_environment
-    from archivemap.remote.client import ArchiveStream, Client
+    from archivemap.remote.client import Client
     from archivemap.remote.dataset import open_dataset
     from archivemap.remote.query import Q, Query
+    from archivemap.remote.stream import ArchiveStream
     from archivemap.server import LocalServer
     from archivemap.views.ase import to_atoms, to_trajectory, write_extxyz
     from archivemap.views.dataframe import to_dataframe

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from archivemap.remote.client import ArchiveStream, Client, api_base_url
+from archivemap.remote.client import Client, api_base_url
+from archivemap.remote.stream import ArchiveStream
 from archivemap.errors import (
     AuthenticationError,
     BadRequestError,

@@ -21,456 +21,83 @@ Every answer is read as a stream under a size limit (counted on the wire and aft
 deflate decoding, so a compression bomb is abandoned early) and every call has a total
 deadline, retries and backoff included, so a hostile or broken server can neither exhaust
 memory nor hold a thread forever.
+
+This module is the :class:`Client` itself: its options, requests with retries and back-off,
+redirects that never carry credentials off the host, login, and the entries and archives
+API. Its machinery lives in modules of its own, which do not import the client:
+
+* :mod:`~archivemap.remote._transport`: connections that end at the call's deadline;
+* :mod:`~archivemap.remote._body`: bodies read under the size limit and the deadline;
+* :mod:`~archivemap.remote._secrets`: credentials kept out of sight, echoes scrubbed;
+* :mod:`~archivemap.remote._urls`: API base URLs, origins and installations;
+* :mod:`~archivemap.remote._failures`: error answers and failed connections in words;
+* :mod:`~archivemap.remote._paging`: cursor pages and the page sizes a deployment accepts;
+* :mod:`~archivemap.remote._cursors`: the ``am1:`` resume cursor;
+* :mod:`~archivemap.remote.stream`: the bulk download (:class:`ArchiveStream`);
+* :mod:`~archivemap.remote._sampling`: the sampling behind :meth:`Client.analyze`.
 """
 
 from __future__ import annotations
 
-import base64
-import functools
-import html
-import json
 import logging
 import os
 import re
-import socket
 import threading
 import time
-import zlib
-from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Final, SupportsIndex
-from urllib.parse import quote, quote_plus, urljoin, urlsplit
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final
+from urllib.parse import quote, urljoin, urlsplit
 
-import attrs
 import requests
-import urllib3
-from requests.adapters import HTTPAdapter
 
-from archivemap._json import parse_json
-from archivemap._version import __version__
-from archivemap._progress import Progress as _Progress
-from archivemap.remote._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, parse_retry_after
+from archivemap.archive.load import default_schema
+from archivemap.archive.schema import Schema, SchemaSource, as_schema
+from archivemap.archive.sections import Section
 from archivemap.errors import (
-    ArchiveDataError,
     ArchivemapError,
     AuthenticationError,
-    BadRequestError,
-    ClientError,
-    ForbiddenError,
     HTTPStatusError,
     MalformedResponseError,
     NotDownloadedError,
-    NotFoundError,
     ResponseTooLargeError,
-    ServerError,
     TransportError,
     UnsupportedReferenceError,
-    ValidationError,
 )
-from archivemap.archive.load import default_schema
-from archivemap.archive.schema import Schema, SchemaSource, as_schema
-from archivemap.archive.context import ArchiveContext
-from archivemap.archive.references import ParsedReference
-from archivemap.archive.sections import Section
-from archivemap.remote.endpoints import ApiMethods, scope_error
 from archivemap.metainfo.deployment import deployment_environment
-from archivemap.remote.derive import SAMPLE_REQUIRED, AccessPath, Analysis, record_access, required_from_access
-from archivemap.remote.fetch import ClientSource, open_archive, open_archive_from
-from archivemap.remote.query import Query
+from archivemap.remote._body import ERROR_BODY_MAX, Dropped, TruncatedBody, parse_body, read_body
+from archivemap.remote._failures import status_error, transport_reason
+from archivemap.remote._limits import HARD_MAX_CONCURRENCY, Limiter, RetryPolicy, parse_retry_after
+from archivemap.remote._paging import Pager
+from archivemap.remote._sampling import SAMPLE_PAGE_BYTES, analyze
+from archivemap.remote._secrets import Secret, scrub_with, secret_pattern
+from archivemap.remote._transport import (
+    REDIRECTS,
+    RETRYABLE_EXCEPTIONS,
+    DeadlineExceeded,
+    call_deadline,
+    new_session,
+)
+from archivemap.remote._urls import api_base_url, installation_key, origin
 # the disk cache and the locked, cached bulk download
 from archivemap.remote.cache import ArchiveCache, as_cache, cached_answer, fill
+from archivemap.remote.derive import Analysis
+from archivemap.remote.endpoints import ApiMethods, scope_error
+from archivemap.remote.fetch import open_archive
 from archivemap.remote.lockfile import dataset_archives
+from archivemap.remote.query import Query
 from archivemap.remote.required import Required
+from archivemap.remote.stream import ArchiveStream, BulkSource, EntryFailure
 
+# ArchiveStream and EntryFailure live in remote/stream.py, api_base_url in _urls and
+# transport_reason in _failures; named here too, where they were imported from before the split
 __all__ = ["ArchiveStream", "Client", "EntryFailure", "api_base_url", "transport_reason"]
 
 log = logging.getLogger("archivemap.remote.client")
 
-_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
-_STATUS_ERRORS: Final[dict[int, type[HTTPStatusError]]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: ForbiddenError,
-    404: NotFoundError,
-    422: ValidationError,
-}
-# Failures after which the same request may well succeed: the connection dropped, timed
-# out, or the body arrived cut short (requests raises ChunkedEncodingError for a body
-# shorter than its Content-Length; a cut without Content-Length shows up as bad JSON).
-_RETRYABLE_EXCEPTIONS: Final = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
-_REDACTED: Final = "<redacted>"
-_CURSOR_PREFIX: Final = "am1:"
-#: Bytes asked of the socket per read while streaming a body.
-_CHUNK: Final = 64 * 1024
-#: Most bytes decoded per decompression step (bounds memory between limit checks).
-_DECODE_STEP: Final = 1024 * 1024
-#: Error answers are only read for their ``detail``: more than this is cut off, not an error.
-_ERROR_BODY_MAX: Final = 1024 * 1024
 #: Default of ``Client(max_response_bytes=...)``: generous for real archives, finite.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 1024 * 1024 * 1024
 #: Default of ``Client(deadline=...)``: seconds one API call may take, retries included.
 DEFAULT_DEADLINE: Final = 600.0
-#: Default of ``Client.analyze(sample_bytes=...)``: the most bytes a page of whole sample
-#: archives may have. The shared corpus' archives are 4 kB to 2 MB; a page past this (a large
-#: MD archive: 100 MB is not worth downloading to learn which values an analysis reads) is
-#: abandoned and its entries are sampled lazily, a request per value read.
-SAMPLE_PAGE_BYTES: Final = 4 * 1024 * 1024
-
-
-class _Secret:
-    """A credential that does not show itself in ``repr``, ``str``, logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return _REDACTED
-
-    __str__ = __repr__
-
-    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
-        # a secret never reaches pickle bytes by accident (Client.__reduce__ decides)
-        raise TypeError("credentials are not pickled; see Client(pickle_credentials=True)")
-
-
-class _TruncatedBody(Exception):
-    """A 2xx answer whose body is not complete JSON (cut off in transit)."""
-
-
-class _Dropped(Exception):
-    """The connection broke or stalled while the body was read: worth another attempt."""
-
-
-class _DeadlineExceeded(Exception):
-    """The call's total deadline passed (while waiting, sending or reading)."""
-
-
-class _TooLarge(Exception):
-    """The body passed the size limit (on the wire or decoded)."""
-
-
-#: The deadline of the API call the current thread is making (read by the connections).
-_CALL = threading.local()
-
-
-def _shut_down_at(deadline: float, get_socket: Any, fired: threading.Event | None = None) -> threading.Timer:
-    """A started timer that shuts down ``get_socket()`` at ``deadline`` (a monotonic time).
-
-    A ``recv`` blocked in another thread returns at once when its socket is shut down, so
-    a server dripping bytes cannot hold that thread past the deadline, however short each
-    individual wait is. The socket is looked up when the timer fires (a connection may open
-    its socket only after the timer was armed).
-    """
-
-    def fire() -> None:
-        if fired is not None:
-            fired.set()
-        sock = get_socket()
-        if isinstance(sock, socket.socket):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    timer = threading.Timer(max(0.0, deadline - time.monotonic()), fire)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
-def _arm(connection: Any) -> None:
-    deadline = getattr(_CALL, "deadline", None)
-    if deadline is not None:
-        connection._archivemap_watch = _shut_down_at(deadline, lambda: getattr(connection, "sock", None))
-
-
-def _disarm(connection: Any) -> None:
-    timer = getattr(connection, "_archivemap_watch", None)
-    if timer is not None:
-        timer.cancel()
-        connection._archivemap_watch = None
-
-
-class _Watched:
-    """The request and header phase of a connection end at the calling thread's deadline.
-
-    Socket timeouts bound each ``recv``, not their sum: a server that sends its status line
-    and headers one byte per second never trips them. The body is watched by the client
-    itself (:meth:`Client._read_body`). Mixed into urllib3's http and https connections.
-    """
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _arm(self)
-        try:
-            super().request(*args, **kwargs)  # type: ignore[misc]
-        except BaseException:
-            _disarm(self)
-            raise
-
-    def getresponse(self) -> Any:
-        try:
-            return super().getresponse()  # type: ignore[misc]
-        finally:
-            _disarm(self)
-
-
-class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
-    """An http connection with a deadline on its request and header phase."""
-
-
-class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
-    """An https connection with a deadline on its request and header phase."""
-
-
-class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-class _DeadlineAdapter(HTTPAdapter):
-    """The client's transport adapter: pools whose connections honour the call's deadline."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-@attrs.frozen
-class EntryFailure:
-    """An entry of a bulk download whose archive the server refused to produce.
-
-    NOMAD answers a whole ``entries/archive/query`` batch with 500 when one archive in it
-    cannot be rendered; the stream splits such batches until the failing entries are known
-    and records each here instead of failing the download.
-
-    Attributes:
-        entry_id: the entry.
-        status: the HTTP status of the answer for this entry alone.
-        detail: the server's explanation (credentials scrubbed).
-        url: the URL that answered so.
-    """
-
-    entry_id: str
-    status: int
-    detail: str
-    url: str
-
-
-class _Decoder:
-    """Bounded ``Content-Encoding`` decoding: never more output than the room left.
-
-    ``zlib``'s ``max_length`` keeps each step to :data:`_DECODE_STEP` bytes, so a bomb is
-    detected after at most one step past the limit, not after it has been inflated.
-    Supports identity, gzip (several members too) and deflate (zlib-wrapped or raw, as
-    servers disagree); anything else, or stacked codings, is refused, which is why the client
-    only ever sends ``Accept-Encoding: gzip, deflate``.
-    """
-
-    def __init__(self, header: str) -> None:
-        codings = [c.strip().lower() for c in header.split(",") if c.strip()]
-        codings = [c for c in codings if c != "identity"]
-        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
-            raise ValueError(f"unsupported Content-Encoding {header!r}")
-        self.kind = codings[0] if codings else None
-        self._started = False
-        self._later_member = False  # inside a second or later gzip member
-        self._swallow = False  # trailing garbage after a complete gzip member: ignored
-        self._z: Any = None
-        if self.kind in ("gzip", "x-gzip"):
-            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif self.kind == "deflate":
-            self._z = zlib.decompressobj()
-
-    def feed(self, data: bytes, out: bytearray, limit: int) -> None:
-        """Decode ``data`` onto ``out``; raise :class:`_TooLarge` once ``out`` passes ``limit``."""
-        if self._z is None:
-            if len(out) + len(data) > limit:
-                raise _TooLarge
-            out += data
-            return
-        while data and not self._swallow:
-            try:
-                chunk = self._z.decompress(data, _DECODE_STEP)
-            except zlib.error:
-                if self._later_member:
-                    # what other gzip clients (urllib3, browsers) do with junk after a member
-                    self._swallow = True
-                    return
-                if self.kind == "deflate" and not self._started:
-                    self._z = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, no zlib header
-                    self._started = True
-                    continue
-                raise
-            self._started = True
-            out += chunk
-            if len(out) > limit:
-                raise _TooLarge
-            data = self._z.unconsumed_tail
-            if not data and self._z.eof and self._z.unused_data and self.kind != "deflate":
-                data = self._z.unused_data  # a further gzip member
-                self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                self._later_member = True
-
-    def finish(self, out: bytearray, limit: int) -> None:
-        """Flush the decoder; raise :class:`_Dropped` for a compressed stream cut short."""
-        if self._z is None or self._swallow:
-            return
-        out += self._z.flush()
-        if len(out) > limit:
-            raise _TooLarge
-        if self._started and not self._z.eof:
-            raise _Dropped("compressed body ended early")
-
-
-def api_base_url(url: str) -> str:
-    """The API v1 base of any URL of a NOMAD installation.
-
-    ``https://host/prod/v1/api/v1/uploads/u/archive/e`` → ``https://host/prod/v1/api/v1``;
-    ``https://host/prod/v1/api`` → ``…/api/v1``; ``https://host/prod/v1`` → ``…/api/v1``,
-    the same normalisation NOMAD's own client applies (spec §5.1).
-
-    Args:
-        url: an http(s) URL.
-
-    Returns:
-        The base URL without trailing slash.
-
-    Raises:
-        ValueError: not an http(s) URL.
-    """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    path = parts.path.rstrip("/")
-    marker = path.find("/api/v1")
-    if marker >= 0 and (len(path) == marker + 7 or path[marker + 7] == "/"):
-        path = path[: marker + 7]
-    elif path.endswith("/api"):
-        path += "/v1"
-    else:
-        path += "/api/v1"
-    return f"{parts.scheme}://{parts.netloc}{path}"
-
-
-def _installation_key(base: str) -> tuple[str, str, int | None, str]:
-    """What identifies an installation: scheme, host, port (default filled in) and API path.
-
-    Compared instead of strings so ``HTTP://Host:80/api/v1`` and ``http://host/api/v1`` are
-    one installation, and user info (``http://a@b``) cannot disguise a host.
-    """
-    return (*_origin(base), urlsplit(base).path.rstrip("/"))
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    """Scheme, host and port (with the scheme's default filled in) of a URL."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port
-
-
-def _spellings(secret: str) -> set[str]:
-    """A secret as it may come back: raw, percent/form-encoded (once, twice), JSON, HTML, base64."""
-    once = {quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret), quote_plus(secret)}
-    twice = {quote(v, safe="") for v in once} | {quote_plus(v, safe="") for v in once}
-    escaped = json.dumps(secret)[1:-1]
-    found = {secret, *once, *twice, escaped, escaped.replace("/", "\\/")}
-    found.add(json.dumps(secret, ensure_ascii=False)[1:-1])
-    found.add(html.escape(secret))
-    found.update(_base64_spellings(secret))
-    return found
-
-
-def _scrub_with(value: Any, pattern: re.Pattern[str]) -> Any:
-    if isinstance(value, str):
-        return pattern.sub(_REDACTED, value)
-    if isinstance(value, (list, tuple)):
-        return [_scrub_with(v, pattern) for v in value]
-    if isinstance(value, dict):
-        return {_scrub_with(k, pattern): _scrub_with(v, pattern) for k, v in value.items()}
-    return value
-
-
-def _base64_spellings(text: str) -> set[str]:
-    raw = text.encode()
-    encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
-    return encoded | {e.rstrip("=") for e in encoded}
-
-
-# What a failed connection's text (urllib3's, through requests) says, in a few words.
-_TRANSPORT_REASONS: Final = (
-    ("connection refused", "connection refused"),
-    ("name or service not known", "host name not found"),
-    ("nodename nor servname", "host name not found"),
-    ("temporary failure in name resolution", "host name not found"),
-    ("timed out", "timed out"),
-    ("timeout", "timed out"),
-    ("connection reset", "connection reset"),
-    ("connection aborted", "connection reset"),
-)
-
-
-def transport_reason(text: str) -> str | None:
-    """The few words a person needs from a failed connection's message (``connection
-    refused``), or ``None`` when it says something else; the message itself is pool and
-    socket internals of urllib3."""
-    lowered = text.lower()
-    return next((reason for needle, reason in _TRANSPORT_REASONS if needle in lowered), None)
-
-
-def _parse_json(content: bytes | bytearray) -> Any:
-    """An answer's JSON, read as archives are (exact big integers, NaN); cut or not JSON:
-    :class:`_TruncatedBody`, which the caller tells apart from a malformed answer."""
-    try:
-        return parse_json(content)
-    except ArchiveDataError as exc:
-        raise _TruncatedBody(str(exc)) from None
-
-
-def _summarise_detail(detail: Any) -> str:
-    """One line out of NOMAD's ``detail``: a string, validation items, or a 500 report."""
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list):
-        lines = []
-        for item in detail:
-            if isinstance(item, Mapping):
-                loc = item.get("loc")
-                where = f" (at {'.'.join(map(str, _flatten(loc)))})" if loc else ""
-                lines.append(f"{item.get('msg', item)}{where}")
-            else:
-                lines.append(str(item))
-        return "; ".join(lines)
-    if isinstance(detail, Mapping):
-        reason = detail.get("reason") or detail.get("exception_class")
-        return str(reason) if reason else json.dumps(detail, default=str)[:500]
-    return "" if detail is None else str(detail)
-
-
-def _flatten(loc: Any) -> list[Any]:
-    if isinstance(loc, (list, tuple)):
-        return [x for part in loc for x in _flatten(part)]
-    return [loc]
-
-
-def _is_page_size_error(error: ValidationError) -> bool:
-    """Whether a 422 complains about the page size (too large for this server)."""
-    text = json.dumps(error.detail, default=str).lower()
-    return "page_size" in text or "page size" in text or "bad_page" in text
 
 
 class Client(ApiMethods):
@@ -593,35 +220,24 @@ class Client(ApiMethods):
         )
         self._limiter = Limiter(max_concurrency, rate)
         self._rate = rate
-        self._origin = _origin(self.base_url)
-        self._token = _Secret(token) if token else None
+        self._origin = origin(self.base_url)
+        self._token = Secret(token) if token else None
         self._username = username
-        self._password = _Secret(password) if password else None
+        self._password = Secret(password) if password else None
         self._owns_session = session is None
         self._deployment_schema: Schema | None = None
-        self._session = session if session is not None else self._new_session(max_concurrency)
+        self._session = session if session is not None else new_session(max_concurrency)
         self._auth_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._requests_made = 0
         self._bytes_received = 0
         self._other_hosts: dict[str, Client] = {}
-        # path -> the largest page size worth asking for: a deployment's limit, learned once
-        # from its 422s and kept, so later listings and batches do not earn them again
-        self._page_limits: dict[str, int] = {}
+        # the page sizes this deployment accepts, learned from its 422s (archivemap/remote/_paging.py)
+        self._pager = Pager(self)
         self.pickle_credentials = pickle_credentials
         # the disk cache and offline mode (archivemap/remote/cache.py)
         self.cache: ArchiveCache | None = as_cache(cache)
         self.offline = offline
-
-    @staticmethod
-    def _new_session(pool_size: int) -> requests.Session:
-        session = requests.Session()
-        # Retries are ours (they must share the limiter); urllib3's own are switched off.
-        adapter = _DeadlineAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.headers["User-Agent"] = f"archivemap/{__version__}"
-        return session
 
     # ------------------------------------------------------------------ plumbing
 
@@ -705,29 +321,18 @@ class Client(ApiMethods):
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def _same_origin(self, url: str) -> bool:
-        return _origin(url) == self._origin
+        return origin(url) == self._origin
 
     def _secrets(self) -> list[str]:
         return [s.reveal() for s in (self._token, self._password) if s is not None]
 
     def _secret_pattern(self) -> re.Pattern[str] | None:
-        """One regex for every spelling in which a server may echo a credential back.
-
-        A server echoes what it received: the password form-encoded from the login body,
-        percent-encoded once or twice, the ``Authorization`` header's base64, or JSON-escaped
-        inside an error document. Matching is case-insensitive (``%2a`` and ``%2A`` are the
-        same byte); over-redacting a look-alike costs nothing.
-        """
-        secrets = self._secrets()
-        if not secrets:
-            return None
-        variants: set[str] = set()
-        for secret in secrets:
-            variants.update(_spellings(secret))
+        """One regex for every spelling in which a server may echo a credential back
+        (:func:`~archivemap.remote._secrets.secret_pattern`)."""
+        basic = None
         if self._username and self._password is not None:
-            variants.update(_base64_spellings(f"{self._username}:{self._password.reveal()}"))
-        ordered = sorted((v for v in variants if v), key=len, reverse=True)
-        return re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE)
+            basic = (self._username, self._password.reveal())
+        return secret_pattern(self._secrets(), basic)
 
     def _scrub(self, value: Any) -> Any:
         """Replace every credential inside ``value`` (a server may echo request input).
@@ -736,7 +341,7 @@ class Client(ApiMethods):
         :meth:`_secret_pattern`.
         """
         pattern = self._secret_pattern()
-        return value if pattern is None else _scrub_with(value, pattern)
+        return value if pattern is None else scrub_with(value, pattern)
 
     # ------------------------------------------------------------------ requests
 
@@ -808,13 +413,13 @@ class Client(ApiMethods):
                 )
                 if 200 <= response.status_code < 300:
                     return self._decode_answer(method, final_url, response, content)
-            except _DeadlineExceeded:
+            except DeadlineExceeded:
                 raise TransportError(
                     f"{method} did not finish within its deadline of {self.deadline:g} s "
                     "(Client(deadline=...))",
                     self._scrub(url),
                 ) from None
-            except (*_RETRYABLE_EXCEPTIONS, _TruncatedBody, _Dropped) as exc:
+            except (*RETRYABLE_EXCEPTIONS, TruncatedBody, Dropped) as exc:
                 if deadline is not None and time.monotonic() >= deadline:
                     # the watchdog cut the connection (or a timeout ran into the deadline)
                     raise TransportError(
@@ -827,7 +432,7 @@ class Client(ApiMethods):
                 if attempt >= self.retry_policy.retries or not self._back_off(
                     attempt, None, method, url, type(exc).__name__, deadline
                 ):
-                    cls = MalformedResponseError if isinstance(exc, _TruncatedBody) else TransportError
+                    cls = MalformedResponseError if isinstance(exc, TruncatedBody) else TransportError
                     what = "answered with a body that is not JSON" if cls is MalformedResponseError else "failed"
                     tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
                     raise cls(f"{method} {what} after {tries}: {why}", self._scrub(url)) from None
@@ -847,15 +452,15 @@ class Client(ApiMethods):
             raise self._status_error(method, final_url, response, content)
 
     def _decode_answer(self, method: str, url: str, response: requests.Response, content: bytearray) -> Any:
-        """The JSON of a 2xx answer; :class:`_TruncatedBody` only where a cut is possible.
+        """The JSON of a 2xx answer; :class:`TruncatedBody` only where a cut is possible.
 
         A body with a ``Content-Length`` or chunked framing that arrived complete and still
         is not JSON will not become JSON on a retry: that is a malformed answer at once.
         Only a body delimited by the connection closing may have been cut short unseen.
         """
         try:
-            return _parse_json(content)
-        except _TruncatedBody as exc:
+            return parse_body(content)
+        except TruncatedBody as exc:
             framed = "Content-Length" in response.headers or "chunked" in response.headers.get(
                 "Transfer-Encoding", ""
             ).lower()
@@ -874,7 +479,7 @@ class Client(ApiMethods):
             return connect, read
         left = deadline - time.monotonic()
         if left <= 0:
-            raise _DeadlineExceeded
+            raise DeadlineExceeded
         return min(connect, left), min(read, left)
 
     def _send(
@@ -884,13 +489,13 @@ class Client(ApiMethods):
         params: Mapping[str, Any] | None,
         json_body: Any,
         form: Mapping[str, str] | None,
-        token: _Secret | None,
+        token: Secret | None,
         deadline: float | None = None,
         limit: int | None = None,
     ) -> tuple[requests.Response, bytearray, str]:
         """One request, following redirects ourselves so auth never leaves our host.
 
-        The body is streamed (``stream=True``) and read by :meth:`_read_body` under the size
+        The body is streamed (``stream=True``) and read by :func:`~archivemap.remote._body.read_body` under the size
         limit and the deadline; a redirect's body is never read.
         """
         for _ in range(self.max_redirects + 1):
@@ -901,8 +506,7 @@ class Client(ApiMethods):
             with self._limiter.slot():
                 with self._count_lock:
                     self._requests_made += 1
-                _CALL.deadline = deadline  # for the connection's header-phase watchdog
-                try:
+                with call_deadline(deadline):
                     response = self._session.request(
                         method,
                         url,
@@ -914,10 +518,8 @@ class Client(ApiMethods):
                         allow_redirects=False,
                         stream=True,
                     )
-                finally:
-                    _CALL.deadline = None
                 location = response.headers.get("Location")
-                redirect = response.status_code in _REDIRECTS and bool(location)
+                redirect = response.status_code in REDIRECTS and bool(location)
                 complete = False
                 content = bytearray()
                 try:
@@ -927,14 +529,19 @@ class Client(ApiMethods):
                         # inside the slot: the body is part of the load
                         body_limit = self.max_response_bytes if limit is None else limit
                         try:
-                            content, complete = self._read_body(response, deadline, body_limit, method)
+                            content, complete = read_body(response, deadline, body_limit, method, self._scrub)
                         except ResponseTooLargeError:
                             with self._count_lock:  # abandoned at the limit: it was received
                                 self._bytes_received += body_limit
                             raise
                     else:  # only read for its detail: cut, never refused
-                        content, complete = self._read_body(
-                            response, deadline, min(_ERROR_BODY_MAX, self.max_response_bytes), method, cut=True
+                        content, complete = read_body(
+                            response,
+                            deadline,
+                            min(ERROR_BODY_MAX, self.max_response_bytes),
+                            method,
+                            self._scrub,
+                            cut=True,
                         )
                 finally:
                     # a connection goes back to the pool only with its answer read to the end
@@ -968,107 +575,6 @@ class Client(ApiMethods):
                 method, json_body, form = "GET", None, None
         raise TransportError(f"more than {self.max_redirects} redirects", self._scrub(url))
 
-    def _decode(
-        self,
-        step: Callable[[], None],
-        over: bool,
-        out: bytearray,
-        cut: bool,
-        method: str,
-        url: str,
-        limit: int,
-        kind: str | None,
-    ) -> bool:
-        """Run one decoding step of :meth:`_read_body`; ``False`` when the body was cut at
-        ``limit`` (``cut``), the typed error when it is too large or corrupt."""
-        try:
-            if over:  # more than the limit on the wire already
-                raise _TooLarge
-            step()
-            return True
-        except _TooLarge:
-            if cut:
-                del out[limit:]
-                return False
-            raise ResponseTooLargeError(
-                f"{method} answer exceeds the limit of {limit} bytes"
-                f"{' once decompressed' if kind and not over else ''} (Client(max_response_bytes=...))",
-                self._scrub(url),
-                limit,
-            ) from None
-        except zlib.error as exc:
-            raise MalformedResponseError(f"{method} answer: corrupt {kind} body: {exc}", self._scrub(url)) from None
-
-    def _read_body(
-        self, response: requests.Response, deadline: float | None, limit: int, method: str, *, cut: bool = False
-    ) -> tuple[bytearray, bool]:
-        """Stream a body into memory under ``limit`` bytes (wire and decoded) and the deadline.
-
-        Reads return whatever the socket has (``read1``), so the deadline is checked between
-        every few bytes a slow server drips; a watchdog shuts the socket down at the deadline
-        for a server that sends nothing at all. With ``cut``, a body past the limit is cut
-        there (error answers are read for their detail only) instead of refused.
-
-        Returns:
-            The body, and whether it was read to its end (only then may the connection be
-            reused).
-
-        Raises:
-            ResponseTooLargeError: the body passed ``limit`` (without ``cut``).
-            MalformedResponseError: an unsupported or corrupt content encoding.
-            _Dropped: the connection broke or stalled mid-body (retryable).
-            _DeadlineExceeded: the deadline passed.
-        """
-        url = response.url
-        try:
-            decoder = _Decoder(response.headers.get("Content-Encoding", ""))
-        except ValueError as exc:
-            raise MalformedResponseError(f"{method} answer: {exc}", self._scrub(url)) from None
-        out = bytearray()
-        wire = 0
-        fired = threading.Event()
-        watchdog = self._watchdog(response, deadline, fired)
-        try:
-            while True:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise _DeadlineExceeded
-                try:
-                    data = response.raw.read1(_CHUNK, decode_content=False)
-                except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-                    if fired.is_set():
-                        raise _DeadlineExceeded from None
-                    raise _Dropped(f"connection broken while reading the body: {exc}") from None
-                if fired.is_set():
-                    raise _DeadlineExceeded
-                if not data:
-                    break
-                wire += len(data)
-                feed = functools.partial(decoder.feed, data, out, limit)
-                if not self._decode(feed, wire > limit, out, cut, method, url, limit, decoder.kind):
-                    return out, False
-            finish = functools.partial(decoder.finish, out, limit)
-            if not self._decode(finish, False, out, cut, method, url, limit, decoder.kind):
-                return out, False
-            return out, True
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-
-    @staticmethod
-    def _watchdog(
-        response: requests.Response, deadline: float | None, fired: threading.Event
-    ) -> threading.Timer | None:
-        """A timer that shuts the response's socket down when the deadline passes.
-
-        Reads return what the socket has, but one read may still wait up to the socket
-        timeout; the watchdog ends even that wait at the deadline. ``fired`` tells the
-        reader why the body ended.
-        """
-        if deadline is None:
-            return None
-        connection = getattr(response.raw, "connection", None)
-        return _shut_down_at(deadline, lambda: getattr(connection, "sock", None), fired)
-
     def _back_off(
         self,
         attempt: int,
@@ -1101,34 +607,22 @@ class Client(ApiMethods):
     def _status_error(
         self, method: str, url: str, response: requests.Response, content: bytes | bytearray
     ) -> HTTPStatusError:
-        try:
-            parsed = _parse_json(content)
-            detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
-        except _TruncatedBody:
-            # scrub before cutting: a cut through a secret would leave a piece of it
-            detail = self._scrub(bytes(content).decode("utf-8", "replace"))[:500]
-        detail = self._scrub(detail)
-        status = response.status_code
-        cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else HTTPStatusError)
-        summary = _summarise_detail(detail)
-        # the reason phrase is the server's text too, and may echo a credential
-        message = self._scrub(f"{method} -> {status} {response.reason or ''}".rstrip())
         # a 403 naming scopes becomes MissingScopeError here, the one place every endpoint passes
-        return scope_error(cls(f"{message}: {summary}" if summary else message, self._scrub(url), status, detail))
+        return scope_error(status_error(method, url, response, content, self._scrub))
 
     # ------------------------------------------------------------------ auth
 
-    def _current_token(self) -> _Secret | None:
+    def _current_token(self) -> Secret | None:
         if self._token is None and self._password is not None:
             self._refresh_token(None)
         return self._token
 
-    def _refresh_token(self, stale: _Secret | None) -> None:
+    def _refresh_token(self, stale: Secret | None) -> None:
         """Log in unless another thread already replaced the ``stale`` token."""
         with self._auth_lock:
             if self._token is not stale and self._token is not None:
                 return
-            self._token = _Secret(self._login())
+            self._token = Secret(self._login())
 
     def _login(self) -> str:
         assert self._username is not None and self._password is not None
@@ -1203,14 +697,14 @@ class Client(ApiMethods):
         """
         try:
             base = api_base_url(url)
-            key = _installation_key(base)  # a bad port raises here too
+            key = installation_key(base)  # a bad port raises here too
         except ValueError:
             raise UnsupportedReferenceError(
                 f"{url[:200]!r} is not the URL of a NOMAD installation; nothing was requested"
             ) from None
-        if key == _installation_key(api_base_url(self.base_url)):
+        if key == installation_key(api_base_url(self.base_url)):
             return self
-        if key not in {_installation_key(allowed) for allowed in self.follow_hosts}:
+        if key not in {installation_key(allowed) for allowed in self.follow_hosts}:
             raise UnsupportedReferenceError(
                 f"reference into another NOMAD installation, {base}, which this client does not "
                 f"follow (nothing was requested); to allow it, create the client with "
@@ -1239,106 +733,6 @@ class Client(ApiMethods):
             return client
 
     # ------------------------------------------------------------------ entries
-
-    def _pages(
-        self,
-        path: str,
-        body: Mapping[str, Any],
-        page_size: int,
-        after: str | None = None,
-        **pagination: Any,
-    ) -> Generator[tuple[list[Any], str | None, dict[str, Any]], None, None]:
-        """Cursor pagination (spec §5.5): yields ``(data, page_start_cursor, pagination)``.
-
-        Halves the page size when the server refuses it with a 422, so a client configured
-        for a generous installation still works against a strict one.
-
-        Raises:
-            MalformedResponseError: an answer without a ``data`` list of objects or without a
-                ``pagination`` object, or a ``next_page_after_value`` that was seen before
-                (a cursor cycle would otherwise page forever).
-        """
-        cursor = after
-        size = page_size
-        seen: set[str] = set() if after is None else {after}
-        while True:
-            data, info, size = self._page(path, body, pagination, cursor, size)
-            yield data, cursor, info
-            following = info.get("next_page_after_value")
-            if not data or following is None:
-                return
-            following = str(following)
-            if following in seen:
-                raise MalformedResponseError(
-                    f"pagination cycles: next_page_after_value {following[:100]!r} came back after "
-                    f"{len(seen)} page(s)", self.url(path)
-                )
-            seen.add(following)
-            cursor = following
-
-    def _page(
-        self,
-        path: str,
-        body: Mapping[str, Any],
-        pagination: Mapping[str, Any],
-        cursor: str | None,
-        size: int,
-        *,
-        max_bytes: int | None = None,
-    ) -> tuple[list[Any], dict[str, Any], int]:
-        """One page of a cursor-paged endpoint: ``(data, pagination, page size used)``.
-
-        The one place a page is asked for: the size is lowered (and learned for ``path``) where
-        the deployment refuses it with a 422, and a ``next_page_after_value`` that is not a
-        string is a malformed answer.
-        """
-        size = self._page_size(path, size)
-        while True:
-            request = dict(pagination, page_size=size)
-            if cursor is not None:
-                request["page_after_value"] = cursor
-            try:
-                answer = self.post_json(path, {**body, "pagination": request}, max_bytes=max_bytes)
-            except ValidationError as error:
-                if size > 1 and _is_page_size_error(error):
-                    size = self._page_size_refused(path, size)
-                    continue
-                raise
-            data, info = self._page_parts(path, answer)
-            following = info.get("next_page_after_value")
-            if following is not None and (not isinstance(following, (str, int)) or isinstance(following, bool)):
-                raise MalformedResponseError(
-                    f"next_page_after_value is a {type(following).__name__}, not a string", self.url(path)
-                )
-            return data, info, size
-
-    def _page_size(self, path: str, wanted: int) -> int:
-        """``wanted``, or less where ``path`` refused such a page before."""
-        limit = self._page_limits.get(path)
-        return wanted if limit is None else min(wanted, limit)
-
-    def _page_size_refused(self, path: str, size: int) -> int:
-        """Learn that ``path`` refused pages of ``size``; the next size to try (half)."""
-        smaller = max(1, size // 2)
-        with self._count_lock:
-            if smaller < self._page_limits.get(path, size):
-                self._page_limits[path] = smaller
-        log.warning("%s refused a page size of %d; using %d from now on", path, size, smaller)
-        return smaller
-
-    def _page_parts(self, path: str, answer: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """``data`` and ``pagination`` of a listing answer, checked for NOMAD's shape."""
-        if not isinstance(answer, dict):
-            raise MalformedResponseError(f"answer is a {type(answer).__name__}, not an object", self.url(path))
-        data = answer.get("data")
-        if data is None:
-            data = []
-        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-            raise MalformedResponseError("answer's data is not a list of objects", self.url(path))
-        info = answer.get("pagination")
-        if not isinstance(info, dict):
-            raise MalformedResponseError("answer has no pagination object", self.url(path))
-        return data, info
 
     def entries(
         self,
@@ -1396,7 +790,7 @@ class Client(ApiMethods):
         if required is not None:
             body["required"] = dict(required)
         pagination = {k: v for k, v in (("order_by", order_by), ("order", order)) if v}
-        for data, _, _ in self._pages("entries/query", body, page_size, after, **pagination):
+        for data, _, _ in self._pager.pages("entries/query", body, page_size, after, **pagination):
             yield from data
 
     def archive_answer_raw(self, entry_id: str, required: Required = "*") -> dict[str, Any]:
@@ -1499,6 +893,7 @@ class Client(ApiMethods):
             raise ValueError("page_size and batch_size must be positive")
         return ArchiveStream(
             self,
+            self._pager,
             query=self.query_json(query, schema),
             required=required,
             page_size=page_size,
@@ -1598,152 +993,9 @@ class Client(ApiMethods):
         if self.offline:
             raise NotDownloadedError("analyze samples entries on the server; this client is offline")
         sch = self._schema_or_default(schema)
-        requests_before, bytes_before = self.requests_made, self.bytes_received
-        query_json = self.query_json(query, sch)
-        owner = str(options.get("owner", "visible"))
-        user_after = options.pop("after", None)
-        cursor, skip, passed = _decode_cursor(user_after)
-        exhausted = False
-        if skip:  # a position inside a page: the cursor of the page after it, by listing first
-            cursor, passed, exhausted = self._skip(query_json, owner, cursor, skip, passed)
-        source = ClientSource(self, sch)
-        samples: list[tuple[str, Any, set[AccessPath], Section]] = []
-        errors: dict[str, str] = {}
-        first_error: Exception | None = None
-        follow_ups = 0
-        budget = 4 * sample
-        while not exhausted and len(samples) < budget:
-            if sum(result is not None for _, result, _, _ in samples) >= sample:
-                break
-            size = sample if not samples else budget - len(samples)
-            page = self._sample_page(query_json, owner, cursor, size, sch, source, sample_bytes)
-            roots, following, positions, whole = page
-            for entry_id, root in roots:
-                try:
-                    result, paths = record_access(analysis, root)
-                except Exception as exc:  # an odd entry; a broken analysis shows below
-                    errors[entry_id] = f"{type(exc).__name__}: {exc}"
-                    first_error = first_error or exc
-                    result, paths = None, set()
-                samples.append((entry_id, result, paths, root))
-                if whole:  # what a lazy sample fetches is the sampling, not a follow-up
-                    follow_ups += _fetches(root)
-            if following is None:
-                exhausted = True
-                break
-            cursor = following
-            passed = None if passed is None else passed + positions
-        if first_error is not None and len(errors) == len(samples):
-            raise first_error  # it failed on every sample: the analysis, not the data
-        informative = [paths for _, result, paths, _ in samples if result is not None]
-        # every sample's reads count: the uninformative ones show which absences to decide
-        required = required_from_access(informative + [p for _, r, p, _ in samples if r is None], bulk=True)
-        results: list[tuple[str, Any]] = [(entry_id, result) for entry_id, result, _, _ in samples]
-        rest: str | None = _encode_cursor(cursor, 0, passed)  # with how many entries precede it
-        if options.get("lock") is not None or self.cache is not None:
-            # a lockfile and the cache record the whole query: the bulk run covers every entry
-            results, follow_ups, errors = [], 0, {}
-            exhausted, rest = False, user_after
-        if not exhausted:
-            for entry_id, root in self.archives(query, required, schema=sch, after=rest, **options):
-                try:
-                    result = analysis(root)
-                except Exception as exc:  # recorded; the other entries go on
-                    errors[entry_id] = f"{type(exc).__name__}: {exc}"
-                    result = None
-                results.append((entry_id, result))
-                follow_ups += _fetches(root)
-        return Analysis(
-            results,
-            required,
-            self.requests_made - requests_before,
-            self.bytes_received - bytes_before,
-            follow_ups,
-            errors,
+        return analyze(
+            self, self._pager, query, analysis, sample=sample, schema=sch, sample_bytes=sample_bytes, options=options
         )
-
-    def _skip(
-        self, query: dict[str, Any], owner: str, after: str | None, skip: int, passed: int | None
-    ) -> tuple[str | None, int | None, bool]:
-        """A page cursor ``skip`` entries past ``after`` (one listing request of ``skip`` ids).
-
-        Returns:
-            ``(cursor, entries before it or None, whether nothing follows)``.
-        """
-        data, following = self._id_page(query, owner, skip, after)
-        return following, None if passed is None else passed + len(data), following is None
-
-    def _id_page(
-        self, query: dict[str, Any], owner: str, size: int, after: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """One listing page of ``size`` entry ids after ``after`` (in entry id order), and the
-        cursor after it (``None`` when nothing follows)."""
-        body = {"owner": owner, "query": query, "required": {"include": ["entry_id"]}}
-        pages = self._pages("entries/query", body, size, after, order_by="entry_id")
-        try:
-            data, _, info = next(pages, ([], None, {}))
-        finally:
-            pages.close()
-        return data, _following(info, data)
-
-    def _sample_page(
-        self,
-        query: dict[str, Any],
-        owner: str,
-        cursor: str | None,
-        size: int,
-        schema: Schema,
-        source: ClientSource,
-        max_bytes: int,
-    ) -> tuple[list[tuple[str, Section]], str | None, int, bool]:
-        """The roots of the next ``size`` entries after ``cursor``, the cursor after them, how
-        many positions of the query the page covered (entries without archive included), and
-        whether the roots were downloaded whole (else they are lazy).
-
-        Whole archives (``"*"``) in one request while the page stays below ``max_bytes``:
-        whatever the analysis reads is in hand. A larger page (or one the server cannot
-        render) is listed instead and its entries opened lazily.
-        """
-        try:
-            data, info, size = self._archive_page(query, owner, "*", cursor, size, max_bytes=max_bytes)
-        except (ResponseTooLargeError, ServerError) as error:
-            if isinstance(error, ServerError) and error.status_code in self.retry_policy.statuses:
-                raise
-            log.info("sample page not downloaded whole (%s); sampling its entries lazily", error)
-            data, following = self._id_page(query, owner, size, cursor)
-            ids = sorted({str(item["entry_id"]) for item in data if isinstance(item.get("entry_id"), str)})
-            lazy = [(entry_id, self.archive(entry_id, required=SAMPLE_REQUIRED, schema=schema)) for entry_id in ids]
-            return lazy, following, len(data), False
-        archives = {
-            item["entry_id"]: item["archive"]
-            for item in data
-            if isinstance(item.get("entry_id"), str) and isinstance(item.get("archive"), dict)
-        }
-        roots = [
-            (entry_id, open_archive_from(self, entry_id, archives[entry_id], "*", schema, source))
-            for entry_id in sorted(archives)
-        ]
-        # a page with a next cursor is a full page of the search, whatever the answer dropped
-        return roots, _following(info, data), size, True
-
-    def _archive_page(
-        self,
-        query: dict[str, Any],
-        owner: str,
-        required: Required,
-        cursor: str | None,
-        size: int,
-        *,
-        max_bytes: int | None = None,
-    ) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
-        """One page of ``entries/archive/query`` paging the query itself, by ``entry_id``.
-
-        Returns:
-            ``(data, pagination, page size used)``; the size is lowered (and learned) where
-            the deployment refuses it.
-        """
-        body = {"owner": owner, "query": query, "required": required}
-        return self._page("entries/archive/query", body, {"order_by": "entry_id"}, cursor, size, max_bytes=max_bytes)
 
     def _schema_or_default(self, schema: Schema | SchemaSource | None) -> Schema:
         return as_schema(schema) if schema is not None else self.deployment_schema()
@@ -1772,444 +1024,10 @@ class Client(ApiMethods):
         return self._mapped(stream, required, sch)
 
     def _mapped(self, stream: ArchiveStream, required: Required, sch: Schema) -> Iterator[tuple[str, Section]]:
-        source = _BulkSource(self, sch, stream, required)
+        source = BulkSource(self, sch, stream, required)
         for entry_id, answer in stream:
             yield entry_id, source.root(entry_id, answer)
 
 
-class _BulkSource(ClientSource):
-    """The archive source of one bulk download: entries it already holds are not asked for.
-
-    An ELN entry's ``m_def`` often names a definition in another entry of its upload
-    (``../upload/raw/base.schema.archive.yaml#/definitions/section_definitions/2``), and that
-    entry is often part of the same download, in the same batch: resolving the class must
-    then use the archive in hand (with ``"*"`` it holds every definition) instead of sending
-    ``{"definitions": "*"}`` for it. Entries yielded earlier are found through the roots
-    :class:`ClientSource` keeps; this adds those downloaded but not yet yielded.
-    """
-
-    def __init__(self, client: Client, schema: Schema, stream: ArchiveStream, required: Required) -> None:
-        super().__init__(client, schema)
-        self._client = client
-        self._stream = stream
-        self._required = required
-        self._early: dict[str, Section] = {}  # opened for a reference before their turn
-
-    def root(self, entry_id: str, answer: dict[str, Any]) -> Section:
-        """The lazy root of a downloaded entry (the one a reference opened already, if any)."""
-        early = self._early.pop(entry_id, None)
-        if early is not None:
-            return early
-        return open_archive_from(self._client, entry_id, answer, self._required, self.schema, self)
-
-    def archive_for(self, ref: ParsedReference, context: ArchiveContext) -> Section:
-        """The referenced entry's root: from the download when it holds it, else lazily."""
-        entry_id = ref.target_entry_id(context.upload_id) if ref.installation is None else None
-        if entry_id is not None:
-            early = self._early.get(entry_id)
-            if early is not None:
-                return early
-            answer = self._stream.held(entry_id)
-            if answer is not None:
-                root = open_archive_from(self._client, entry_id, answer, self._required, self.schema, self)
-                self._early[entry_id] = root
-                return root
-        return super().archive_for(ref, context)
-
-
 def _rebuild_client(base_url: str, options: dict[str, Any]) -> Client:
     return Client(base_url, **options)
-
-
-def _following(info: Mapping[str, Any], data: list[Any]) -> str | None:
-    """The cursor of the page after this one; ``None`` after the last (or an empty) page."""
-    following = info.get("next_page_after_value")
-    return None if following is None or not data else str(following)
-
-
-def _fetches(root: Section) -> int:
-    """Requests a root's fetcher sent after it was downloaded (lazy follow-ups)."""
-    ctx = root.m_context
-    fetcher = ctx.fetcher if ctx is not None else None
-    return int(getattr(fetcher, "fetches", 0))
-
-
-def _encode_cursor(after: str | None, skip: int, base: int | None) -> str:
-    """An opaque resume position: ``skip`` entries after the page cursor ``after``.
-
-    ``base`` is how many entries of the query lie before ``after`` (``None``: unknown, e.g.
-    after a NOMAD ``page_after_value`` given by the user); with it, a resumed stream can tell
-    from the server's ``total`` whether a short last page is complete.
-    """
-    raw = json.dumps([after, skip, base], separators=(",", ":")).encode()
-    return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str | None) -> tuple[str | None, int, int | None]:
-    if cursor is None:
-        return None, 0, 0
-    if not cursor.startswith(_CURSOR_PREFIX):
-        return cursor, 0, None  # a plain NOMAD page_after_value
-    try:
-        parts = json.loads(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX) :]))
-        after, skip = parts[0], int(parts[1])
-        base = parts[2] if len(parts) > 2 else None  # cursors of earlier versions have none
-    except (ValueError, TypeError, IndexError, KeyError) as exc:
-        raise ValueError(f"not an archivemap cursor: {cursor!r}") from exc
-    if (after is not None and not isinstance(after, str)) or (base is not None and not isinstance(base, int)):
-        raise ValueError(f"not an archivemap cursor: {cursor!r}")
-    return after, skip, base
-
-
-@attrs.frozen
-class _ArchivePage:
-    """One answer of ``entries/archive/query`` paginating the query itself.
-
-    Attributes:
-        archives: ``entry_id -> archive`` of the entries the answer holds.
-        total: the number of entries the query matches (``None`` if not said).
-        following: ``next_page_after_value`` (``None`` on the last page).
-        size: the page size the server accepted.
-    """
-
-    archives: dict[str, dict[str, Any]]
-    total: int | None
-    following: str | None
-    size: int
-
-
-class ArchiveStream(Iterator[tuple[str, dict[str, Any]]]):
-    """The iterator :meth:`Client.archives_raw` returns.
-
-    Archives are downloaded concurrently but yielded in listing order, so one cursor
-    position describes exactly what has been yielded: resuming with ``after=stream.cursor``
-    continues with the next entry, without repeats or gaps, even after an exception.
-
-    The first request is an ``entries/archive/query`` that pages the query itself (ordered
-    by ``entry_id``, one batch per page): it brings the first batch of archives, the total and
-    the next cursor at once, so a query of at most one batch costs one request, and one of at
-    most two batches two. Larger queries continue from that cursor with id listings and
-    concurrent batches (``entry_id:any``), which is what lets failing or dropped entries be
-    isolated and re-requested. A page the server answers 500, or one that lacks entries
-    (NOMAD silently drops entries without archive), is listed and downloaded in batches too;
-    the archives it did hold are kept.
-
-    Attributes:
-        cursor: an opaque resume position after the last yielded (or missing) entry;
-            ``None`` before the first one.
-        total: the number of entries the query matches (from the first page).
-        missing: ``{entry_id: reason}`` for entries whose archive could not be had.
-        failed: ``{entry_id: EntryFailure}`` for entries the server answered with an error
-            (HTTP 500) even on their own; every other entry of their batches is delivered.
-            :meth:`retry_failed` downloads them again. Like missing entries, they are
-            behind :attr:`cursor` once passed.
-    """
-
-    def __init__(
-        self,
-        client: Client,
-        *,
-        query: dict[str, Any],
-        required: Required,
-        page_size: int,
-        batch_size: int,
-        after: str | None,
-        owner: str,
-        progress: bool | None,
-        max_attempts: int,
-    ) -> None:
-        self._client = client
-        self._query = query
-        self._required = required
-        self._page_size = page_size
-        self._batch_size = batch_size
-        self._owner = owner
-        self._max_attempts = max(1, max_attempts)
-        self._progress_enabled = progress
-        self.cursor: str | None = after
-        self.total: int | None = None
-        self.missing: dict[str, str] = {}
-        self.failed: dict[str, EntryFailure] = {}
-        # downloaded, not yet yielded (read by Client.archives: references between entries
-        # of one download are resolved without asking the server again)
-        self._done: dict[str, dict[str, Any]] = {}
-        self._generator: Iterator[tuple[str, dict[str, Any]]] = self._run(*_decode_cursor(after))
-
-    def __next__(self) -> tuple[str, dict[str, Any]]:
-        return next(self._generator)
-
-    def close(self) -> None:
-        """Stop downloading; pending requests are cancelled."""
-        close = getattr(self._generator, "close", None)
-        if close is not None:
-            close()
-
-    def held(self, entry_id: str) -> dict[str, Any] | None:
-        """The archive of ``entry_id`` if it was downloaded but not yet yielded."""
-        return self._done.get(entry_id)
-
-    def retry_failed(self) -> ArchiveStream:
-        """A new stream over the entries in :attr:`failed` so far (e.g. once the server is fixed).
-
-        Its own :attr:`failed` reports those that fail again.
-        """
-        ids = sorted(self.failed)
-        stream = ArchiveStream(
-            self._client,
-            query={"entry_id:any": ids},
-            required=self._required,
-            page_size=self._page_size,
-            batch_size=self._batch_size,
-            after=None,
-            owner=self._owner,
-            progress=self._progress_enabled,
-            max_attempts=self._max_attempts,
-        )
-        if not ids:
-            stream._generator = iter(())  # nothing to list: no request at all
-        return stream
-
-    def _run(
-        self, after: str | None, skip: int, base: int | None
-    ) -> Generator[tuple[str, dict[str, Any]], None, None]:
-        client = self._client
-        window = 2 * client.max_concurrency
-        seen: set[str] = set()
-        # id -> (page cursor, index, entries before the page cursor or None)
-        position: dict[str, tuple[str | None, int, int | None]] = {}
-        # id -> resume position once it is passed, where it is better than the position's
-        # (the last entry of an archive page: the next page's cursor, no skip)
-        page_end: dict[str, str] = {}
-        order: deque[str] = deque()  # ids not yet yielded, in listing order
-        pending: deque[str] = deque()  # ids not yet requested
-        attempts: dict[str, int] = {}
-        done = self._done
-        prefetched: dict[str, dict[str, Any]] = {}  # archives of a page that is listed again
-        in_flight: dict[Future[dict[str, dict[str, Any]]], list[str]] = {}
-        # where the next archive page starts (None: no archive page any more)
-        archive_cursor: tuple[str | None, int | None] | None = None if skip else (after, base)
-        archive_pages = 0
-        listing_from: tuple[str | None, int, int | None] = (after, skip, base)
-        pages: Generator[tuple[list[Any], str | None, dict[str, Any]], None, None] | None = None
-        listing_base: int | None = None
-        listing_done = False
-        progress = _Progress(self._progress_enabled)
-        executor = ThreadPoolExecutor(client.max_concurrency, thread_name_prefix="archivemap")
-
-        def listed(entry_id: Any, where: tuple[str | None, int, int | None]) -> None:
-            if not isinstance(entry_id, str) or entry_id in seen:
-                return
-            seen.add(entry_id)
-            position[entry_id] = where
-            order.append(entry_id)
-            if entry_id in prefetched:
-                done[entry_id] = prefetched.pop(entry_id)
-            else:
-                pending.append(entry_id)
-
-        def set_total(total: Any) -> None:
-            if self.total is None and isinstance(total, int) and not isinstance(total, bool):
-                self.total = total
-                progress.total = total
-
-        try:
-            while True:
-                while not listing_done and len(pending) < self._batch_size * window:
-                    if archive_cursor is not None:
-                        cursor, before = archive_cursor
-                        archive_cursor = None
-                        archive_pages += 1
-                        page = self._archive_page(cursor)
-                        if page is None:  # a 500 for the page as a whole: batches isolate it
-                            listing_from = (cursor, 0, before)
-                            continue
-                        set_total(page.total)
-                        expected = None if page.total is None or before is None else page.total - before
-                        count = len(page.archives)
-                        if count < page.size and (page.following is not None or expected != count):
-                            # entries without archive were dropped: list the page to know them
-                            prefetched.update(page.archives)
-                            listing_from = (cursor, 0, before)
-                            continue
-                        after_page = None if before is None else before + count
-                        prefetched.update(page.archives)
-                        ids = sorted(page.archives)  # the listing order: by entry_id
-                        for index, entry_id in enumerate(ids):
-                            listed(entry_id, (cursor, index, before))
-                        if page.following is None:
-                            listing_done = True
-                        else:
-                            if ids and ids[-1] in position:
-                                page_end[ids[-1]] = _encode_cursor(page.following, 0, after_page)
-                            remaining = None if expected is None else expected - count
-                            if remaining is not None and remaining <= 0:
-                                listing_done = True  # NOMAD's cursor after a full last page
-                            elif remaining is not None and remaining <= page.size and archive_pages < 2:
-                                archive_cursor = (page.following, after_page)
-                            else:
-                                listing_from = (page.following, 0, after_page)
-                        break  # yield this page before asking for more
-                    if pages is None:
-                        start, skip, listing_base = listing_from
-                        body = {"owner": self._owner, "query": self._query, "required": {"include": ["entry_id"]}}
-                        pages = client._pages("entries/query", body, self._page_size, start, order_by="entry_id")
-                    page_data = next(pages, None)
-                    if page_data is None:
-                        listing_done = True
-                        break
-                    data, page_cursor, info = page_data
-                    set_total(info.get("total"))
-                    page_base = listing_base
-                    if listing_base is not None:
-                        listing_base += len(data)
-                    for index, item in enumerate(data):
-                        if skip:
-                            skip -= 1
-                            continue
-                        listed(item.get("entry_id"), (page_cursor, index, page_base))
-                while pending and len(in_flight) < window:
-                    batch = self._next_batch(pending, attempts)
-                    if len(batch) == 1 and attempts.get(batch[0], 0) >= self._max_attempts:
-                        future = executor.submit(self._fetch_single, batch[0])
-                    else:
-                        future = executor.submit(self._fetch_batch, batch)
-                    in_flight[future] = batch
-                while order and (order[0] in done or order[0] in self.missing or order[0] in self.failed):
-                    entry_id = order.popleft()
-                    page_cursor, index, page_base = position.pop(entry_id)
-                    self.cursor = page_end.pop(entry_id, None) or _encode_cursor(page_cursor, index + 1, page_base)
-                    progress.advance()
-                    if entry_id in done:
-                        yield entry_id, done.pop(entry_id)
-                if not in_flight and not pending and listing_done:
-                    return
-                if not in_flight:
-                    continue  # an archive page was yielded: on to the next page
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    batch = in_flight.pop(future)
-                    found = future.result()
-                    for entry_id in batch:
-                        if entry_id in found:
-                            done[entry_id] = found[entry_id]
-                        elif entry_id not in self.missing and entry_id not in self.failed:
-                            attempts[entry_id] = attempts.get(entry_id, 0) + 1
-                            pending.appendleft(entry_id)
-        finally:
-            if pages is not None:
-                pages.close()
-            executor.shutdown(wait=False, cancel_futures=True)
-            progress.close()
-
-    def _archive_page(self, cursor: str | None) -> _ArchivePage | None:
-        """The next batch of the query's entries with their archives, in one request.
-
-        ``None`` when the server answers the page with a 500 (it cannot render one archive
-        of it): the page is then listed and downloaded in batches that isolate the failure.
-        """
-        client = self._client
-        try:
-            data, info, size = client._archive_page(self._query, self._owner, self._required, cursor, self._batch_size)
-        except ServerError as error:
-            if error.status_code in client.retry_policy.statuses:
-                raise  # overload or gateway trouble after every retry: not an entry's fault
-            log.info("archive page answered %d; listing it and splitting it in batches", error.status_code)
-            return None
-        archives: dict[str, dict[str, Any]] = {}
-        for item in data:
-            entry_id, archive = item.get("entry_id"), item.get("archive")
-            if isinstance(entry_id, str) and isinstance(archive, dict):
-                archives.setdefault(entry_id, archive)
-        following = _following(info, data)
-        total = info.get("total")
-        return _ArchivePage(
-            archives,
-            total if isinstance(total, int) and not isinstance(total, bool) else None,
-            None if following == cursor else following,  # a cursor that does not move: the end
-            size,
-        )
-
-    def _next_batch(self, pending: deque[str], attempts: dict[str, int]) -> list[str]:
-        """The next ids to request; an entry past its batch attempts goes on its own."""
-        if attempts.get(pending[0], 0) >= self._max_attempts:
-            return [pending.popleft()]
-        limit = self._client._page_size("entries/archive/query", self._batch_size)
-        batch: list[str] = []
-        while pending and len(batch) < limit:
-            if attempts.get(pending[0], 0) >= self._max_attempts:
-                break
-            batch.append(pending.popleft())
-        return batch
-
-    def _fetch_batch(self, batch: list[str]) -> dict[str, dict[str, Any]]:
-        body = {
-            "owner": self._owner,
-            "query": {"entry_id:any": batch},
-            "pagination": {"page_size": len(batch)},
-            "required": self._required,
-        }
-        try:
-            answer = self._client.post_json("entries/archive/query", body)
-        except ValidationError as error:
-            if len(batch) > 1 and _is_page_size_error(error):
-                self._client._page_size_refused("entries/archive/query", len(batch))
-                half = len(batch) // 2
-                return {**self._fetch_batch(batch[:half]), **self._fetch_batch(batch[half:])}
-            raise
-        except ServerError as error:
-            if error.status_code in self._client.retry_policy.statuses:
-                raise  # overload or gateway trouble after every retry: not an entry's fault
-            # NOMAD answers a whole batch 500 when it cannot render one archive in it:
-            # bisect until the failing entries are known, and deliver the rest
-            if len(batch) == 1:
-                self._record_failure(batch[0], error)
-                return {}
-            half = len(batch) // 2
-            log.info("archive batch of %d answered %d; splitting it", len(batch), error.status_code)
-            return {**self._fetch_batch(batch[:half]), **self._fetch_batch(batch[half:])}
-        data = answer.get("data") if isinstance(answer, dict) else None
-        if data is None and isinstance(answer, dict) and "data" not in answer:
-            data = []
-        if not isinstance(data, list):
-            raise MalformedResponseError(
-                "archive answer's data is not a list", self._client.url("entries/archive/query")
-            )
-        wanted = set(batch)
-        found: dict[str, dict[str, Any]] = {}
-        for item in data:
-            entry_id = item.get("entry_id") if isinstance(item, dict) else None
-            archive = item.get("archive") if isinstance(item, dict) else None
-            if entry_id in wanted and isinstance(archive, dict):
-                found.setdefault(entry_id, archive)
-        if len(found) < len(batch):
-            log.info("archive answer lacked %d of %d entries", len(batch) - len(found), len(batch))
-        return found
-
-    def _record_failure(self, entry_id: str, error: HTTPStatusError) -> None:
-        failure = EntryFailure(entry_id, error.status_code, _summarise_detail(error.detail) or str(error), error.url or "")
-        log.warning("entry %s: the server answered %d: %s", entry_id, failure.status, failure.detail[:300])
-        self.failed[entry_id] = failure
-
-    def _fetch_single(self, entry_id: str) -> dict[str, dict[str, Any]]:
-        """Last resort for an entry batches keep dropping: ask for it alone.
-
-        A 404 here ("exists, but has no archive") makes the entry *missing*; any other
-        failure is a real error and propagates.
-        """
-        try:
-            return {entry_id: self._client.archive_raw(entry_id, self._required)}
-        except NotFoundError as error:
-            reason = str(error)
-        except ServerError as error:
-            if error.status_code in self._client.retry_policy.statuses:
-                raise
-            self._record_failure(entry_id, error)
-            return {}
-        except (TransportError, HTTPStatusError):
-            raise
-        except ClientError as error:  # a 200 without an archive
-            reason = str(error)
-        log.warning("no archive for entry %s: %s", entry_id, reason)
-        self.missing[entry_id] = reason
-        return {}
-

@@ -45,6 +45,7 @@ from archivemap.errors import (
     TransportError,
 )
 from archivemap.metainfo.search import SearchQuantities, search_quantities
+from archivemap.remote._transport import REDIRECTS, RETRYABLE_EXCEPTIONS
 from archivemap.remote.query import Query, query_json, validate_order_by
 
 __all__ = ["MAX_ENTRY_DOWNLOAD", "ApiMethods", "DownloadPlan", "bulk_requests", "missing_scopes", "scope_error"]
@@ -52,13 +53,6 @@ __all__ = ["MAX_ENTRY_DOWNLOAD", "ApiMethods", "DownloadPlan", "bulk_requests", 
 log = logging.getLogger("archivemap.remote.endpoints")
 
 _CHUNK: Final = 1 << 16
-_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
-_RETRYABLE: Final = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
 # NOMAD 2.0.0 writes ``f"Missing scopes: {sorted(missing)}"`` over members of its ``Scope`` enum, so
 # the detail reads ``Missing scopes: [<Scope.ENTRIES_READ: 'entries:read'>]``; plain strings
 # (``['entries:read']``) are read as well, for deployments that print the values.
@@ -705,7 +699,7 @@ class ApiMethods:
                             raise DownloadLimitError(f"more than max_bytes={max_bytes} bytes", url)
                         out.write(chunk)
                         meter.advance(len(chunk))
-            except _RETRYABLE as exc:
+            except RETRYABLE_EXCEPTIONS as exc:
                 raise _Retry(f"{type(exc).__name__} after {written} bytes", ranges=accepts_ranges) from None
             if expected is not None and written != expected:
                 raise _Retry(f"body ended after {written} of {expected} bytes", ranges=accepts_ranges)
@@ -730,7 +724,7 @@ class ApiMethods:
                         method, url, json=json_body, headers=request_headers, timeout=self.timeout,
                         allow_redirects=False, stream=True,
                     )
-            except _RETRYABLE as exc:
+            except RETRYABLE_EXCEPTIONS as exc:
                 raise _Retry(f"{type(exc).__name__}", ranges=True) from None
             if response.status_code == 401 and client._password is not None and not refreshed:
                 response.close()
@@ -738,7 +732,7 @@ class ApiMethods:
                 refreshed = True
                 continue
             location = response.headers.get("Location")
-            if response.status_code not in _REDIRECTS or not location:
+            if response.status_code not in REDIRECTS or not location:
                 return response
             response.close()
             url = urljoin(url, location)

@@ -38,7 +38,8 @@ from archivemap.errors import (
     ServerError,
     UnsupportedReferenceError,
 )
-from archivemap.remote.client import Client, EntryFailure, api_base_url
+from archivemap.remote.client import Client, api_base_url
+from archivemap.remote.stream import EntryFailure
 from archivemap.server import Faults, LocalServer
 
 from ..conftest import SAMPLES
