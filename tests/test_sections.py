@@ -416,6 +416,12 @@ def test_a_misspelt_name_is_answered_with_the_names_it_may_mean() -> None:
     assert getattr(archive.run[0], "shape", None) is None
 
 
+def test_json_text_given_as_a_path_says_how_to_pass_it(schema) -> None:
+    with pytest.raises(archivemap.ArchiveDataError, match=r"JSON text where it reads a path.*text\.encode\(\)"):
+        archivemap.load('{"run": []}', schema)
+    assert archivemap.load(b'{"run": []}', schema).run == []
+
+
 def test_loading_a_folder_says_what_reads_folders() -> None:
     with pytest.raises(IsADirectoryError, match="DirectorySource"):
         archivemap.load(SAMPLES / "archives")

@@ -26,6 +26,11 @@ def _raw_archive(source: Any) -> tuple[dict[str, Any], str]:
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data, label = parse_json(bytes(source), "<bytes>"), "<bytes>"
     elif isinstance(source, (str, os.PathLike)):
+        if isinstance(source, str) and source.lstrip().startswith(("{", "[")) and not os.path.exists(source):
+            raise ArchiveDataError(
+                "load() was given JSON text where it reads a path; pass the text as bytes "
+                "(text.encode()) or parsed (a dict)"
+            )
         if os.path.isdir(source):  # the same error as opening it, saying what reads folders
             raise IsADirectoryError(
                 errno.EISDIR,

@@ -35,7 +35,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Union
 
-from archivemap.errors import CyclicDefinitionError, DefinitionError, UnknownDefinitionError
+from archivemap._json import parse_json
+from archivemap._lazy import deferred_import
+from archivemap.errors import ArchiveDataError, CyclicDefinitionError, DefinitionError, UnknownDefinitionError
+
+requests = deferred_import("requests")  # only a metainfo URL needs it, and it costs 0.1 s to import
 
 __all__ = [
     "Definition",
@@ -1173,8 +1177,6 @@ def _read_text(source: str | Path) -> tuple[str, str]:
     """Text and label of a file or URL; a URL to a deployment reads its GUI artifacts."""
     text = str(source)
     if text.startswith(("http://", "https://")):
-        import requests
-
         url = artifacts_url(text)
         return _download_text(requests, url), url
     path = Path(source)
@@ -1242,8 +1244,6 @@ def parse_export(text: str, label: str) -> dict[str, Any]:
     Raises:
         DefinitionError: no JSON object, invalid JSON, or not an object.
     """
-    import orjson
-
     body = text.strip()
     if not body.startswith("{"):
         start = body.find("{")
@@ -1251,9 +1251,9 @@ def parse_export(text: str, label: str) -> dict[str, Any]:
             raise DefinitionError("no JSON object in metainfo source", label)
         body = body[start:].rstrip().rstrip(";")
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise DefinitionError(f"metainfo is not valid JSON: {exc}", label) from None
+        data = parse_json(body)  # exact: an integer default of any size stays an int
+    except ArchiveDataError as exc:
+        raise DefinitionError(f"metainfo is {exc.args[0]}", label) from None
     if isinstance(data, dict) and "packages" not in data and isinstance(data.get("metainfo"), dict):
         data = data["metainfo"]
     if not isinstance(data, dict):

@@ -197,6 +197,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:  # noqa: N802
         self._dispatch()
 
+    def do_HEAD(self) -> None:  # noqa: N802
+        # NOMAD's GET routes do not take HEAD: FastAPI answers 405 with its JSON detail,
+        # and so does the API here; only the headers are sent (HTTP: no body after HEAD)
+        self._dispatch()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
         _logger.debug("%s %s", self.address_string(), format % args)
 
@@ -322,6 +327,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             if truncated or close:
                 self.send_header("Connection", "close")
             self.end_headers()
+            if self.command == "HEAD":
+                body = b""
             # in slices: the socket timeout bounds each slice, so a slow reader of a large
             # answer is served, while a reader that stalls is let go
             view = memoryview(body)

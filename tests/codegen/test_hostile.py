@@ -8,6 +8,7 @@ CodegenError / DefinitionError naming the definition.
 from __future__ import annotations
 
 import ast
+import json
 import inspect
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from archivemap.metainfo.definitions import load_environment
+from archivemap.metainfo.definitions import load_environment, parse_export
 from archivemap.errors import CodegenError, CyclicDefinitionError, DefinitionError
 from archivemap.metainfo.fields import META_KEY, field_meta
 from archivemap.naming import python_name
@@ -317,3 +318,15 @@ def test_value_literals_round_trip(value: Any) -> None:
             assert ast.unparse(node.func) == "float"
     result = eval(compile(tree, "<literal>", "eval"), {"__builtins__": {"float": float}})
     assert repr(result) == repr(value)
+
+
+def test_an_integer_default_of_any_size_is_read_exactly(tmp_path: Path) -> None:
+    # valid JSON that a float-based parser reads as infinity ("number is infinity")
+    huge = 10**400
+    text = json.dumps({"packages": [{"name": "p", "section_definitions": [
+        {"name": "A", "quantities": [_q("n", {"type_kind": "numpy", "type_data": "int64"}, default=huge)]}]}]})
+    assert parse_export(text, "huge.json")["packages"][0]["section_definitions"][0]["quantities"][0]["default"] == huge
+    files = generate_files(parse_export(text, "huge.json"))
+    assert any(str(huge) in source for source in files.values())
+    with pytest.raises(DefinitionError, match=r"not valid JSON.*\(at broken.json\)"):
+        parse_export('{"packages": [}', "broken.json")

@@ -51,6 +51,15 @@ def test_directory_skips_non_archives(tmp_path: Path, make_archive: Any, caplog:
     assert "skipping broken.json" in caplog.text
 
 
+def test_head_is_refused_as_fastapi_refuses_it(small_server: LocalServer) -> None:
+    # NOMAD's GET routes take no HEAD: a JSON 405 (headers only), and the connection goes on
+    with requests.Session() as session:
+        head = session.head(f"{small_server.url}/entries/entryA", timeout=10)
+        assert head.status_code == 405 and head.headers["Content-Type"] == "application/json"
+        assert head.content == b""
+        assert session.get(f"{small_server.url}/entries/entryA", timeout=10).status_code == 200
+
+
 def test_bad_input_never_crashes(small_server: LocalServer) -> None:
     url = small_server.url
     response = requests.post(f"{url}/entries/query", data=b"{not json", timeout=10)
