@@ -95,6 +95,20 @@ def test_archive_summary(schema_2_0: Any, name: str, facts: dict[str, str]) -> N
 
 
 @pytest.mark.shared
+def test_text_from_the_archive_cannot_steer_the_terminal(schema_2_0: Any) -> None:
+    # a right-to-left override would turn the rest of the line around, an escape recolour it
+    archive = load({"metadata": {"entry_id": "E", "entry_name": "Si\u202e)lanif(\x1b[31m"},
+                    "run": [{"program": {"name": "VASP\u2066x"},
+                             "calculation": [{"system_ref": "#/run/0/system/0\u202e"}]}]}, schema_2_0)
+    text = pretty(archive, max_depth=4)
+    assert "\u202e" not in text and "\x1b" not in text and "\u2066" not in text
+    rows = dict(summary(archive))
+    assert rows["entry"] == "Si\\u202e)lanif(\\u001b[31m"
+    assert rows["program"] == "VASP\\u2066x"
+    assert "#/run/0/system/0\\u202e" in pretty(archive.run[0].calculation[0])
+
+
+@pytest.mark.shared
 def test_summary_never_downloads_or_fails(schema_2_0: Any) -> None:
     archive = load({"metadata": {"entry_id": "E"}, "run": [{"calculation": [{}]}], "workflow": "not a list"}, schema_2_0)
     assert dict(summary(archive)) == {"entry id": "E", "calculations": "1"}

@@ -79,7 +79,19 @@ _OPEN_AT_ROOT = ("run", "workflow2", "data")
 
 # -- values ------------------------------------------------------------------------------------
 def _shorten(text: str, limit: int = MAX_STRING) -> str:
+    text = _printable(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+#: Characters that would change what a terminal shows around them rather than show
+#: themselves: controls (escape sequences), bidirectional overrides (``\u202e`` turns the
+#: rest of a line around), zero-width and byte-order marks.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def _printable(text: str) -> str:
+    """Text from an archive, with what would steer the terminal written as escapes."""
+    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def format_value(value: Any, max_items: int = MAX_ITEMS) -> str:
@@ -207,7 +219,7 @@ def _text(value: Any) -> str | None:
         return None
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value)
-    return format_value(value).strip("'") if not isinstance(value, str) else value
+    return format_value(value).strip("'") if not isinstance(value, str) else _printable(value)
 
 
 def summary(archive: Section) -> list[tuple[str, str]]:
