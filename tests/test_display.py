@@ -246,3 +246,15 @@ def test_chained_tab_completion_in_ipython(schema_2_0: Any) -> None:
     assert "energy" in completions("final.ener")
     assert "total" in completions("final.energy.tot")
     assert "total" in completions("archive.run[0].calculation[-1].energy.tot")
+
+
+@pytest.mark.shared
+def test_an_absent_sub_section_shows_that_it_is_not_set(schema_2_0: Any) -> None:
+    archive = load(SHARED / "archives" / "exciting-ag-singlepoint.parsed.archive.json", schema_2_0)
+    absent = archive.run[0].calculation[0].scf_iteration[-1].energy.zero_point
+    path = "/run/0/calculation/0/scf_iteration/11/energy/zero_point"
+    assert pretty(absent) == f"not set: {path}"
+    assert path in html(absent) and "<span" in html(absent)
+    assert "what it has: correlation, coulomb, exchange, fermi" in absent._repr_html_()  # set beside it
+    assert absent._repr_html_().startswith("<code>Absent(")
+    assert pretty(None) == "not set (None)" and pretty(3) == "not a section: 3"

@@ -13,6 +13,7 @@ They are never kept in a slot (:data:`STAND_INS`): the next read looks again.
 from __future__ import annotations
 
 import functools
+import html
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
@@ -109,6 +110,16 @@ class Absent:
 
     def __repr__(self) -> str:
         return f"Absent({self.m_path()!r})"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        # what a notebook or IPython shows: that it is not set, and what is set beside it
+        p.text(f"{self!r}: not set; {what_is_there(self._holder, self._name)}")
+
+    def _repr_html_(self) -> str:
+        return (
+            f"<code>{html.escape(repr(self))}</code>: not set; "
+            f"{html.escape(what_is_there(self._holder, self._name))}"
+        )
 
     def __dir__(self) -> list[str]:
         return ["m_path"]

@@ -361,8 +361,10 @@ def pretty(section: Section, max_depth: int = MAX_DEPTH, max_items: int = MAX_IT
 
     Returns:
         The tree as text, one line per quantity or sub-section; an archive root starts with
-        its summary.
+        its summary. Anything else (an absent sub-section, a value) is one line.
     """
+    if not _is_section(section):
+        return _not_a_section(section)
     lines = []
     for row in _rows(section, max_depth, max_items):
         indent = "  " * row.depth
@@ -379,6 +381,23 @@ def pretty(section: Section, max_depth: int = MAX_DEPTH, max_items: int = MAX_IT
         else:
             lines.append(f"{indent}{row.text}")
     return "\n".join(lines)
+
+
+def _not_a_section(value: Any) -> str:
+    """One line for what ``pretty``/``html`` were given instead of a section: an absent
+    sub-section (``calc.energy`` of a calculation without energy) says so, with its path."""
+    if value is None or not value:  # Absent is falsy and equal to None
+        path = _absent_path(value)
+        return f"not set: {_printable(path)}" if path else "not set (None)"
+    return f"not a section: {_shorten(format_value(value))}"
+
+
+def _absent_path(value: Any) -> str | None:
+    try:
+        path = value.m_path()
+    except Exception:  # None, or anything else without a path
+        return None
+    return path if isinstance(path, str) else None
 
 
 _STYLE = """<style>
@@ -423,6 +442,8 @@ def html(
         An HTML fragment.
     """
     esc = _html.escape
+    if not _is_section(section):
+        return f'<div class="archivemap-section">{_STYLE}<span class="am-hint">{esc(_not_a_section(section))}</span></div>'
     out = ['<div class="archivemap-section">', _STYLE]
     open_depths: list[int] = []
     rows = list(_rows(section, max_depth, max_items, max_rows))
