@@ -425,3 +425,11 @@ def test_json_text_given_as_a_path_says_how_to_pass_it(schema) -> None:
 def test_loading_a_folder_says_what_reads_folders() -> None:
     with pytest.raises(IsADirectoryError, match="DirectorySource"):
         archivemap.load(SAMPLES / "archives")
+
+
+def test_repr_says_which_entry_a_root_is_and_where_a_section_sits(schema) -> None:
+    archive = archivemap.load(SINGLE, schema)
+    meta = read_json(SINGLE)["metadata"]
+    assert repr(archive) == f"EntryArchive(entry_id={meta['entry_id']!r}, mainfile={meta['mainfile']!r})"
+    assert repr(archive.run[0]) == "Run(/run/0)"
+    assert repr(archivemap.load({}, schema)) == "EntryArchive()"

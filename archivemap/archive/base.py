@@ -148,7 +148,7 @@ class SectionContext(Protocol[_C]):
     ``ArchiveContext``); the modules below ``sections.py`` use it as ``SectionContext`` (any).
 
     Attributes:
-        entry_id, upload_id: the entry's identity, when known.
+        entry_id, upload_id, mainfile: the entry's identity, when known.
         fetcher: downloads what is missing, or ``None`` when everything is here.
         lock: serialises merges of downloaded data into this archive.
         owns_data: the raw dict was parsed for this archive and no caller holds it, so
@@ -158,6 +158,7 @@ class SectionContext(Protocol[_C]):
 
     entry_id: str | None
     upload_id: str | None
+    mainfile: str | None
     fetcher: Fetcher | None
     lock: threading.RLock
     owns_data: bool

@@ -350,7 +350,14 @@ class Section(SectionBase):
     # -- display --------------------------------------------------------------------------
     def __repr__(self) -> str:
         path = self.m_path() if self._m_key is not None else ""
-        return f"{type(self).__name__}({path})" if path else f"{type(self).__name__}()"
+        if path:
+            return f"{type(self).__name__}({path})"
+        ctx = self._m_ctx if self._m_parent is None else None
+        # a loaded root says which entry it is (from what loading already read: no reads here)
+        known = [] if ctx is None else [
+            f"{name}={value!r}" for name, value in (("entry_id", ctx.entry_id), ("mainfile", ctx.mainfile)) if value
+        ]
+        return f"{type(self).__name__}({', '.join(known)})"
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(_display().pretty(self))
