@@ -41,8 +41,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from archivemap.metainfo.definitions import Environment, PackageDef, SectionDef
-from archivemap.errors import CodegenError, DefinitionError
-from archivemap.metainfo.fields import FieldMeta, field_meta
+from archivemap.errors import CodegenError
+from archivemap.metainfo.fields import FieldMeta, property_meta
 from archivemap.naming import class_name, module_name, python_name
 
 from .hints import Names, annotation
@@ -206,14 +206,6 @@ def _python_base(section: SectionDef) -> SectionDef | None:
     return bases[0] if bases else None
 
 
-def _meta(section: SectionDef, name: str, prop: object, attribute: str) -> FieldMeta:
-    """The runtime's FieldMeta for a property (the same fallback as ``archivemap.archive.schema``)."""
-    try:
-        return field_meta(prop, attribute)  # type: ignore[arg-type]
-    except DefinitionError:
-        return FieldMeta(name=name, attribute=attribute, kind="quantity", type_kind="custom")
-
-
 def plan(env: Environment) -> Plan:
     """Lay out the classes of an environment.
 
@@ -293,7 +285,7 @@ def plan(env: Environment) -> Plan:
         for name, prop in cp.section.all_properties.items():
             attr = python_name(name)
             _check_identifier(attr, "attribute name", getattr(prop, "path", cp.section.path))
-            fm = _meta(cp.section, name, prop, attr)
+            fm = property_meta(prop, attr)  # the runtime's, with the same fallback
             if attr in inherited and inherited[attr][0] == fm:
                 continue
             if attr in used and attr not in inherited:

@@ -44,7 +44,7 @@ from archivemap.errors import (
 )
 from archivemap.metainfo.default import SOURCE_LABEL, default_environment
 from archivemap.metainfo.definitions import Environment, SectionDef, SubSectionDef, load_environment
-from archivemap.metainfo.fields import FieldMeta, field_for, field_meta, section_fields
+from archivemap.metainfo.fields import FieldMeta, field_for, property_meta, section_fields
 from archivemap.naming import class_name, python_name
 
 __all__ = [
@@ -475,10 +475,7 @@ class Schema:
         used = set(inherited)
         for name, prop in sdef.all_properties.items():
             attr = python_name(name)
-            try:
-                fm = field_meta(prop, attr)
-            except DefinitionError:
-                fm = FieldMeta(name=name, attribute=attr, kind="quantity", type_kind="custom")
+            fm = property_meta(prop, attr)
             if inherited.get(attr) == fm:
                 continue
             if attr in used and attr not in inherited:

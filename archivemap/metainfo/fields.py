@@ -7,10 +7,12 @@ the converter needs (unit, shape, dtype, NOMAD name, definition id) without the 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Final
 
 import attrs
 
+from archivemap.errors import DefinitionError, SchemaMismatchWarning
 from archivemap.metainfo.definitions import QuantityDef, SubSectionDef
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "VALUE",
     "field_for",
     "field_meta",
+    "property_meta",
     "fields_by_name",
     "quantity",
     "section_fields",
@@ -132,6 +135,26 @@ def field_for(fm: FieldMeta) -> Any:
     if fm.kind == "sub_section" and fm.repeats:
         return attrs.field(factory=list, metadata={META_KEY: fm}, alias=fm.attribute)
     return attrs.field(default=None, metadata={META_KEY: fm}, alias=fm.attribute)
+
+
+def property_meta(prop: QuantityDef | SubSectionDef, attribute: str) -> FieldMeta:
+    """:func:`field_meta`, or an untyped quantity for a property whose definition is broken.
+
+    A sub-section whose section cannot be found (a dangling ``sub_section`` reference) must not
+    make the whole section unusable: its data is still read, kept and written back, as an
+    untyped value. The generator and the runtime both do this, and both say so with a
+    :class:`~archivemap.errors.SchemaMismatchWarning` naming the definition.
+    """
+    try:
+        return field_meta(prop, attribute)
+    except DefinitionError as exc:
+        where = "" if exc.definition_path else f"{prop.path}: "
+        warnings.warn(
+            f"{where}{exc}; its values are read untyped",
+            SchemaMismatchWarning,
+            stacklevel=2,
+        )
+        return FieldMeta(name=prop.name, attribute=attribute, kind="quantity", type_kind="custom")
 
 
 def field_meta(prop: QuantityDef | SubSectionDef, attribute: str) -> FieldMeta:

@@ -19,7 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from archivemap.metainfo.definitions import load_environment, parse_export
-from archivemap.errors import CodegenError, CyclicDefinitionError, DefinitionError
+import archivemap
+from archivemap.errors import CodegenError, CyclicDefinitionError, DefinitionError, SchemaMismatchWarning
 from archivemap.metainfo.fields import META_KEY, field_meta
 from archivemap.naming import python_name
 
@@ -330,3 +331,16 @@ def test_an_integer_default_of_any_size_is_read_exactly(tmp_path: Path) -> None:
     assert any(str(huge) in source for source in files.values())
     with pytest.raises(DefinitionError, match=r"not valid JSON.*\(at broken.json\)"):
         parse_export('{"packages": [}', "broken.json")
+
+
+def test_a_dangling_sub_section_is_read_untyped_and_said(tmp_path: Path) -> None:
+    data = {"packages": [{"name": "p", "section_definitions": [
+        {"name": "A", "sub_sections": [{"name": "c", "sub_section": "/packages/3/section_definitions/0"}]}]}]}
+    with pytest.warns(SchemaMismatchWarning, match=r"sub_sections/0\).*read untyped"):
+        files = generate_files(data)
+    assert any('c: Any = quantity("c"' in source for source in files.values())
+    schema = archivemap.Schema(data)
+    with pytest.warns(SchemaMismatchWarning, match="no packages '3'"):
+        cls = schema.class_for_name("p.A")
+    section = cls.m_load({"c": {"x": [1, 2]}})  # the data is still read, and kept as it is
+    assert section.c == {"x": [1, 2]} and section.to_dict() == {"c": {"x": [1, 2]}}
