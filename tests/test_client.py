@@ -746,3 +746,25 @@ def test_a_refused_connection_is_said_in_a_few_words() -> None:
     text = str(failure.value)
     assert "connection refused" in text and "attempt" in text
     assert "Pool" not in text and "Max retries" not in text
+
+
+def test_a_host_that_never_answered_fails_fast_one_that_did_gets_every_retry() -> None:
+    # a server that is not running is said after one retry, not after the whole back-off;
+    # a server that answered before and now refuses (a restart) gets every retry
+    import socket
+
+    from archivemap.errors import TransportError
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    never = fast_client(f"http://127.0.0.1:{port}/api/v1", retries=4)
+    with pytest.raises(TransportError, match="after 2 attempts: connection refused"):
+        never.get_json("entries")
+    assert never.requests_made <= 2
+    server = LocalServer({}, port=port).start()
+    answered = fast_client(server.url, retries=4)
+    answered.get_json("entries")
+    server.stop()
+    with pytest.raises(TransportError, match="after 5 attempts: connection refused"):
+        answered.get_json("entries")

@@ -96,6 +96,12 @@ log = logging.getLogger("archivemap.remote.client")
 
 #: Default of ``Client(max_response_bytes=...)``: generous for real archives, finite.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 1024 * 1024 * 1024
+#: Retries after which a failure to reach a host that has never answered this client ends
+#: the call: a mistyped host name or a server that is not running should be said in a
+#: second, not after the full back-off (~15 s). Once the host has answered, the same
+#: failures are a restart or a hiccup, and get every retry.
+_FAIL_FAST: Final = {"host name not found": 0, "connection refused": 1}
+
 #: Default of ``Client(deadline=...)``: seconds one API call may take, retries included.
 DEFAULT_DEADLINE: Final = 600.0
 
@@ -231,6 +237,7 @@ class Client(ApiMethods):
         self._count_lock = threading.Lock()
         self._requests_made = 0
         self._bytes_received = 0
+        self._answered = False  # has the host ever answered? (see _FAIL_FAST)
         self._other_hosts: dict[str, Client] = {}
         # the page sizes this deployment accepts, learned from its 422s (archivemap/remote/_paging.py)
         self._pager = Pager(self)
@@ -411,6 +418,7 @@ class Client(ApiMethods):
                 response, content, final_url = self._send(
                     method, url, params, json_body, form, sent_token, deadline, limit
                 )
+                self._answered = True
                 if 200 <= response.status_code < 300:
                     return self._decode_answer(method, final_url, response, content)
             except DeadlineExceeded:
@@ -429,7 +437,8 @@ class Client(ApiMethods):
                     ) from None
                 reason = transport_reason(str(exc))
                 why = f"{reason} ({type(exc).__name__})" if reason else f"{type(exc).__name__}: {self._scrub(str(exc))[:300]}"
-                if attempt >= self.retry_policy.retries or not self._back_off(
+                fail_fast = not self._answered and attempt >= _FAIL_FAST.get(reason or "", attempt + 1)
+                if fail_fast or attempt >= self.retry_policy.retries or not self._back_off(
                     attempt, None, method, url, type(exc).__name__, deadline
                 ):
                     cls = MalformedResponseError if isinstance(exc, TruncatedBody) else TransportError

@@ -31,6 +31,33 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # the open connections, so that stopping ends them: a stopped server must not go on
+        # answering a client's keep-alive connection from a handler thread
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End every open connection (after :meth:`shutdown`: no new ones come)."""
+        with self._connections_lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already gone
+                pass
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that hang up (or faults that hang up on them) are not server errors.
         _logger.debug("connection error from %s", client_address, exc_info=True)
@@ -206,13 +233,14 @@ class LocalServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket; safe to call twice."""
+        """Stop serving, close the socket and end open connections; safe to call twice."""
         httpd, thread = self._httpd, self._thread
         self._httpd, self._thread = None, None
         if httpd is None:
             return
         httpd.shutdown()
         httpd.server_close()
+        httpd.close_connections()
         self._watchdog.stop()
         if thread is not None:
             thread.join(timeout=5)
