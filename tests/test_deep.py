@@ -60,3 +60,28 @@ def test_ten_thousand_levels() -> None:
         cur = cur["child"]
         depth += 1
     assert depth == DEPTH
+
+
+def test_pickling_deep_archives_works_to_the_json_limit_and_says_so_beyond() -> None:
+    import copy
+    import pickle
+
+    schema = archivemap.Schema(METAINFO)
+    for depth, fits in ((950, True), (5_000, False)):
+        root: dict = {"node": {}}
+        node = root["node"]
+        for i in range(depth):
+            node["value"] = i
+            node["child"] = {}
+            node = node["child"]
+        archive = load(root, schema)
+        if fits:  # the dict pickled as it is recursed once per level and failed here
+            assert pickle.loads(pickle.dumps(archive)).to_dict() == root
+            assert copy.deepcopy(archive).to_dict() == root
+        else:
+            try:
+                pickle.dumps(archive)
+            except pickle.PicklingError as error:
+                assert "nested too deeply to pickle" in str(error)
+            else:
+                raise AssertionError("a 5,000-level archive pickled")

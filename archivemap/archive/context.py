@@ -9,10 +9,12 @@ against, so sections never see a schema, a source or a client directly.
 
 from __future__ import annotations
 
+import pickle
 import threading
 import weakref
 from typing import Any, Protocol
 
+from archivemap._json import dump_json, parse_json
 from archivemap.archive.references import ParsedReference, parse_reference
 from archivemap.archive.schema import Schema
 from archivemap.archive.base import AccessRecorder, Fetcher
@@ -102,12 +104,28 @@ class ArchiveContext:
 
     # -- pickling (see archivemap.archive.runtime) -------------------------------------------
     def __reduce__(self) -> tuple[Any, ...]:
-        # the whole archive as JSON with every assignment applied; loaded again on unpickling
+        # The whole archive as data with every assignment applied; loaded again on unpickling.
+        # Pickled here, as bytes, rather than handed to the caller's pickler: pickle recurses
+        # once per level of a nested dict, and a deep archive (hundreds of levels) would fail
+        # inside the caller's pickle.dumps with a bare RecursionError. Here that is caught, and
+        # the archive goes as JSON text, whose limit is the one reading it has; deeper still,
+        # the error says so. (A pickle, when it fits, is half the size: keys are memoized.)
         with self.lock:
             raw = self.root.to_dict() if self.root is not None else self._raw_root
+        try:
+            payload, kind = pickle.dumps(raw, protocol=pickle.HIGHEST_PROTOCOL), "pickle"
+        except RecursionError:
+            try:
+                payload, kind = dump_json(raw), "json"
+            except RecursionError:
+                raise pickle.PicklingError(
+                    f"archive{' ' + self.entry_id if self.entry_id else ''} is nested too deeply "
+                    "to pickle (more levels than Python's recursion limit, the limit reading it "
+                    "from JSON has too)"
+                ) from None
         return (
             _rebuild_context,
-            (self.schema, raw, self.source, self.fetcher, self.entry_id, self.upload_id),
+            (self.schema, kind, payload, self.source, self.fetcher, self.entry_id, self.upload_id),
         )
 
     @property
@@ -247,14 +265,20 @@ def new_archive(
 
 def _rebuild_context(
     schema: Schema,
-    raw: dict[str, Any],
+    kind: str,
+    payload: bytes,
     source: ArchiveSource | None,
     fetcher: Fetcher | None,
     entry_id: str | None,
     upload_id: str | None,
 ) -> ArchiveContext:
     """Unpickle an archive context: load its archive again (the root is ``context.root``)."""
-    root = new_archive(raw, schema, source=source, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id)
+    # the pickle is of the archive's own dict, made by __reduce__ above: the unpickler
+    # trusted the stream that holds it already
+    data = pickle.loads(payload) if kind == "pickle" else parse_json(payload, "<pickled archive>")
+    root = new_archive(
+        data, schema, source=source, fetcher=fetcher, entry_id=entry_id, upload_id=upload_id, owns_data=True
+    )
     ctx = root.m_context
     assert isinstance(ctx, ArchiveContext)
     ctx._pinned = root  # the unpickler holds the context only: keep its root
