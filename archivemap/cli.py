@@ -34,7 +34,15 @@ from archivemap._progress import watched
 from archivemap.archive.load import default_schema
 from archivemap.archive.schema import as_schema
 from archivemap.archive.sections import Section
-from archivemap.errors import AbsentError, ArchiveDataError, HTTPStatusError, NotFoundError, QueryError, TransportError
+from archivemap.errors import (
+    AbsentError,
+    ArchiveDataError,
+    CacheDamagedError,
+    HTTPStatusError,
+    NotFoundError,
+    QueryError,
+    TransportError,
+)
 from archivemap.graph.draw import to_html
 from archivemap.metainfo.fields import fields_by_name
 from archivemap.metainfo.search import search_quantities
@@ -435,37 +443,58 @@ def _fetch_locked(args: argparse.Namespace) -> int:
     """Download a query's archives through the disk cache and write (or replay) a lockfile.
 
     With ``--url``: list the query, download what the cache lacks, write the lock. Without
-    it: reproduce the lock's dataset (its own URL) and name the entries changed since.
+    it: reproduce the lock's dataset (its own URL) and name the entries changed since; when
+    entries cannot be reproduced, name them and fail (exit 1) without writing any, unless
+    ``--partial`` asks for the others.
     Writes one JSON line ``{"entry_id", "archive"}`` per entry (``-o`` or stdout).
     """
     cache = ArchiveCache(args.cache_dir) if args.cache_dir else ArchiveCache()
+    dataset = None
+    if not args.url:
+        # the whole dataset or its reasons: nothing is written for a replay that fails
+        dataset = open_dataset(args.lock, cache=cache, offline=args.offline, strict=False, partial=True)
+        for entry_id, reason in {**dataset.changed, **dataset.unavailable}.items():
+            print(f"{entry_id}: {reason}", file=sys.stderr)
+        if dataset.unavailable and not args.partial:
+            lost, total = len(dataset.unavailable), len(dataset.lock["entries"])
+            raise CommandError(
+                f"{lost} of {total} locked entries cannot be reproduced (named above); "
+                f"--partial writes the other {len(dataset.archives)}"
+            )
     out = open(args.output, "w", encoding="utf-8") if args.output and args.output != "-" else sys.stdout  # noqa: SIM115
     count = 0
     try:
-        if args.url:
+        if dataset is None:
             query = _checked_query(args)
             stream = dataset_raw(_client(args.url), query, args.required, lock=args.lock, cache=cache)
             for state, archive in stream:
                 out.write(json.dumps({"entry_id": state.entry_id, "archive": archive}) + "\n")
                 count += 1
         else:
-            dataset = open_dataset(args.lock, cache=cache, offline=args.offline, strict=False)
             for entry_id, archive in dataset.archives.items():
                 out.write(json.dumps({"entry_id": entry_id, "archive": archive}) + "\n")
                 count += 1
-            for entry_id, reason in {**dataset.changed, **dataset.unavailable}.items():
-                print(f"{entry_id}: {reason}", file=sys.stderr)
     finally:
         if out is not sys.stdout:
             out.close()
-    print(f"{count} entries ({args.lock})", file=sys.stderr)
+    missing = f", {len(dataset.unavailable)} not reproduced" if dataset is not None and dataset.unavailable else ""
+    print(f"{count} entries{missing} ({args.lock})", file=sys.stderr)
     return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    """``cache info``: where the disk cache is and what it holds; ``cache clear``: empty it."""
+    """``cache info``: where the disk cache is and what it holds; ``cache clear``: empty it
+    (a damaged cache file is removed)."""
     cache = ArchiveCache(args.cache_dir) if args.cache_dir else ArchiveCache()
     if args.action == "clear":
+        try:
+            cache.info()
+        except CacheDamagedError as exc:
+            if args.url:
+                raise CommandError(f"{exc}; a damaged cache is cleared whole: leave out --url") from exc
+            cache.remove_files()
+            print(f"removed the damaged cache file {cache.path}")
+            return 0
         removed = cache.clear(api_base_url(args.url) if args.url else None)
         print(f"removed {removed} cached archives from {cache.directory}")
         return 0
@@ -673,6 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", type=_query_type, help="with --lock: the query (default: all entries)")
     p.add_argument("--no-check", action="store_true", help="send the query unchecked")
     p.add_argument("--offline", action="store_true", help="with --lock alone: from the disk cache only")
+    p.add_argument("--partial", action="store_true",
+                   help="with --lock alone: write the entries that can be reproduced even when others cannot")
     p.add_argument("--cache-dir", help="disk cache folder (default: $ARCHIVEMAP_CACHE_DIR or the user cache)")
     p.set_defaults(func=cmd_fetch)
 

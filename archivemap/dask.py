@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archivemap.errors import DatasetIntegrityError
 from archivemap.remote.cache import (
     ArchiveCache,
     EntryState,
@@ -46,11 +47,11 @@ from archivemap.remote.cache import (
 )
 from archivemap.remote.client import Client
 from archivemap.remote.lockfile import (
-    DatasetIntegrityError,
     LockWriter,
     deployment_version,
     lock_header,
     locked_states,
+    previous_lock,
     read_lock,
 )
 from archivemap.remote.required import Required
@@ -328,13 +329,17 @@ def write_lock(
     """Write the lockfile of a bag from :func:`read_archives`; returns the entry count.
 
     Computes the bag's records again: with a shared cache that costs no archive request.
+
+    Raises:
+        LockfileConflictError: ``path`` holds the lock of another dataset.
     """
     client = Client(url, token)
     try:
         header = lock_header(client.base_url, deployment_version(client), client.query_json(query), required, None)
     finally:
         client.close()
-    writer = LockWriter(path, header)
+    previous = previous_lock(path, header)  # refuses another dataset's lock
+    writer = LockWriter(path, header, previous["entries"] if previous else ())
     records = sorted(bag.map(_lock_record).compute(), key=lambda item: item[0])
     for entry_id, upload_id, processing_time, licence, digest in records:
         writer.add(EntryState(entry_id, upload_id, processing_time, licence), digest)

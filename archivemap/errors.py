@@ -39,6 +39,10 @@ ArchivemapError
 ├── PathSyntaxError (ValueError)            an archive path that is not well formed (``run[0``)
 ├── UnsafePathError (ValueError)            a file path that escapes its source directory
 ├── UnknownSchemaError (LookupError)        unpickling a run-time class whose schema is unknown
+├── DatasetIntegrityError (ValueError)      data or a lockfile that is not what a lockfile pins
+│   └── DatasetIncompleteError              locked entries that cannot be reproduced (keeps the rest)
+├── LockfileConflictError (FileExistsError) a lockfile path that holds another dataset's lock
+├── CacheDamagedError (OSError)             a disk cache file SQLite cannot read (says how to clear it)
 └── SchemaSourceChangedError (UnpicklingError)  a pickled schema's file is gone or changed
 ```
 
@@ -376,3 +380,68 @@ class MissingScopeError(ForbiddenError):
 
 class DownloadLimitError(ClientError):
     """A download larger than the ``max_bytes`` the caller allowed (nothing complete is kept)."""
+
+
+class DatasetIntegrityError(ArchivemapError, ValueError):
+    """Data or a lockfile that is not what a dataset lockfile pins.
+
+    A payload whose sha256 differs from its locked ``payload_hash`` (in the cache or on the
+    server), or a lockfile whose ``required`` no longer has its ``required_hash`` (edited by
+    hand). Either way the data cannot be vouched for, so it is an error, not a skip.
+    """
+
+
+class DatasetIncompleteError(DatasetIntegrityError):
+    """Locked entries that cannot be reproduced (not in the cache offline, gone on the server).
+
+    A lockfile promises exactly its dataset or a reason why not; returning fewer entries
+    silently would break that promise, so this is raised unless the caller accepts a partial
+    dataset (``open_dataset(..., partial=True)``). Nothing is lost: the entries that could be
+    reproduced travel with the error.
+
+    Attributes:
+        dataset: the partial :class:`~archivemap.remote.dataset.Dataset` (its ``archives``
+            hold what was reproduced, its ``unavailable`` the rest with reasons).
+        unavailable: ``entry_id -> why`` for each entry that could not be reproduced.
+    """
+
+    def __init__(self, message: str, dataset: Any = None, unavailable: dict[str, str] | None = None) -> None:
+        self.dataset = dataset
+        self.unavailable = dict(unavailable or {})
+        super().__init__(message)
+
+
+class LockfileConflictError(ArchivemapError, FileExistsError):
+    """A lockfile path that already holds the lock of another dataset.
+
+    Writing there would overwrite the record of another query, ``required`` or deployment,
+    which is the one thing a lockfile exists to keep. The same dataset resumes or replays.
+
+    Attributes:
+        path: the lockfile.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+    def __str__(self) -> str:  # OSError would otherwise format its own (errno, strerror)
+        return str(self.args[0]) if self.args else ""
+
+
+class CacheDamagedError(ArchivemapError, OSError):
+    """The disk cache's database file cannot be read by SQLite (damaged, or not a database).
+
+    Raised instead of ``sqlite3.DatabaseError`` so that the message names the file and how to
+    start again (``archivemap cache clear`` or ``ArchiveCache(folder).clear()`` remove it).
+
+    Attributes:
+        path: the database file.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+    def __str__(self) -> str:  # OSError would otherwise format its own (errno, strerror)
+        return str(self.args[0]) if self.args else ""

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from archivemap.errors import NotDownloadedError
+from archivemap.cli import main
+from archivemap.errors import CacheDamagedError, NotDownloadedError
 from archivemap.remote.cache import (
     ArchiveCache,
     cached_archives,
@@ -303,3 +305,86 @@ def test_integers_beyond_64_bits_survive_the_cache_and_its_hashes(tmp_path: Path
     assert type(again.archive["metadata"]["big"]) is int
     assert payload_hash(archive) != payload_hash({**archive, "metadata": {**archive["metadata"], "big": 2**70}})
     assert payload_hash(archive) == payload_hash(json.loads(json.dumps(archive)))
+
+
+# --------------------------------------------------------------------------- damage
+
+
+def test_a_damaged_cache_file_is_a_typed_error_and_can_be_cleared(
+    served: tuple[LocalServer, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, ids = served
+    folder = tmp_path / "cache"
+    filled = ArchiveCache(folder)
+    run(Client(server.url), filled, REQUIRED)
+    filled.close()  # no process holds the file when it is damaged (a closing one would checkpoint)
+    (folder / "archives.sqlite3").write_text("garbage\n")
+    for journal in folder.glob("archives.sqlite3-*"):
+        journal.unlink()
+    cache = ArchiveCache(folder)  # made, so that clear() can reach the file
+    with pytest.raises(CacheDamagedError, match="cache clear") as caught:
+        cache.info()
+    assert caught.value.path == str(folder / "archives.sqlite3") and str(folder) in str(caught.value)
+    with pytest.raises(CacheDamagedError):
+        run(Client(server.url, cache=folder), ArchiveCache(folder), REQUIRED)
+    capsys.readouterr()
+    assert main(["cache", "info", "--cache-dir", str(folder)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "CacheDamagedError" in err[0] and "archivemap cache clear" in err[0]
+    assert main(["cache", "clear", "--cache-dir", str(folder), "--url", server.url]) == 1
+    assert main(["cache", "clear", "--cache-dir", str(folder)]) == 0
+    assert "damaged" in capsys.readouterr().out
+    assert ArchiveCache(folder).info()["entries"] == 0
+    # the Python clear does the same
+    run(Client(server.url), cache, REQUIRED)
+    cache.close()
+    (folder / "archives.sqlite3").write_bytes(b"\0" * 4096)
+    for journal in folder.glob("archives.sqlite3-*"):
+        journal.unlink()
+    assert ArchiveCache(folder).clear() == 0
+    assert sorted(run(Client(server.url), ArchiveCache(folder), REQUIRED)) == ids
+
+
+def test_a_corrupt_payload_is_a_cache_miss(served: tuple[LocalServer, list[str]], tmp_path: Path) -> None:
+    server, ids = served
+    folder = tmp_path / "cache"
+    cache = ArchiveCache(folder)
+    client = Client(server.url)
+    first = run(client, cache, REQUIRED)
+    db = sqlite3.connect(folder / "archives.sqlite3")
+    db.execute("UPDATE archives SET payload=? WHERE entry_id=?", (b"garbage", ids[7]))
+    db.execute("UPDATE archives SET payload=? WHERE entry_id=?", (b"x\x9c" + b"\0" * 8, ids[8]))
+    db.commit()
+    db.close()
+    states = list_entries(client, None)
+    with pytest.raises(NotDownloadedError):  # offline: a miss, not a zlib.error
+        list(cached_archives(client, cache, states, REQUIRED, offline=True))
+    # the first bad row met was dropped (and the offline run stopped there)
+    assert cache.info()["entries"] == len(ids) - 1
+    server.clear_log()
+    assert run(client, cache, REQUIRED) == first  # online: both downloaded again, nothing else
+    fetched = {i for r in server.requests if r.path == "entries/archive/query" for i in r.body["query"]["entry_id:any"]}
+    assert fetched == {ids[7], ids[8]}
+    assert cache.info()["entries"] == len(ids)
+
+
+def test_cached_archives_stream_per_entry(served: tuple[LocalServer, list[str]], tmp_path: Path, schema: Any) -> None:
+    server, ids = served
+    cache = ArchiveCache(tmp_path / "cache")
+    client = Client(server.url, cache=tmp_path / "cache")
+    server.clear_log()
+    stream = iter(client.archives(None, REQUIRED, schema=schema, batch_size=5))
+    assert next(stream)[0] == ids[0]
+    # one batch, not the whole chunk of 60 entries (12 batches)
+    assert len(archive_requests(server)) == 1
+    assert [entry_id for entry_id, _ in stream] == ids[1:]
+    total = len(archive_requests(server))
+    cold = tmp_path / "cold"
+    server.clear_log()
+    list(cached_archives(client, ArchiveCache(cold), list_entries(client, None), REQUIRED, batch_size=5))
+    assert total == len(archive_requests(server))  # the same requests as whole chunks
+    # cached and downloaded entries mixed: still in order
+    for entry_id in ids[::3]:
+        cache.delete(server.url, entry_id)
+    got = [state.entry_id for state, _ in cached_archives(client, cache, list_entries(client, None), REQUIRED)]
+    assert got == ids

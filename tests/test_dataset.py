@@ -9,17 +9,22 @@ only what is missing. Real disk, real HTTP on 127.0.0.1, real processes, no mock
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from archivemap.cli import main
+from archivemap.errors import ArchiveDataError, DatasetIncompleteError, DatasetIntegrityError, LockfileConflictError
 from archivemap.remote.cache import ArchiveCache, payload_hash
 from archivemap.remote.client import Client
 from archivemap.remote.dataset import open_dataset
-from archivemap.remote.lockfile import DatasetIntegrityError, dataset_raw, read_lock
+from archivemap.remote.lockfile import dataset_raw, read_lock
 from archivemap.server import LocalServer
 from tests.conftest import REPO, SHARED
 from tests.test_cache import archive_requests, synthesise
@@ -87,8 +92,14 @@ def test_replay_names_the_entry_changed_on_the_server(tmp_path: Path) -> None:
         assert "reprocessed" in dataset.changed[ids[5]]
         # the locked version is still in the cache: the dataset is reproduced exactly
         assert {k: payload_hash(v) for k, v in dataset.archives.items()} == first
-        # without that copy the entry cannot be reproduced, and is named as such
-        dataset = open_dataset(lock, cache=tmp_path / "empty-cache")
+        # without that copy the entry cannot be reproduced: an error that names it and
+        # keeps the rest, or (asked for) the partial dataset
+        with pytest.raises(DatasetIncompleteError, match=ids[5]) as caught:
+            open_dataset(lock, cache=tmp_path / "empty-cache")
+        assert caught.value.unavailable.keys() == {ids[5]} and "reprocessed" in caught.value.unavailable[ids[5]]
+        kept = caught.value.dataset
+        assert kept is not None and len(kept) == len(ids) - 1 and list(kept.changed) == [ids[5]]
+        dataset = open_dataset(lock, cache=tmp_path / "empty-cache", partial=True)
         assert list(dataset.changed) == [ids[5]]
         assert list(dataset.unavailable) == [ids[5]]
         assert len(dataset) == len(ids) - 1
@@ -105,7 +116,10 @@ def test_tampered_payload_fails_verification(tmp_path: Path) -> None:
         lock.write_text(json.dumps(data))
         with pytest.raises(DatasetIntegrityError):
             open_dataset(lock, cache=cache)
-        dataset = open_dataset(lock, cache=cache, strict=False)
+        # not strict: the entry is left out, which is an incomplete dataset unless partial
+        with pytest.raises(DatasetIncompleteError):
+            open_dataset(lock, cache=cache, strict=False)
+        dataset = open_dataset(lock, cache=cache, strict=False, partial=True)
         assert list(dataset.unavailable) == [data["entries"][1]["entry_id"]]
 
 
@@ -134,6 +148,8 @@ def test_killed_download_resumes_with_only_the_missing_entries(tmp_path: Path) -
         kept = ArchiveCache(cache)
         stored = {entry_id for entry_id in ids if kept.get(server.url, entry_id) is not None}
         assert 0 < len(stored) < len(ids)
+        # the killed run left its lock (the header at least), marked incomplete
+        assert read_lock(lock)["complete"] is False
         server.clear_log()
         resumed = _lock_and_digests(server.url, lock, cache)
         requested = {
@@ -148,8 +164,6 @@ def test_killed_download_resumes_with_only_the_missing_entries(tmp_path: Path) -
 
 
 def test_cli_fetch_lock_and_cache_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from archivemap.cli import main
-
     folder, lock, cache = tmp_path / "archives", tmp_path / "dataset.lock", tmp_path / "cache"
     ids = synthesise(folder, 6)
     out = tmp_path / "data.jsonl"
@@ -200,3 +214,188 @@ def test_a_datasets_entries_are_typed_and_reference_each_other(tmp_path: Path) -
         item["entry_id"]: item["payload_hash"] for item in read_lock(lock)["entries"]}
     with pytest.raises(KeyError, match="not in the lockfile"):
         dataset.archive("no-such-entry")
+
+
+# --------------------------------------------------------------------------- what a lock promises
+
+
+def _tamper(cache: Path, entry_id: str, change: Any) -> None:
+    """Edit one cached payload in place: valid zlib JSON with other content (or raw bytes)."""
+    db = sqlite3.connect(cache / "archives.sqlite3")
+    try:
+        (payload,) = db.execute("SELECT payload FROM archives WHERE entry_id=?", (entry_id,)).fetchone()
+        if isinstance(change, bytes):
+            blob = change
+        else:
+            archive = json.loads(zlib.decompress(payload))
+            change(archive)
+            blob = zlib.compress(json.dumps(archive).encode())
+        db.execute("UPDATE archives SET payload=? WHERE entry_id=?", (blob, entry_id))
+        db.commit()
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def locked(tmp_path: Path) -> tuple[Path, Path, Path, list[str], dict[str, str]]:
+    """A folder of 6 archives, its lock and a warm cache (the server stopped)."""
+    folder, lock, cache = tmp_path / "archives", tmp_path / "dataset.lock", tmp_path / "cache"
+    ids = synthesise(folder, 6)
+    with LocalServer(folder) as server:
+        digests = _lock_and_digests(server.url, lock, cache)
+    return folder, lock, cache, ids, digests
+
+
+def test_an_offline_replay_that_loses_entries_is_an_error(locked: Any, tmp_path: Path) -> None:
+    _, lock, cache, ids, digests = locked
+    empty = tmp_path / "empty"
+    with pytest.raises(DatasetIncompleteError, match="6 of 6 entries") as caught:
+        open_dataset(lock, cache=empty, offline=True)
+    assert isinstance(caught.value, DatasetIntegrityError)
+    assert list(caught.value.unavailable) == ids and caught.value.dataset is not None
+    assert len(caught.value.dataset) == 0
+    # one entry short: the error keeps the other five
+    ArchiveCache(cache).delete(read_lock(lock)["deployment"]["url"], ids[2])
+    with pytest.raises(DatasetIncompleteError, match=ids[2]) as caught:
+        open_dataset(lock, cache=cache, offline=True)
+    assert list(caught.value.dataset.archives) == ids[:2] + ids[3:]
+    dataset = open_dataset(lock, cache=cache, offline=True, partial=True)
+    assert list(dataset.unavailable) == [ids[2]] and "offline" in dataset.unavailable[ids[2]]
+    assert {k: payload_hash(v) for k, v in dataset.archives.items()} == {k: v for k, v in digests.items() if k != ids[2]}
+
+
+def test_cli_replay_that_loses_entries_exits_1_unless_partial(
+    locked: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, lock, cache, ids, _ = locked
+    out = tmp_path / "out.jsonl"
+    ArchiveCache(cache).delete(read_lock(lock)["deployment"]["url"], ids[4])
+    capsys.readouterr()
+    assert main(["fetch", "--lock", str(lock), "--offline", "--cache-dir", str(cache), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"{ids[4]}: not in the cache (offline)"
+    assert err[-1].startswith("archivemap fetch: 1 of 6 locked entries cannot be reproduced") and len(err) == 2
+    assert not out.exists()  # exactly the dataset, or nothing
+    assert main(["fetch", "--lock", str(lock), "--offline", "--cache-dir", str(cache), "-o", str(out), "--partial"]) == 0
+    assert [json.loads(line)["entry_id"] for line in out.read_text().splitlines()] == ids[:4] + ids[5:]
+    assert "5 entries, 1 not reproduced" in capsys.readouterr().err
+    assert main(["fetch", "--lock", str(lock), "--offline", "--cache-dir", str(tmp_path / "empty"), "-o", str(out)]) == 1
+
+
+def test_an_edited_required_is_detected(locked: Any) -> None:
+    _, lock, cache, _, _ = locked
+    data = json.loads(lock.read_text())
+    data["required"] = {"metadata": "*"}  # required_hash left as it was
+    lock.write_text(json.dumps(data))
+    with pytest.raises(DatasetIntegrityError, match="required_hash"):
+        read_lock(lock)
+    with pytest.raises(DatasetIntegrityError, match=str(lock)):
+        open_dataset(lock, cache=cache, offline=True)
+
+
+def test_a_tampered_cached_payload_is_a_hash_mismatch(locked: Any) -> None:
+    folder, lock, cache, ids, digests = locked
+    _tamper(cache, ids[1], lambda archive: archive["metadata"].update(comment="edited"))
+    with pytest.raises(DatasetIntegrityError, match=ids[1]) as caught:
+        open_dataset(lock, cache=cache, offline=True)
+    assert not isinstance(caught.value, DatasetIncompleteError)
+    dataset = open_dataset(lock, cache=cache, offline=True, strict=False, partial=True)
+    assert list(dataset.unavailable) == [ids[1]] and "payload hash" in dataset.unavailable[ids[1]]
+    # online the server's copy decides: downloaded again, and the cache is repaired
+    port = int(read_lock(lock)["deployment"]["url"].split(":")[2].split("/")[0])
+    with LocalServer(folder, port=port) as server:
+        dataset = open_dataset(lock, cache=cache)
+        fetched = [r.body["query"]["entry_id:any"] for r in server.requests if r.path == "entries/archive/query"]
+    assert fetched == [[ids[1]]]
+    assert {k: payload_hash(v) for k, v in dataset.archives.items()} == digests
+    assert len(open_dataset(lock, cache=cache, offline=True)) == len(ids)
+
+
+def test_a_wrong_payload_hash_in_the_lock_fails_offline_and_online(locked: Any) -> None:
+    folder, lock, cache, ids, _ = locked
+    data = json.loads(lock.read_text())
+    data["entries"][3]["payload_hash"] = "sha256:" + "1" * 64
+    lock.write_text(json.dumps(data))
+    with pytest.raises(DatasetIntegrityError, match=ids[3]):
+        open_dataset(lock, cache=cache, offline=True)
+    port = int(data["deployment"]["url"].split(":")[2].split("/")[0])
+    with LocalServer(folder, port=port):
+        with pytest.raises(DatasetIntegrityError, match="server's payload hash"):
+            open_dataset(lock, cache=cache)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda d: d["entries"][0].pop("entry_id"), "entries[0].entry_id is missing"),
+        (lambda d: d.pop("required"), "required is missing"),
+        (lambda d: d.__setitem__("entries", None), "entries must be a list"),
+        (lambda d: d.__setitem__("entries", [1, 2]), "entries[0] must be an object"),
+        (lambda d: d.__setitem__("deployment", "x"), "deployment must be an object"),
+        (lambda d: d["deployment"].pop("url"), "deployment.url"),
+        (lambda d: d["entries"][1].pop("payload_hash"), "entries[1].payload_hash is missing"),
+        (lambda d: d["entries"].append(dict(d["entries"][0])), "listed twice"),
+        (lambda d: d.__setitem__("complete", "yes"), "complete must be"),
+    ],
+)
+def test_a_malformed_lockfile_names_the_file_and_the_field(locked: Any, edit: Any, field: str) -> None:
+    _, lock, cache, _, _ = locked
+    data = json.loads(lock.read_text())
+    edit(data)
+    lock.write_text(json.dumps(data))
+    with pytest.raises(ArchiveDataError) as caught:
+        open_dataset(lock, cache=cache, offline=True)
+    assert field in str(caught.value) and str(lock) in str(caught.value)
+
+
+def test_a_lockfile_of_another_dataset_is_not_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, lock, cache = tmp_path / "archives", tmp_path / "dataset.lock", tmp_path / "cache"
+    ids = synthesise(folder, 4)
+    with LocalServer(folder) as server:
+        _lock_and_digests(server.url, lock, cache)
+        before = lock.read_bytes()
+        others: list[tuple[str, Any, Any]] = [
+            (server.url, {"entry_id": ids[0]}, REQUIRED),  # another query
+            (server.url, None, {"metadata": "*"}),  # another required
+        ]
+        with LocalServer(folder) as elsewhere:
+            others.append((elsewhere.url, None, REQUIRED))  # another deployment
+            for url, query, required in others:
+                with pytest.raises(LockfileConflictError, match="another dataset") as caught:
+                    list(dataset_raw(Client(url), query, required, lock=lock, cache=ArchiveCache(cache)))
+                assert str(lock) in str(caught.value) and "delete" in str(caught.value)
+                assert lock.read_bytes() == before
+        with pytest.raises(LockfileConflictError):
+            list(Client(server.url, cache=cache).archives({"entry_id": ids[1]}, REQUIRED, lock=lock))
+        capsys.readouterr()
+        args = ["fetch", "--url", server.url, "--query", json.dumps({"entry_id": ids[0]}), "--lock", str(lock)]
+        assert main([*args, "--cache-dir", str(cache), "-o", str(tmp_path / "x.jsonl")]) == 1
+        assert "another dataset" in capsys.readouterr().err
+        assert lock.read_bytes() == before
+        # the same dataset still replays
+        assert sorted(_lock_and_digests(server.url, lock, cache)) == ids
+
+
+def test_a_locked_download_streams_and_leaves_a_lock_when_stopped(tmp_path: Path) -> None:
+    folder, lock, cache = tmp_path / "archives", tmp_path / "dataset.lock", tmp_path / "cache"
+    ids = synthesise(folder, 30)
+    with LocalServer(folder, max_log_records=100_000) as server:
+        client = Client(server.url)
+        list(client.archives_raw(None, REQUIRED, batch_size=5))
+        plain = len(archive_requests(server))  # what an uncached bulk download costs
+        server.clear_log()
+        stream = dataset_raw(client, None, REQUIRED, lock=lock, cache=ArchiveCache(cache), batch_size=5)
+        first, _ = next(stream)
+        # the first entry comes with the first batch, not after the whole chunk of 30
+        assert first.entry_id == ids[0] and len(archive_requests(server)) == 1
+        assert read_lock(lock)["complete"] is False
+        rest = [next(stream)[0].entry_id for _ in range(6)]
+        stream.close()  # the caller stops early: the lock keeps what came
+        data = read_lock(lock)
+        assert data["complete"] is False and [item["entry_id"] for item in data["entries"]] == ids[:7] == [first.entry_id, *rest]
+        server.clear_log()
+        assert sorted(_lock_and_digests(server.url, lock, cache)) == ids
+        assert len(archive_requests(server)) <= plain
+        assert read_lock(lock)["complete"]

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import platformdirs
 
 from archivemap._json import dump_json, parse_json
-from archivemap.errors import NotDownloadedError
+from archivemap.errors import ArchiveDataError, CacheDamagedError, NotDownloadedError
 from archivemap.remote.required import Required, graft, merge_required
 
 __all__ = [
@@ -208,6 +208,14 @@ class ArchiveCache:
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
         self._pid = -1
+        try:
+            self._create()
+        except CacheDamagedError:
+            # not raised here: clear() must be able to remove the file; every read or write
+            # raises the same error, naming the file and how to clear it
+            self.close()
+
+    def _create(self) -> None:
         with self._transaction() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS archives (deployment TEXT NOT NULL, entry_id TEXT NOT NULL, "
@@ -226,13 +234,25 @@ class ArchiveCache:
         # One connection per process: a forked child must not share its parent's.
         if self._connection is None or self._pid != os.getpid():
             connection = sqlite3.connect(self.path, timeout=_BUSY_SECONDS, isolation_level=None, check_same_thread=False)
-            _use_wal(connection)
-            connection.execute("PRAGMA synchronous=NORMAL")
+            try:
+                _use_wal(connection)
+                connection.execute("PRAGMA synchronous=NORMAL")
+            except BaseException:
+                connection.close()
+                raise
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self)
+    def damaged(self, error: BaseException) -> CacheDamagedError:
+        """The error that names this cache's damaged file and how to remove it."""
+        return CacheDamagedError(
+            f"the archive cache {self.path} is damaged ({error}); remove it with "
+            f"'archivemap cache clear --cache-dir {self.directory}' or ArchiveCache({str(self.directory)!r}).clear()",
+            str(self.path),
+        )
+
+    def _transaction(self, *, outside: bool = False) -> _Transaction:
+        return _Transaction(self, outside=outside)
 
     def close(self) -> None:
         """Close this process's connection (reopened on next use)."""
@@ -242,7 +262,12 @@ class ArchiveCache:
             self._connection = None
 
     def get(self, deployment: str, entry_id: str) -> CachedArchive | None:
-        """The row of one entry, or None."""
+        """The row of one entry, or None (also for a row that cannot be read, which is dropped).
+
+        A damaged row is a cache miss, not an error: the cache only ever holds copies, and
+        one bad blob (a disk error, a killed writer on a filesystem without fsync) must not
+        stop a run that can download the entry again.
+        """
         with self._transaction() as db:
             row = db.execute(
                 "SELECT state, upload_id, required, payload FROM archives WHERE deployment=? AND entry_id=?",
@@ -250,11 +275,25 @@ class ArchiveCache:
             ).fetchone()
             if row is None:
                 return None
+            state, upload_id, required, payload = row
+            try:
+                archive = parse_json(zlib.decompress(payload))
+                covering = parse_json(required)
+            except (zlib.error, TypeError, ArchiveDataError):
+                archive = None
+            if not isinstance(archive, dict) or not isinstance(state, str):
+                db.execute("DELETE FROM archives WHERE deployment=? AND entry_id=?", (deployment, entry_id))
+                return None
             db.execute(
                 "UPDATE archives SET accessed=? WHERE deployment=? AND entry_id=?", (time.time(), deployment, entry_id)
             )
-        state, upload_id, required, payload = row
-        return CachedArchive(state, upload_id, parse_json(required), parse_json(zlib.decompress(payload)))
+        return CachedArchive(state, upload_id, covering, archive)
+
+    def delete(self, deployment: str, entry_id: str) -> bool:
+        """Drop the row of one entry (a copy that failed verification); whether there was one."""
+        with self._transaction() as db:
+            cursor = db.execute("DELETE FROM archives WHERE deployment=? AND entry_id=?", (deployment, entry_id))
+            return cursor.rowcount > 0
 
     def put(
         self,
@@ -326,16 +365,38 @@ class ArchiveCache:
         }
 
     def clear(self, deployment: str | None = None) -> int:
-        """Delete every row (of one deployment); returns how many."""
-        with self._transaction() as db:
-            if deployment is None:
-                cursor = db.execute("DELETE FROM archives")
-            else:
-                cursor = db.execute("DELETE FROM archives WHERE deployment=?", (deployment,))
-            count = cursor.rowcount
-        with self._lock:
-            self._db().execute("VACUUM")
+        """Delete every row (of one deployment); returns how many.
+
+        A damaged database file (one SQLite cannot read) is removed with its journal files
+        and made anew; its rows cannot be counted, so 0 is returned.
+
+        Raises:
+            CacheDamagedError: the file is damaged and only one ``deployment`` was to be
+                cleared (the rows of the others cannot be told apart in it).
+        """
+        try:
+            with self._transaction() as db:
+                if deployment is None:
+                    cursor = db.execute("DELETE FROM archives")
+                else:
+                    cursor = db.execute("DELETE FROM archives WHERE deployment=?", (deployment,))
+                count = cursor.rowcount
+            with self._transaction(outside=True) as db:
+                db.execute("VACUUM")
+        except CacheDamagedError:
+            if deployment is not None:
+                raise
+            self.remove_files()
+            return 0
         return count
+
+    def remove_files(self) -> None:
+        """Delete the database file and its journals, then make an empty one."""
+        with self._lock:
+            self.close()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self._create()
 
 
 #: how long a connection waits for another process's lock before giving up
@@ -366,27 +427,57 @@ def _use_wal(connection: sqlite3.Connection) -> None:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` under the cache's thread lock; re-entrant."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` under the cache's thread lock; re-entrant.
 
-    def __init__(self, cache: ArchiveCache) -> None:
+    ``outside``: the lock and the damage check only, no transaction (``VACUUM`` refuses to
+    run inside one). SQLite's "not a database" and "malformed" errors become
+    :class:`~archivemap.errors.CacheDamagedError` here, the one place every statement passes.
+    """
+
+    def __init__(self, cache: ArchiveCache, *, outside: bool = False) -> None:
         self.cache = cache
+        self.outside = outside
         self.outer = False
 
     def __enter__(self) -> sqlite3.Connection:
         self.cache._lock.acquire()  # noqa: SLF001 (the cache's own helper)
-        db = self.cache._db()  # noqa: SLF001
-        self.outer = not db.in_transaction
-        if self.outer:
-            db.execute("BEGIN IMMEDIATE")
+        try:
+            db = self.cache._db()  # noqa: SLF001
+            self.outer = not self.outside and not db.in_transaction
+            if self.outer:
+                db.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            self.cache._lock.release()  # noqa: SLF001
+            if _is_damage(exc):
+                self.cache.close()
+                raise self.cache.damaged(exc) from exc
+            raise
         return db
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        db = self.cache._db()  # noqa: SLF001
+        cache = self.cache
         try:
-            if self.outer:
-                db.execute("COMMIT" if kind is None else "ROLLBACK")
+            connection = cache._connection  # noqa: SLF001
+            if self.outer and connection is not None:
+                try:
+                    connection.execute("COMMIT" if kind is None else "ROLLBACK")
+                except sqlite3.DatabaseError as exc:
+                    if kind is not None:
+                        pass  # a failed ROLLBACK after an error: the first error is the one to tell
+                    elif _is_damage(exc):
+                        value = exc
+                    else:
+                        raise
+            if isinstance(value, BaseException) and _is_damage(value):
+                cache.close()
+                raise cache.damaged(value) from value
         finally:
-            self.cache._lock.release()  # noqa: SLF001
+            cache._lock.release()  # noqa: SLF001
+
+
+def _is_damage(error: object) -> bool:
+    """SQLite's verdict on a file it cannot read (not a busy or locked database, not I/O)."""
+    return isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError)
 
 
 def as_cache(value: ArchiveCache | str | os.PathLike[str] | bool | None) -> ArchiveCache | None:
@@ -480,6 +571,12 @@ def cached_archives(
     """``(state, archive)`` for each of ``entries``, in order: from the cache where it covers
     ``required`` at the entry's state, else by downloading only the difference.
 
+    Each entry is yielded as soon as it and every entry before it are there: a cached entry
+    at once, a downloaded one as its batch arrives (``archives_raw`` answers in listing
+    order), so a caller sees results, and a lock writer records them, while a chunk is still
+    downloading. The requests are the same as for whole chunks: ids still go ``chunk`` at a
+    time into one ``archives_raw`` call per missing ``required``.
+
     Args:
         client: downloads with :meth:`~archivemap.remote.client.Client.archives_raw`.
         cache: the cache (None: download everything, fill nothing).
@@ -494,7 +591,8 @@ def cached_archives(
     deployment = client.base_url
     for start in range(0, len(entries), chunk):
         part = entries[start : start + chunk]
-        found: dict[str, dict[str, Any]] = {}
+        # entry_id -> its archive, or None when the server gave none; emptied in order
+        ready: dict[str, dict[str, Any] | None] = {}
         wanted: dict[str, tuple[Required, list[EntryState]]] = {}
         for state in part:
             cached = None if cache is None else cache.get(deployment, state.entry_id)
@@ -502,27 +600,49 @@ def cached_archives(
             if cached is not None and cached.state == state.processing_time:
                 difference = required_difference(required, cached.required)
                 if difference is None:
-                    found[state.entry_id] = project(cached.archive, required)
+                    ready[state.entry_id] = project(cached.archive, required)
                     continue
                 rest = difference
             if offline:
                 raise NotDownloadedError("not in the cache (offline)", entry_id=state.entry_id)
             key = canonical_json(rest).decode()
             wanted.setdefault(key, (rest, []))[1].append(state)
+        order = _InOrder(part, ready)
+        yield from order.due()
         for spec, states in wanted.values():
             by_id = {state.entry_id: state for state in states}
             stream = client.archives_raw({"entry_id:any": list(by_id)}, spec, **options)
+            answered: set[str] = set()
             for entry_id, answer in stream:
                 owner = by_id.get(entry_id)
-                if owner is None:
+                if owner is None or entry_id in answered:
                     continue
+                answered.add(entry_id)
                 if cache is None:
-                    found[entry_id] = graft({}, answer, spec)
+                    ready[entry_id] = graft({}, answer, spec)
                 else:
                     whole = cache.add(deployment, entry_id, owner.processing_time, owner.upload_id, spec, answer)
-                    found[entry_id] = project(whole, required)
+                    ready[entry_id] = project(whole, required)
+                yield from order.due()
+            for entry_id in by_id.keys() - answered:
+                ready[entry_id] = None  # the server gave no archive for it
             if missing is not None:
                 missing.update(getattr(stream, "missing", {}))
-        for state in part:
-            if state.entry_id in found:
-                yield state, found[state.entry_id]
+            yield from order.due()
+
+
+class _InOrder:
+    """Yields a chunk's entries in their order as soon as each and all before it are ready."""
+
+    def __init__(self, part: Sequence[EntryState], ready: dict[str, dict[str, Any] | None]) -> None:
+        self.part = part
+        self.ready = ready
+        self.position = 0
+
+    def due(self) -> Iterator[tuple[EntryState, dict[str, Any]]]:
+        while self.position < len(self.part) and self.part[self.position].entry_id in self.ready:
+            state = self.part[self.position]
+            self.position += 1
+            archive = self.ready.pop(state.entry_id)
+            if archive is not None:
+                yield state, archive

@@ -4,7 +4,9 @@ Why: a lockfile (:mod:`archivemap.remote.lockfile`, written by ``Client.archives
 ``archivemap fetch --lock`` or :func:`archivemap.dask.write_lock`) names exactly which data a
 result was computed from. Reproducing it must give exactly that data or say why not: every
 payload hash is checked, and the server is asked which locked entries were reprocessed or
-are gone since, so a reader knows precisely what a replay can and cannot vouch for.
+are gone since, so a reader knows precisely what a replay can and cannot vouch for. Entries
+that cannot be reproduced are an error (:class:`~archivemap.errors.DatasetIncompleteError`,
+which keeps the rest) unless the caller asks for a partial dataset.
 """
 
 from __future__ import annotations
@@ -19,12 +21,21 @@ from archivemap.archive.load import default_schema
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
 from archivemap.archive.sections import Section
 from archivemap.archive.sources import MemorySource
-from archivemap.remote.cache import ArchiveCache, EntryState, list_entries, payload_hash, project
+from archivemap.errors import DatasetIncompleteError, DatasetIntegrityError
+from archivemap.remote.cache import (
+    ArchiveCache,
+    EntryState,
+    canonical_json,
+    list_entries,
+    payload_hash,
+    project,
+    required_difference,
+)
 from archivemap.remote.client import Client
-from archivemap.remote.lockfile import DatasetIntegrityError, entry_ids_query, locked_states, read_lock
+from archivemap.remote.lockfile import entry_ids_query, locked_states, read_lock
 from archivemap.remote.required import Required
 
-__all__ = ["Dataset", "DatasetIntegrityError", "open_dataset"]
+__all__ = ["Dataset", "DatasetIncompleteError", "DatasetIntegrityError", "open_dataset"]
 
 
 @dataclass
@@ -109,6 +120,7 @@ def open_dataset(
     cache: ArchiveCache | str | os.PathLike[str] | None = None,
     offline: bool = False,
     strict: bool = True,
+    partial: bool = False,
     **client_options: Any,
 ) -> Dataset:
     """Reproduce the dataset a lockfile names, verifying every payload hash.
@@ -118,6 +130,10 @@ def open_dataset(
     current state of every locked entry, and :attr:`Dataset.changed` names each one that
     was reprocessed or is gone.
 
+    A cached copy at the locked state that holds all of the locked ``required`` but not the
+    locked payload was damaged or tampered with: it is dropped and downloaded again online
+    (the server's copy decides), and is a hash mismatch offline.
+
     Args:
         path: the lockfile.
         client: a client for the lock's deployment (default: a new one for its URL).
@@ -125,7 +141,16 @@ def open_dataset(
         offline: never contact the server (entries must be in the cache).
         strict: raise :class:`DatasetIntegrityError` when a payload hash does not match
             (otherwise such entries are left out and listed in :attr:`Dataset.unavailable`).
+        partial: return the entries that could be reproduced when others cannot (listed in
+            :attr:`Dataset.unavailable`) instead of raising :class:`DatasetIncompleteError`.
         client_options: for the new client.
+
+    Raises:
+        DatasetIntegrityError: ``strict``, and a payload (cached offline, or the server's)
+            does not have its locked hash; or the lock's ``required`` was edited.
+        DatasetIncompleteError: not ``partial``, and locked entries cannot be reproduced;
+            the error's ``dataset`` holds the others.
+        ArchiveDataError: the lockfile is not JSON or not well formed (names the field).
     """
     lock = read_lock(path)
     url = str(lock["deployment"]["url"])
@@ -137,34 +162,38 @@ def open_dataset(
         cache = ArchiveCache(cache)
     required: Required = lock["required"]
     states = locked_states(lock)
-    hashes = {str(item["entry_id"]): item.get("payload_hash") for item in lock.get("entries", [])}
+    hashes = {str(item["entry_id"]): str(item["payload_hash"]) for item in lock["entries"]}
     dataset = Dataset(lock)
-    current: dict[str, EntryState] = {}
     if not offline:
         dataset.checked_server = True
-        ids = [state.entry_id for state in states]
-        for start in range(0, len(ids), 500):
-            for state in list_entries(client, entry_ids_query(ids[start : start + 500])):
-                current[state.entry_id] = state
-        for state in states:
-            now = current.get(state.entry_id)
-            if now is None:
-                dataset.changed[state.entry_id] = "no longer on the server (deleted or not visible)"
-            elif now.processing_time != state.processing_time:
-                dataset.changed[state.entry_id] = (
-                    f"reprocessed on the server: {state.processing_time or '?'} -> {now.processing_time or '?'}"
-                )
+        dataset.changed.update(_changed_on_server(client, states))
     found: dict[str, dict[str, Any]] = {}
+    bad: dict[str, str] = {}
     fetchable: list[EntryState] = []
     for state in states:
-        cached = cache.get(url, state.entry_id)
-        mine = None if cached is None else project(cached.archive, required)
-        if cached is not None and mine is not None and cached.state == state.processing_time and payload_hash(mine) == hashes[state.entry_id]:
-            found[state.entry_id] = mine
-        elif offline or state.entry_id in dataset.changed:
-            dataset.unavailable[state.entry_id] = "not in the cache" + (
-                " (offline)" if offline else f" and {dataset.changed[state.entry_id]}"
-            )
+        entry_id = state.entry_id
+        cached = cache.get(url, entry_id)
+        if cached is not None and cached.state == state.processing_time and required_difference(required, cached.required) is None:
+            mine = project(cached.archive, required)
+            if payload_hash(mine) == hashes[entry_id]:
+                found[entry_id] = mine
+                continue
+            # the whole locked spec at the locked state, and another payload: a damaged or
+            # edited copy when the row holds exactly that spec; a row widened by another
+            # spec may project differently (whole values under index selections)
+            exact = canonical_json(cached.required) == canonical_json(required)
+            if not offline:
+                cache.delete(url, entry_id)  # the server's copy decides
+            elif exact:
+                bad[entry_id] = "the cached copy does not have the locked payload hash (the copy or the lock was changed)"
+                continue
+            else:
+                dataset.unavailable[entry_id] = "the cached copy (widened by another required) does not give the locked payload (offline)"
+                continue
+        if offline:
+            dataset.unavailable[entry_id] = "not in the cache (offline)"
+        elif entry_id in dataset.changed:
+            dataset.unavailable[entry_id] = f"not in the cache and {dataset.changed[entry_id]}"
         else:
             fetchable.append(state)
     if fetchable:
@@ -175,20 +204,53 @@ def open_dataset(
             for entry_id, answer in client.archives_raw(entry_ids_query(part), required):
                 state = by_id[entry_id]
                 archive = project(cache.add(url, entry_id, state.processing_time, state.upload_id, required, answer), required)
-                found[entry_id] = archive
-    bad = []
+                if payload_hash(archive) == hashes[entry_id]:
+                    found[entry_id] = archive
+                else:
+                    bad[entry_id] = "the server's payload hash differs from the lock"
     for state in states:
-        got = found.get(state.entry_id)
-        if got is None:
-            dataset.unavailable.setdefault(state.entry_id, "the server has no archive for it")
-            continue
-        if payload_hash(got) != hashes[state.entry_id]:
-            bad.append(state.entry_id)
-            dataset.unavailable[state.entry_id] = "payload hash differs from the lock"
-            continue
-        dataset.archives[state.entry_id] = got
+        entry_id = state.entry_id
+        if entry_id in found:
+            dataset.archives[entry_id] = found[entry_id]
+        elif entry_id in bad:
+            dataset.unavailable[entry_id] = bad[entry_id]
+        else:
+            dataset.unavailable.setdefault(entry_id, "the server has no archive for it")
     if bad and strict:
-        raise DatasetIntegrityError(f"{len(bad)} entries do not match their locked payload hash: {', '.join(bad[:10])}")
+        raise DatasetIntegrityError(f"{_entries(len(bad))} of {path} not matching the locked payload hash: {_named(bad)}")
+    if dataset.unavailable and not partial:
+        raise DatasetIncompleteError(
+            f"{len(dataset.unavailable)} of {_entries(len(states))} of {path} cannot be reproduced: "
+            f"{_named(dataset.unavailable)} (partial=True gives the other {len(dataset.archives)})",
+            dataset,
+            dataset.unavailable,
+        )
     return dataset
 
 
+def _changed_on_server(client: Client, states: list[EntryState]) -> dict[str, str]:
+    """``entry_id -> what changed`` for locked entries the server has reprocessed or lost."""
+    current: dict[str, EntryState] = {}
+    ids = [state.entry_id for state in states]
+    for start in range(0, len(ids), 500):
+        for state in list_entries(client, entry_ids_query(ids[start : start + 500])):
+            current[state.entry_id] = state
+    changed: dict[str, str] = {}
+    for state in states:
+        now = current.get(state.entry_id)
+        if now is None:
+            changed[state.entry_id] = "no longer on the server (deleted or not visible)"
+        elif now.processing_time != state.processing_time:
+            changed[state.entry_id] = f"reprocessed on the server: {state.processing_time or '?'} -> {now.processing_time or '?'}"
+    return changed
+
+
+def _entries(count: int) -> str:
+    return f"{count} entry" if count == 1 else f"{count} entries"
+
+
+def _named(reasons: dict[str, str], most: int = 10) -> str:
+    """The first ``most`` entries with their reasons, for one message line."""
+    items = list(reasons.items())
+    text = "; ".join(f"{entry_id} ({why})" for entry_id, why in items[:most])
+    return text + (f"; and {len(items) - most} more" if len(items) > most else "")
