@@ -30,14 +30,15 @@ METAINFO = {
 }
 
 
-def _deep() -> dict:
+def _deep(depth: int = DEPTH, cycle: bool = True) -> dict:
     root: dict = {"node": {}}
     node = root["node"]
-    for i in range(DEPTH):
+    for i in range(depth):
         node["value"] = i
         node["child"] = {}
         node = node["child"]
-    node["ref"] = "#/node"  # the deepest node points back to the top: a cycle through containment
+    if cycle:
+        node["ref"] = "#/node"  # the deepest node points back to the top: a cycle through containment
     return root
 
 
@@ -68,12 +69,7 @@ def test_pickling_deep_archives_works_to_the_json_limit_and_says_so_beyond() -> 
 
     schema = archivemap.Schema(METAINFO)
     for depth, fits in ((950, True), (5_000, False)):
-        root: dict = {"node": {}}
-        node = root["node"]
-        for i in range(depth):
-            node["value"] = i
-            node["child"] = {}
-            node = node["child"]
+        root = _deep(depth, cycle=False)
         archive = load(root, schema)
         if fits:  # the dict pickled as it is recursed once per level and failed here
             assert pickle.loads(pickle.dumps(archive)).to_dict() == root
