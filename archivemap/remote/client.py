@@ -1025,6 +1025,12 @@ class Client(ApiMethods):
         With a disk cache (``Client(cache=...)``), offline, or ``lock`` (a dataset lockfile to
         write, resume or replay; see :mod:`archivemap.remote.lockfile`), entries are listed
         with their processing state and only what the cache lacks is downloaded (issue 10).
+
+        Raises:
+            LockfileConflictError: ``lock`` names a lockfile of another dataset (another
+                deployment, query or ``required``); it is never overwritten.
+            DatasetIncompleteError: replaying a complete lock, some locked entries could not
+                be reproduced (raised once the others were given).
         """
         sch = self._schema_or_default(schema)
         if lock is not None or self.cache is not None or self.offline:
