@@ -433,3 +433,28 @@ def test_repr_says_which_entry_a_root_is_and_where_a_section_sits(schema) -> Non
     assert repr(archive) == f"EntryArchive(entry_id={meta['entry_id']!r}, mainfile={meta['mainfile']!r})"
     assert repr(archive.run[0]) == "Run(/run/0)"
     assert repr(archivemap.load({}, schema)) == "EntryArchive()"
+
+
+def test_an_assignment_made_while_a_reference_is_first_read_wins(schema, monkeypatch) -> None:
+    # the first read of a reference walks to its target without a lock; an assignment made
+    # by another thread meanwhile must not be overwritten with the old target
+    import threading
+
+    from archivemap.archive import sections as sections_module
+
+    archive = archivemap.load(OPT, schema)
+    holder = archive.workflow[0]
+    other = archive.run[0].calculation[0]
+    walk = sections_module.local_reference
+
+    def walk_while_another_thread_assigns(section, fm):
+        target = walk(section, fm)
+        assigner = threading.Thread(target=setattr, args=(holder, "calculation_result_ref", other))
+        assigner.start()
+        assigner.join()
+        return target
+
+    monkeypatch.setattr(sections_module, "local_reference", walk_while_another_thread_assigns)
+    first = holder.calculation_result_ref
+    assert holder.calculation_result_ref is other and first is other
+    assert holder.to_dict()["calculation_result_ref"] == "#/run/0/calculation/0"

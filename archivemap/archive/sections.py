@@ -115,8 +115,14 @@ class Section(SectionBase):
             if fm.is_reference and type(value) is list and any(type(v) in STAND_INS for v in value):
                 return value  # references to targets not here yet: resolved again when read again
         elif type(value) is not list:
-            # a section that exists already: whichever thread walks first finds this object
-            object.__setattr__(self, name, value)
+            # a section that exists already: whichever thread walks first finds this object,
+            # but an assignment made while this one walked wins (it is in _m_dirty, written
+            # under the same lock): asked without reading the slot, which raises when empty
+            with _FIRST_READ:
+                dirty = self._m_dirty
+                if dirty is not None and name in dirty:
+                    return object.__getattribute__(self, name)
+                object.__setattr__(self, name, value)
             return value
         with _FIRST_READ:  # two threads reading at once must end up with the same object
             try:
@@ -130,20 +136,22 @@ class Section(SectionBase):
             fm = section_fields(type(self)).get(name)
             if fm is not None and fm.kind == "quantity" and value is not None:
                 _check_assignment(self, fm, value)
-        object.__setattr__(self, name, value)
         if name.startswith("_"):
-            return
-        try:
-            dirty = object.__getattribute__(self, "_m_dirty")
-        except AttributeError:  # during attrs __init__, before post-init
+            object.__setattr__(self, name, value)
             return
         fm = section_fields(type(self)).get(name)
-        if fm is None:
-            return
-        if dirty is None:
-            dirty = set()
-            object.__setattr__(self, "_m_dirty", dirty)
-        dirty.add(name)
+        with _FIRST_READ:  # the slot and _m_dirty together, as a first read checks them
+            object.__setattr__(self, name, value)
+            try:
+                dirty = object.__getattribute__(self, "_m_dirty")
+            except AttributeError:  # during attrs __init__, before post-init
+                return
+            if fm is None:
+                return
+            if dirty is None:
+                dirty = set()
+                object.__setattr__(self, "_m_dirty", dirty)
+            dirty.add(name)
         if fm.kind == "sub_section":
             adopt_value(self, fm, value)
 
