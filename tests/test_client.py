@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from archivemap.remote.client import Client, api_base_url
 from archivemap.remote.stream import ArchiveStream
@@ -768,3 +769,41 @@ def test_a_host_that_never_answered_fails_fast_one_that_did_gets_every_retry() -
     server.stop()
     with pytest.raises(TransportError, match="after 5 attempts: connection refused"):
         answered.get_json("entries")
+
+
+class _NoDNS(requests.adapters.HTTPAdapter):
+    """A transport whose every send fails as urllib3 reports a failed name lookup: a real
+    resolver failure cannot be produced on demand, and this is what the client sees of one."""
+
+    def __init__(self, errno_text: str) -> None:
+        super().__init__()
+        self.errno_text = errno_text
+        self.sends = 0
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        self.sends += 1
+        raise requests.ConnectionError(
+            f"HTTPSConnectionPool(host='nomad.example', port=443): Max retries exceeded "
+            f"(Caused by NameResolutionError(\"Failed to resolve 'nomad.example' ({self.errno_text})\"))"
+        )
+
+
+@pytest.mark.parametrize(
+    ("errno_text", "sends", "said"),
+    [
+        ("[Errno -2] Name or service not known", 1, "host name not found"),  # a typo: at once
+        ("[Errno -3] Temporary failure in name resolution", 4, "name resolution failed for now"),
+    ],
+)
+def test_a_missing_host_name_fails_at_once_a_temporary_lookup_failure_is_retried(
+    errno_text: str, sends: int, said: str
+) -> None:
+    from archivemap.errors import TransportError
+
+    adapter = _NoDNS(errno_text)
+    session = requests.Session()
+    session.mount("https://", adapter)
+    client = fast_client("https://nomad.example/api/v1", session=session, retries=3)
+    with pytest.raises(TransportError, match=said):
+        client.get_json("entries")
+    assert adapter.sends == sends

@@ -43,7 +43,7 @@ _TRANSPORT_REASONS: Final = (
     ("connection refused", "connection refused"),
     ("name or service not known", "host name not found"),
     ("nodename nor servname", "host name not found"),
-    ("temporary failure in name resolution", "host name not found"),
+    ("temporary failure in name resolution", "name resolution failed for now"),  # EAI_AGAIN: retried
     ("timed out", "timed out"),
     ("timeout", "timed out"),
     ("connection reset", "connection reset"),
