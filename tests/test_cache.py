@@ -388,3 +388,8 @@ def test_cached_archives_stream_per_entry(served: tuple[LocalServer, list[str]],
         cache.delete(server.url, entry_id)
     got = [state.entry_id for state, _ in cached_archives(client, cache, list_entries(client, None), REQUIRED)]
     assert got == ids
+    # an id listed twice is given twice, and the entries after it are not lost
+    states = list_entries(client, None)[:6]
+    twice = states[:2] + states[1:]
+    got = [state.entry_id for state, _ in cached_archives(client, cache, twice, REQUIRED)]
+    assert got == [state.entry_id for state in twice]

@@ -30,6 +30,7 @@ import sqlite3
 import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -638,11 +639,15 @@ class _InOrder:
         self.part = part
         self.ready = ready
         self.position = 0
+        # how often each id is still to come: an archive is let go after its last place (an id
+        # listed twice is given twice, as the listing asked)
+        self.left = Counter(state.entry_id for state in part)
 
     def due(self) -> Iterator[tuple[EntryState, dict[str, Any]]]:
         while self.position < len(self.part) and self.part[self.position].entry_id in self.ready:
             state = self.part[self.position]
             self.position += 1
-            archive = self.ready.pop(state.entry_id)
+            self.left[state.entry_id] -= 1
+            archive = self.ready[state.entry_id] if self.left[state.entry_id] else self.ready.pop(state.entry_id)
             if archive is not None:
                 yield state, archive
