@@ -25,7 +25,7 @@ import pytest
 import archivemap
 from archivemap.cli import main
 from archivemap.errors import DefinitionError
-from archivemap.metainfo import cache, definitions
+from archivemap.metainfo import cache, definitions, exports
 from archivemap.metainfo.default import DATA_FILE, NOMAD_VERSION, default_environment, default_export, default_sha256
 from archivemap.metainfo.deployment import deployment_environment, forget_deployments
 
@@ -176,7 +176,7 @@ def test_definitions_are_built_on_first_use(monkeypatch: pytest.MonkeyPatch) -> 
             super().__init__(raw, path, section)
 
     monkeypatch.setattr(definitions, "QuantityDef", Counting)
-    env = definitions.load_environment({"packages": [{"name": "p", "section_definitions": [
+    env = exports.load_environment({"packages": [{"name": "p", "section_definitions": [
         {"name": "A", "quantities": [{"name": "x", "definition_id": "c" * 40}, {"name": "y"}]},
         {"name": "B", "quantities": [{"name": "z"}], "base_sections": ["/packages/0/section_definitions/0"]},
     ]}]})

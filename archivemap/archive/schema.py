@@ -43,7 +43,8 @@ from archivemap.errors import (
     SchemaSourceChangedError,
 )
 from archivemap.metainfo.default import SOURCE_LABEL, default_environment
-from archivemap.metainfo.definitions import Environment, SectionDef, SubSectionDef, load_environment
+from archivemap.metainfo.definitions import Environment, SectionDef, SubSectionDef
+from archivemap.metainfo.exports import load_environment
 from archivemap.metainfo.fields import FieldMeta, field_for, property_meta, section_fields
 from archivemap.naming import class_name, python_name
 

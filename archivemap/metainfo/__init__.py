@@ -10,8 +10,8 @@ from archivemap.metainfo.definitions import (
     QuantityDef,
     SectionDef,
     SubSectionDef,
-    load_environment,
 )
+from archivemap.metainfo.exports import load_environment
 from archivemap.metainfo.fields import META_KEY, FieldMeta, field_meta, fields_by_name, section_fields
 
 __all__ = [
