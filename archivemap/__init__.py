@@ -136,7 +136,7 @@ _EXPORTS: dict[str, str] = {
     "DefinitionError": "archivemap.errors",
     "DirectorySource": "archivemap.archive.sources",
     "DownloadLimitError": "archivemap.errors",
-    "Environment": "archivemap.metainfo.definitions",
+    "Environment": "archivemap.metainfo.environment",
     "Fetcher": "archivemap.archive.base",
     "ForbiddenError": "archivemap.errors",
     "HTTPStatusError": "archivemap.errors",
@@ -256,7 +256,7 @@ if TYPE_CHECKING:
         referrers,
         subgraph_of,
     )
-    from archivemap.metainfo.definitions import Environment
+    from archivemap.metainfo.environment import Environment
     from archivemap.metainfo.exports import load_environment
     from archivemap.remote.client import Client
     from archivemap.remote.dataset import open_dataset

@@ -33,7 +33,7 @@ import requests
 
 from archivemap.errors import DefinitionError
 from archivemap.metainfo.cache import cache_dir, load_cached_environment, store_environment, write_atomically
-from archivemap.metainfo.definitions import Environment
+from archivemap.metainfo.environment import Environment
 from archivemap.metainfo.exports import METAINFO_DEADLINE, artifacts_url, parse_export, read_metainfo_body
 
 __all__ = ["Download", "deployment_environment", "download_metainfo", "forget_deployments"]

@@ -22,7 +22,7 @@ from typing import Any
 from archivemap._json import parse_json
 from archivemap._lazy import deferred_import
 from archivemap.errors import ArchiveDataError, DefinitionError
-from archivemap.metainfo.definitions import Environment
+from archivemap.metainfo.environment import Environment
 
 requests = deferred_import("requests")  # only a metainfo URL needs it, and it costs 0.1 s to import
 
