@@ -136,7 +136,7 @@ _EXPORTS: dict[str, str] = {
     "DefinitionError": "archivemap.errors",
     "DirectorySource": "archivemap.archive.sources",
     "DownloadLimitError": "archivemap.errors",
-    "Environment": "archivemap.metainfo.definitions",
+    "Environment": "archivemap.metainfo.environment",
     "Fetcher": "archivemap.archive.base",
     "ForbiddenError": "archivemap.errors",
     "HTTPStatusError": "archivemap.errors",
@@ -178,7 +178,7 @@ _EXPORTS: dict[str, str] = {
     "entry_id_from_mainfile": "archivemap.archive.references",
     "html": "archivemap.views.display",
     "load": "archivemap.archive.load",
-    "load_environment": "archivemap.metainfo.definitions",
+    "load_environment": "archivemap.metainfo.exports",
     "open_dataset": "archivemap.remote.dataset",
     "parse_reference": "archivemap.archive.references",
     "pretty": "archivemap.views.display",
@@ -256,7 +256,8 @@ if TYPE_CHECKING:
         referrers,
         subgraph_of,
     )
-    from archivemap.metainfo.definitions import Environment, load_environment
+    from archivemap.metainfo.environment import Environment
+    from archivemap.metainfo.exports import load_environment
     from archivemap.remote.client import Client
     from archivemap.remote.dataset import open_dataset
     from archivemap.remote.query import Q, Query

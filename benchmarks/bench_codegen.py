@@ -39,7 +39,7 @@ def main() -> int:
         print(f"skipped: {EXPORT} not found (the shared NOMAD corpus sits next to the repo)")
         return 0
 
-    from archivemap.metainfo.definitions import load_environment
+    from archivemap.metainfo.exports import load_environment
     from archivemap_codegen import generate, generate_files
     from archivemap_codegen.layout import plan
 

@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from archivemap._version import __version__
-from archivemap.metainfo.definitions import Environment, load_environment
+from archivemap.metainfo.environment import Environment
+from archivemap.metainfo.exports import load_environment
 from archivemap.errors import CodegenError, DefinitionError
 
 from .layout import plan

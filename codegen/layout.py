@@ -40,7 +40,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from archivemap.metainfo.definitions import Environment, PackageDef, SectionDef
+from archivemap.metainfo.environment import Environment
+from archivemap.metainfo.model import PackageDef, SectionDef
 from archivemap.errors import CodegenError
 from archivemap.metainfo.fields import FieldMeta, property_meta
 from archivemap.naming import class_name, module_name, python_name

@@ -25,7 +25,7 @@ import pytest
 import archivemap
 from archivemap.cli import main
 from archivemap.errors import DefinitionError
-from archivemap.metainfo import cache, definitions
+from archivemap.metainfo import cache, environment, exports, model
 from archivemap.metainfo.default import DATA_FILE, NOMAD_VERSION, default_environment, default_export, default_sha256
 from archivemap.metainfo.deployment import deployment_environment, forget_deployments
 
@@ -90,8 +90,8 @@ def test_cache_is_written_once_and_read_back(tmp_cache: Path) -> None:
     assert len(files) == 1 and default_sha256()[:40] in files[0].name
     stamp = files[0].stat().st_mtime_ns
     again = cache.load_parsed("embedded", default_sha256())
-    assert again is not None and definitions.is_packed_export(again)
-    assert definitions.unpack_export(again) == first
+    assert again is not None and environment.is_packed_export(again)
+    assert environment.unpack_export(again) == first
     assert default_export() == first
     assert files[0].stat().st_mtime_ns == stamp  # read, not rewritten
 
@@ -112,7 +112,7 @@ def test_a_corrupt_cache_file_is_ignored_and_rebuilt(tmp_cache: Path, damage: st
     assert cache.load_parsed("embedded", default_sha256()) is None
     assert default_export() == first  # parsed again ...
     rebuilt = cache.load_parsed("embedded", default_sha256())  # ... and the file rebuilt
-    assert rebuilt is not None and definitions.unpack_export(rebuilt) == first
+    assert rebuilt is not None and environment.unpack_export(rebuilt) == first
 
 
 def test_concurrent_writers_leave_one_whole_file(tmp_cache: Path) -> None:
@@ -166,7 +166,7 @@ def test_a_second_process_reads_the_cache(tmp_cache: Path) -> None:
 # ---------------------------------------------------------------- lazy definitions
 def test_definitions_are_built_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[str] = []
-    original = definitions.QuantityDef
+    original = model.QuantityDef
 
     class Counting(original):  # type: ignore[misc,valid-type]
         __slots__ = ()
@@ -175,8 +175,8 @@ def test_definitions_are_built_on_first_use(monkeypatch: pytest.MonkeyPatch) -> 
             built.append(path)
             super().__init__(raw, path, section)
 
-    monkeypatch.setattr(definitions, "QuantityDef", Counting)
-    env = definitions.load_environment({"packages": [{"name": "p", "section_definitions": [
+    monkeypatch.setattr(model, "QuantityDef", Counting)
+    env = exports.load_environment({"packages": [{"name": "p", "section_definitions": [
         {"name": "A", "quantities": [{"name": "x", "definition_id": "c" * 40}, {"name": "y"}]},
         {"name": "B", "quantities": [{"name": "z"}], "base_sections": ["/packages/0/section_definitions/0"]},
     ]}]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from archivemap.metainfo.definitions import load_environment
+from archivemap.metainfo.exports import load_environment
 from archivemap.errors import CyclicDefinitionError, DefinitionError, UnknownDefinitionError
 
 from .conftest import SAMPLES, SHARED

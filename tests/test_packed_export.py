@@ -17,15 +17,10 @@ from typing import Any
 import pytest
 
 from archivemap.errors import CyclicDefinitionError, DefinitionError, UnknownDefinitionError
-from archivemap.metainfo import cache, definitions
+from archivemap.metainfo import cache, environment, model
 from archivemap.metainfo.default import read_default_environment
-from archivemap.metainfo.definitions import (
-    Environment,
-    QuantityDef,
-    SubSectionDef,
-    is_packed_export,
-    unpack_export,
-)
+from archivemap.metainfo.environment import Environment, is_packed_export, unpack_export
+from archivemap.metainfo.model import QuantityDef, SubSectionDef
 
 from .conftest import SAMPLES, SHARED
 
@@ -137,7 +132,7 @@ def _built(env: Environment) -> list[str]:
 
 def test_a_packed_package_is_built_when_a_lookup_reaches_it(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[str] = []
-    original = definitions.SectionDef
+    original = model.SectionDef
 
     class Counting(original):  # type: ignore[misc,valid-type]
         __slots__ = ()
@@ -147,7 +142,7 @@ def test_a_packed_package_is_built_when_a_lookup_reaches_it(monkeypatch: pytest.
             super().__init__(raw, path, package, outer)
 
     env = _packed(_three_packages())
-    monkeypatch.setattr(definitions, "SectionDef", Counting)
+    monkeypatch.setattr(model, "SectionDef", Counting)
     assert _built(env) == [] and built == []
     assert [p.name for p in env.packages] == ["base", "other", "code"]  # heads only
     run = env.section("base.Run")
@@ -284,6 +279,6 @@ def test_unpack_export_refuses_what_is_not_packed() -> None:
     with pytest.raises(DefinitionError):
         unpack_export({"packages": []})
     with pytest.raises(DefinitionError):
-        Environment.from_packed({"format": definitions.PACKED_FORMAT, "packages": [b"x"]})
-    assert not is_packed_export({"format": definitions.PACKED_FORMAT, "head": {}, "package_heads": [{}],
+        Environment.from_packed({"format": environment.PACKED_FORMAT, "packages": [b"x"]})
+    assert not is_packed_export({"format": environment.PACKED_FORMAT, "head": {}, "package_heads": [{}],
                                  "packages": ["not bytes"], "index": {}})

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from archivemap.errors import ArchivemapError, QueryError
-from archivemap.metainfo.definitions import Environment, QuantityDef, load_environment
+from archivemap.metainfo.environment import Environment
+from archivemap.metainfo.model import QuantityDef
+from archivemap.metainfo.exports import load_environment
 from archivemap.metainfo.search import SearchQuantities, search_annotations, search_quantities, unplaced_annotations
 from archivemap.remote.query import (
     Q,

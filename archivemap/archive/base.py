@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, TypeVar
 
 from archivemap.archive.references import ParsedReference
 from archivemap.errors import DefinitionError
-from archivemap.metainfo.definitions import Environment, SectionDef
+from archivemap.metainfo.environment import Environment
+from archivemap.metainfo.model import SectionDef
 from archivemap.metainfo.fields import FieldMeta, fields_by_name, section_fields
 
 __all__ = [

@@ -20,7 +20,8 @@ from archivemap.archive.schema import Schema
 from archivemap.archive.base import AccessRecorder, Fetcher
 from archivemap.archive.sections import Section
 from archivemap.errors import DefinitionError, UnknownDefinitionError
-from archivemap.metainfo.definitions import Definition, Environment, SectionDef
+from archivemap.metainfo.environment import Environment
+from archivemap.metainfo.model import Definition, SectionDef
 from archivemap.metainfo.fields import FieldMeta
 
 __all__ = ["ArchiveContext", "ArchiveSource", "Fetcher", "new_archive"]

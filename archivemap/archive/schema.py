@@ -43,8 +43,10 @@ from archivemap.errors import (
     SchemaSourceChangedError,
 )
 from archivemap.metainfo.default import SOURCE_LABEL, default_environment
-from archivemap.metainfo.definitions import Environment, SectionDef, SubSectionDef, load_environment
+from archivemap.metainfo.environment import Environment
+from archivemap.metainfo.exports import load_environment
 from archivemap.metainfo.fields import FieldMeta, field_for, property_meta, section_fields
+from archivemap.metainfo.model import DefinitionRegistry, SectionDef, SubSectionDef
 from archivemap.naming import class_name, python_name
 
 __all__ = [
@@ -121,11 +123,11 @@ class Schema:
         self._reference_classes: dict[str, type[Section] | None] = {}
         # classes of definitions that live in other environments (an archive's own
         # definitions): by environment (dropped with it), then by id of the definition
-        self._foreign: weakref.WeakKeyDictionary[Environment, dict[int, type[Section]]] = (
+        self._foreign: weakref.WeakKeyDictionary[DefinitionRegistry, dict[int, type[Section]]] = (
             weakref.WeakKeyDictionary()
         )
         self._item_classes: weakref.WeakKeyDictionary[Any, dict[str, type[Section]]] = weakref.WeakKeyDictionary()
-        self._digests: weakref.WeakKeyDictionary[Environment, str] = weakref.WeakKeyDictionary()
+        self._digests: weakref.WeakKeyDictionary[DefinitionRegistry, str] = weakref.WeakKeyDictionary()
         self.classes_built = 0  # attrs.make_class calls: the test of the content cache counts them
         # -- pickling: where the metainfo came from, and who this schema is in this process
         self._origin = _origin_of(environment, self.source_sha256)
@@ -411,7 +413,7 @@ class Schema:
                 )
             return declared
 
-    def _package_digest(self, env: Environment) -> str | None:
+    def _package_digest(self, env: DefinitionRegistry) -> str | None:
         """The sha256 of an archive's own definitions (once per environment), or ``None``.
 
         ``None`` when they cannot be written as JSON or point into other archives (whose

@@ -4,15 +4,10 @@ Above the leaves, below everything that maps archives. The code generator shares
 layer with the library.
 """
 
-from archivemap.metainfo.definitions import (
-    Environment,
-    PackageDef,
-    QuantityDef,
-    SectionDef,
-    SubSectionDef,
-    load_environment,
-)
+from archivemap.metainfo.environment import Environment
+from archivemap.metainfo.exports import load_environment
 from archivemap.metainfo.fields import META_KEY, FieldMeta, field_meta, fields_by_name, section_fields
+from archivemap.metainfo.model import PackageDef, QuantityDef, SectionDef, SubSectionDef
 
 __all__ = [
     "META_KEY",

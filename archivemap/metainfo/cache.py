@@ -43,7 +43,7 @@ import platformdirs
 
 from archivemap._version import __version__
 from archivemap.errors import DefinitionError
-from archivemap.metainfo.definitions import Environment, is_packed_export
+from archivemap.metainfo.environment import Environment, is_packed_export
 
 __all__ = [
     "CACHE_ENV",

@@ -29,7 +29,7 @@ import orjson
 from archivemap._embedded import EMBEDDED_METAINFO, NOMAD_VERSION
 from archivemap.errors import DefinitionError
 from archivemap.metainfo.cache import cached_environment
-from archivemap.metainfo.definitions import Environment
+from archivemap.metainfo.environment import Environment
 
 __all__ = [
     "DATA_FILE",

@@ -15,8 +15,8 @@ A NOMAD deployment serves its metainfo (with its plugins) at ``<root>/gui/artifa
 - **usable offline**: when the server cannot be reached (or ``offline=True``), the cached
   metainfo is used; only a deployment never seen before needs the network.
 
-The download is bounded like :func:`~archivemap.metainfo.definitions.load_environment`'s
-(:data:`~archivemap.metainfo.definitions.MAX_METAINFO_BYTES`, a deadline), streamed.
+The download is bounded like :func:`~archivemap.metainfo.exports.load_environment`'s
+(:data:`~archivemap.metainfo.exports.MAX_METAINFO_BYTES`, a deadline), streamed.
 """
 
 from __future__ import annotations
@@ -33,13 +33,8 @@ import requests
 
 from archivemap.errors import DefinitionError
 from archivemap.metainfo.cache import cache_dir, load_cached_environment, store_environment, write_atomically
-from archivemap.metainfo.definitions import (
-    METAINFO_DEADLINE,
-    Environment,
-    artifacts_url,
-    parse_export,
-    read_metainfo_body,
-)
+from archivemap.metainfo.environment import Environment
+from archivemap.metainfo.exports import METAINFO_DEADLINE, artifacts_url, parse_export, read_metainfo_body
 
 __all__ = ["Download", "deployment_environment", "download_metainfo", "forget_deployments"]
 

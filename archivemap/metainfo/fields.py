@@ -13,7 +13,7 @@ from typing import Any, Final
 import attrs
 
 from archivemap.errors import DefinitionError, SchemaMismatchWarning
-from archivemap.metainfo.definitions import QuantityDef, SubSectionDef
+from archivemap.metainfo.model import QuantityDef, SubSectionDef
 
 __all__ = [
     "FieldMeta",

@@ -49,7 +49,8 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, Union
 
-from archivemap.metainfo.definitions import Environment, QuantityDef, SectionDef, SubSectionDef
+from archivemap.metainfo.environment import Environment
+from archivemap.metainfo.model import QuantityDef, SectionDef, SubSectionDef
 
 __all__ = [
     "ENTRY_ARCHIVE",

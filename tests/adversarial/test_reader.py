@@ -18,7 +18,7 @@ import archivemap
 from archivemap import ArchivemapError, CyclicDefinitionError, ReferenceCycleError, SchemaMismatchWarning
 from archivemap._json import parse_json
 from archivemap.archive.references import parse_reference
-from archivemap.metainfo.definitions import load_environment
+from archivemap.metainfo.exports import load_environment
 from archivemap.naming import python_name
 from archivemap.paths import Key, format_archive_path, parse_archive_path
 from archivemap_codegen import generate_files
@@ -383,8 +383,8 @@ def test_schema_from_a_url_fails_typed_and_bounded(tmp_path: Path) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         import archivemap
         from archivemap.errors import DefinitionError
-        from archivemap.metainfo import definitions
-        definitions.MAX_METAINFO_BYTES = 8 << 20
+        from archivemap.metainfo import exports
+        exports.MAX_METAINFO_BYTES = 8 << 20
         bomb = gzip.compress(b" " * (512 << 20), compresslevel=9)  # 512 MB of blanks, ~0.5 MB
 
         class Bomb(BaseHTTPRequestHandler):

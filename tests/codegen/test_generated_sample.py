@@ -9,7 +9,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from archivemap.metainfo.definitions import load_environment
+from archivemap.metainfo.exports import load_environment
 from archivemap.errors import UnknownDefinitionError
 from archivemap.metainfo.fields import META_KEY, field_meta
 from archivemap.naming import python_name

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from archivemap.metainfo.definitions import load_environment, parse_export
+from archivemap.metainfo.exports import load_environment, parse_export
 import archivemap
 from archivemap.errors import CodegenError, CyclicDefinitionError, DefinitionError, SchemaMismatchWarning
 from archivemap.metainfo.fields import META_KEY, field_meta
