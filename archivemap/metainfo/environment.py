@@ -33,7 +33,15 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from archivemap.errors import DefinitionError, UnknownDefinitionError
-from archivemap.metainfo.model import Definition, PackageDef, Property, QuantityDef, SectionDef, SubSectionDef
+from archivemap.metainfo.model import (
+    MAX_ENVIRONMENT_PROPERTIES,
+    Definition,
+    PackageDef,
+    Property,
+    QuantityDef,
+    SectionDef,
+    SubSectionDef,
+)
 
 __all__ = [
     "Environment",
@@ -143,6 +151,8 @@ class Environment:
         self._packed_prop_ids: dict[str, tuple[str, bool, int]] | None = None
         self.packages: list[PackageDef] = []
         self._package_by_name: dict[str, PackageDef] = {}
+        self._properties_held = 0  # see charge_properties
+        self._charge_lock = threading.Lock()
 
     def _add_package(self, pkg: PackageDef) -> None:
         self.packages.append(pkg)
@@ -286,6 +296,25 @@ class Environment:
         return section.quantities[index] if is_quantity else section.sub_sections[index]
 
     # -- indexing -------------------------------------------------------------------------
+    def charge_properties(self, section: SectionDef, count: int) -> None:
+        """Count a section's effective properties against the environment's budget
+        (:data:`~archivemap.metainfo.model.MAX_ENVIRONMENT_PROPERTIES`): called once per
+        section, when its properties are first worked out.
+
+        Raises:
+            DefinitionError: this section would take the environment past the budget.
+        """
+        with self._charge_lock:
+            held = self._properties_held + count
+            if held > MAX_ENVIRONMENT_PROPERTIES:
+                raise DefinitionError(
+                    f"the sections of this metainfo hold more than {MAX_ENVIRONMENT_PROPERTIES} "
+                    f"properties together, counting inherited ones (at {section.qualified_name}; "
+                    "NOMAD 2.0's hold 173,703); refused as hostile",
+                    section.path,
+                )
+            self._properties_held = held
+
     def register_section(self, section: SectionDef, exported: bool = False) -> None:
         """Index a section its package has just built: called by :class:`PackageDef` only.
 

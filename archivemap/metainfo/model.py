@@ -44,6 +44,7 @@ __all__ = [
     "SubSectionDef",
     "TypeDef",
     "MAX_BASE_SECTIONS",
+    "MAX_ENVIRONMENT_PROPERTIES",
     "MAX_INHERITED_PROPERTIES",
 ]
 
@@ -62,6 +63,12 @@ MAX_BASE_SECTIONS = 64
 #: costs, in fields. NOMAD 2.0's largest is 3,060 (quantum_espresso_xspectra's Run); a chain
 #: of 1,000 sections of one quantity each holds 500,500, about 30 s and 600 MB of classes.
 MAX_INHERITED_PROPERTIES = 60_000
+#: The most effective properties (each section's own, inherited and extended, summed over the
+#: sections whose properties were worked out) one environment may hold: what its classes cost
+#: to build, generated or at run time. NOMAD 2.0's 2,582 sections hold 173,703; without this,
+#: a thousand 70-byte sections naming one base of 29,000 quantities would cost a quarter of
+#: an hour, each within the per-section limit.
+MAX_ENVIRONMENT_PROPERTIES = 600_000
 
 
 class DefinitionRegistry(Protocol):
@@ -96,6 +103,14 @@ class DefinitionRegistry(Protocol):
 
     def register_section(self, section: SectionDef, exported: bool = False) -> None:
         """Index a section its package has just built (by path, name and id)."""
+        ...
+
+    def charge_properties(self, section: SectionDef, count: int) -> None:
+        """Count a section's effective properties against :data:`MAX_ENVIRONMENT_PROPERTIES`.
+
+        Raises:
+            DefinitionError: the environment's sections would hold more than that.
+        """
         ...
 
 
@@ -453,6 +468,7 @@ class SectionDef(_Base):
                     "refused as hostile",
                     self.path,
                 )
+            self.package.environment.charge_properties(self, len(props))
             self._all = props
         return self._all
 

@@ -344,3 +344,16 @@ def test_a_dangling_sub_section_is_read_untyped_and_said(tmp_path: Path) -> None
         cls = schema.class_for_name("p.A")
     section = cls.m_load({"c": {"x": [1, 2]}})  # the data is still read, and kept as it is
     assert section.c == {"x": [1, 2]} and section.to_dict() == {"c": {"x": [1, 2]}}
+
+
+def test_many_small_sections_on_one_large_base_exhaust_the_environments_budget() -> None:
+    # each leaf is within the per-section limit, together they would build 870,000 fields
+    quantities = [_q(f"q{j}", {"type_kind": "python", "type_data": "str"}) for j in range(29_000)]
+    data = {"packages": [{"name": "p", "section_definitions": [{"name": "Big", "quantities": quantities}] + [
+        {"name": f"L{i}", "base_sections": ["/packages/0/section_definitions/0"]} for i in range(30)]}]}
+    env = load_environment(data)
+    with pytest.raises(DefinitionError, match="more than 600000 properties together"):
+        for i in range(30):
+            env.resolve(f"p.L{i}").all_properties  # noqa: B018
+    with pytest.raises(DefinitionError, match="refused as hostile"):
+        generate_files(data)
