@@ -9,6 +9,7 @@ only what is missing. Real disk, real HTTP on 127.0.0.1, real processes, no mock
 from __future__ import annotations
 
 import json
+import pickle
 import sqlite3
 import subprocess
 import sys
@@ -214,6 +215,13 @@ def test_a_datasets_entries_are_typed_and_reference_each_other(tmp_path: Path) -
         item["entry_id"]: item["payload_hash"] for item in read_lock(lock)["entries"]}
     with pytest.raises(KeyError, match="not in the lockfile"):
         dataset.archive("no-such-entry")
+    # pickled, a dataset and its sections keep working; sections share their dataset's copy
+    again = pickle.loads(pickle.dumps(dataset))
+    assert again.archives == dataset.archives and again.archive(ids[0]).m_entry_id == ids[0]
+    target_again = pickle.loads(pickle.dumps(mixture)).data.test_1
+    assert (target_again.m_entry_id, target_again.m_path()) == ("AkeMNBjzHdEWJmv2w8GVaw9drWRu", "/data/contents/3")
+    one, two = pickle.loads(pickle.dumps(mixture)), pickle.loads(pickle.dumps(substances))
+    assert one.m_context.source is two.m_context.source
 
 
 # --------------------------------------------------------------------------- what a lock promises

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import threading
+import uuid
 import weakref
 import zipfile
 from collections.abc import Callable, Mapping
@@ -281,6 +282,10 @@ class MemorySource(_IndexedSource):
     References between them resolve as in a folder: by the ids and mainfiles of their
     ``metadata``. The dicts are read, never changed, so the caller keeps them as they are.
 
+    Pickled (with any section of its archives), it carries all of them, so that references
+    between entries still resolve where it is unpickled; sections unpickled one by one in a
+    process share one copy. To send one entry alone, send its dict and load it there.
+
     Args:
         archives: ``entry_id -> archive dict``; an archive's ``metadata.entry_id`` wins over
             the key it is stored under.
@@ -290,6 +295,7 @@ class MemorySource(_IndexedSource):
     def __init__(self, archives: Mapping[str, dict[str, Any]], schema: Schema) -> None:
         super().__init__(schema)
         self._archives = dict(archives)
+        self._token = uuid.uuid4().hex  # who it is across pickles (see _rebuild_memory_source)
 
     def _build_index(self) -> None:
         for entry_id, data in self._archives.items():
@@ -299,13 +305,29 @@ class MemorySource(_IndexedSource):
         return self._archives[key]
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (MemorySource, (self._archives, self.schema))
+        with _sources_lock:
+            _memory_sources.setdefault(self._token, self)
+        return (_rebuild_memory_source, (self._token, self._archives, self.schema))
 
 
 #: Sources unpickled (or pickled) in this process, by (class, path, schema): sections
 #: unpickled one by one share one source instead of indexing the folder each time.
 _sources: weakref.WeakValueDictionary[tuple[Any, str, Schema], _IndexedSource] = weakref.WeakValueDictionary()
 _sources_lock = threading.Lock()
+
+
+#: Memory sources pickled or unpickled in this process, by token.
+_memory_sources: weakref.WeakValueDictionary[str, MemorySource] = weakref.WeakValueDictionary()
+
+
+def _rebuild_memory_source(token: str, archives: Mapping[str, dict[str, Any]], schema: Schema) -> MemorySource:
+    with _sources_lock:
+        found = _memory_sources.get(token)
+        if found is None:
+            found = MemorySource(archives, schema)
+            found._token = token
+            _memory_sources[token] = found
+        return found
 
 
 def _rebuild_source(kind: Callable[[str, Schema], _IndexedSource], path: str, schema: Schema) -> _IndexedSource:

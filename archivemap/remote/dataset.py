@@ -38,6 +38,11 @@ from archivemap.remote.required import Required
 __all__ = ["Dataset", "DatasetIncompleteError", "DatasetIntegrityError", "open_dataset"]
 
 
+#: Guards the making of datasets' sources (one per dataset and schema). One lock for all
+#: datasets rather than one each: a lock in the dataclass would make it unpicklable.
+_SOURCES_LOCK = threading.Lock()
+
+
 @dataclass
 class Dataset:
     """A lockfile's dataset, reproduced.
@@ -59,7 +64,10 @@ class Dataset:
     unavailable: dict[str, str] = field(default_factory=dict)
     checked_server: bool = False
     _sources: dict[Schema, MemorySource] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the sources are made again on first use: pickled, each would carry every archive again
+        return {**self.__dict__, "_sources": {}}
 
     def archive(self, entry_id: str, schema: Schema | SchemaSource | None = None) -> Section:
         """Entry ``entry_id`` as typed, lazy sections, like :func:`archivemap.load` gives.
@@ -92,7 +100,7 @@ class Dataset:
         """The dataset as an archive source: ``load(other, schema, archives=dataset.source())``
         resolves references into the dataset."""
         sch = as_schema(schema) if schema is not None else default_schema()
-        with self._lock:
+        with _SOURCES_LOCK:
             found = self._sources.get(sch)
             if found is None:
                 found = self._sources[sch] = MemorySource(self.archives, sch)
