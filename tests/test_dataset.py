@@ -319,6 +319,21 @@ def test_a_tampered_cached_payload_is_a_hash_mismatch(locked: Any) -> None:
     assert len(open_dataset(lock, cache=cache, offline=True)) == len(ids)
 
 
+def test_a_locked_replay_online_repairs_a_tampered_cached_copy(locked: Any) -> None:
+    # Client.archives(lock=) / fetch --lock replay through dataset_raw: the server's copy decides
+    folder, lock, cache, ids, digests = locked
+    _tamper(cache, ids[2], lambda archive: archive["metadata"].update(comment="edited"))
+    url = read_lock(lock)["deployment"]["url"]
+    with pytest.raises(DatasetIntegrityError, match=r"changed in the cache \(offline\)"):
+        list(dataset_raw(Client(url, offline=True), None, REQUIRED, lock=lock, cache=ArchiveCache(cache), offline=True))
+    port = int(url.split(":")[2].split("/")[0])
+    with LocalServer(folder, port=port):
+        got = {state.entry_id: payload_hash(archive)
+               for state, archive in dataset_raw(Client(url), None, REQUIRED, lock=lock, cache=ArchiveCache(cache))}
+    assert got == digests
+    assert len(open_dataset(lock, cache=cache, offline=True)) == len(ids)  # the cache was repaired
+
+
 def test_a_wrong_payload_hash_in_the_lock_fails_offline_and_online(locked: Any) -> None:
     folder, lock, cache, ids, _ = locked
     data = json.loads(lock.read_text())

@@ -381,14 +381,21 @@ def _replayed(
     hashes = {str(item["entry_id"]): str(item["payload_hash"]) for item in lock["entries"]}
     got: set[str] = set()
     for state, archive in cached_archives(client, cache, entries, required, offline=offline, **options):
+        if payload_hash(archive) != hashes[state.entry_id] and cache is not None and not offline:
+            # the cache's copy may be what changed: downloaded again, the server's copy decides
+            cache.delete(client.base_url, state.entry_id)
+            fresh = list(cached_archives(client, cache, [state], required, offline=False, **options))
+            archive = fresh[0][1] if fresh else archive
         if payload_hash(archive) != hashes[state.entry_id]:
+            where = "in the cache (offline)" if offline else "on the server"
             raise DatasetIntegrityError(
-                f"entry {state.entry_id} does not match its payload hash in {path} (changed on the server "
-                "since? archivemap.open_dataset names what changed)"
+                f"entry {state.entry_id} does not match its payload hash in {path}: it changed {where} "
+                "since the lock was written (archivemap.open_dataset names what changed)"
             )
         got.add(state.entry_id)
         yield state, archive
-    lost = {state.entry_id: "the server has no archive for it" for state in entries if state.entry_id not in got}
+    why = "not in the cache (offline)" if offline else "the server has no archive for it"
+    lost = {state.entry_id: why for state in entries if state.entry_id not in got}
     if lost:
         raise DatasetIncompleteError(
             f"{len(lost)} of {len(entries)} entries of {path} could not be reproduced: {', '.join(list(lost)[:10])}",
