@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import pytest
 
 from archivemap.archive.load import load
@@ -106,6 +107,12 @@ def test_text_from_the_archive_cannot_steer_the_terminal(schema_2_0: Any) -> Non
     assert rows["entry"] == "Si\\u202e)lanif(\\u001b[31m"
     assert rows["program"] == "VASP\\u2066x"
     assert "#/run/0/system/0\\u202e" in pretty(archive.run[0].calculation[0])
+    # keys the schema does not know are archive text too; and every other invisible character
+    odd = load({"run": [{"x_unknown\x1b[2J\u202eevil": 1, "x_b\u2028\u061c\u00ad\u2060": 2}]}, schema_2_0)
+    shown = pretty(odd.run[0]) + html(odd.run[0])
+    for char in "\x1b\u202e\u2028\u061c\u00ad\u2060":
+        assert char not in shown, repr(char)
+    assert "x_unknown\\u001b[2J\\u202eevil" in pretty(odd.run[0])
 
 
 @pytest.mark.shared
@@ -181,8 +188,6 @@ def test_pretty_of_deep_nesting_is_iterative(schema_2_0: Any) -> None:
 def test_format_value() -> None:
     import datetime
 
-    import numpy as np
-
     from archivemap.units import registry
 
     ureg = registry()
@@ -207,6 +212,7 @@ def test_format_value() -> None:
     # an all-electron total energy keeps its meV: SCF steps must not all read the same
     assert format_value(-144690.2132 * ureg.eV) == "-144690.2132 eV"
     assert format_value(-144690.2132 * ureg.eV) != format_value(-144690.2141 * ureg.eV)
+    assert format_value(np.float32(0.1)) == "0.1"  # seven digits: the rest is float32 noise
 
 
 def test_python_path(schema_2_0: Any) -> None:
@@ -258,3 +264,6 @@ def test_an_absent_sub_section_shows_that_it_is_not_set(schema_2_0: Any) -> None
     assert "what it has: correlation, coulomb, exchange, fermi" in absent._repr_html_()  # set beside it
     assert absent._repr_html_().startswith("<code>Absent(")
     assert pretty(None) == "not set (None)" and pretty(3) == "not a section: 3"
+    # values that are falsy or have no truth value are values, not absent sections
+    assert pretty(0) == "not a section: 0" and pretty("") == "not a section: ''"
+    assert pretty(np.array([1.0, 2.0])) == "not a section: [1., 2.] shape (2,)"

@@ -83,15 +83,17 @@ def _shorten(text: str, limit: int = MAX_STRING) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-#: Characters that would change what a terminal shows around them rather than show
-#: themselves: controls (escape sequences), bidirectional overrides (``\u202e`` turns the
-#: rest of a line around), zero-width and byte-order marks.
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-
-
 def _printable(text: str) -> str:
-    """Text from an archive, with what would steer the terminal written as escapes."""
-    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    """Text from an archive, with what would steer the terminal written as escapes.
+
+    Everything Python does not call printable: controls (escape sequences recolour or clear
+    the screen), format characters (U+202E turns the rest of a line around; zero-width
+    and soft hyphens hide), line and paragraph separators, unassigned code points. The
+    common case, printable text, costs one C-level check.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}" for c in text)
 
 
 def format_value(value: Any, max_items: int = MAX_ITEMS) -> str:
@@ -144,11 +146,13 @@ def _format_number(value: float) -> str:
 def _format_magnitude(value: Any, max_items: int) -> str:
     if isinstance(value, np.ndarray):
         if value.ndim == 0:
-            return _format_magnitude(value.item(), max_items)
+            return _format_magnitude(value[()], max_items)  # its numpy scalar: float32 stays one
         edge = max(1, max_items // 2)
         body = np.array2string(value, threshold=max_items, edgeitems=edge, precision=4, separator=", ")
         body = " ".join(body.split())  # one line, whatever numpy wrapped
         return f"{_shorten(body, 4 * MAX_STRING)} shape {value.shape}"
+    if isinstance(value, np.float32):  # seven digits are all a float32 has; more are noise
+        return f"{float(value):.7g}"
     if isinstance(value, np.generic):  # np.int32(0), np.True_, np.float64(...) read as numbers
         return _format_magnitude(value.item(), max_items)
     if isinstance(value, bool):
@@ -339,7 +343,7 @@ def _rows(section: Section, max_depth: int, max_items: int, max_rows: int | None
                 )
         extras = node.m_extras
         if extras:
-            keys = ", ".join(list(extras)[:max_items]) + (", …" if len(extras) > max_items else "")
+            keys = ", ".join(_printable(str(key)) for key in list(extras)[:max_items]) + (", …" if len(extras) > max_items else "")
             children.append(_Row(depth + 1, "extras", "", f"(not in the schema: {keys})", None))
         stack.extend(reversed(children))
 
@@ -386,16 +390,22 @@ def pretty(section: Section, max_depth: int = MAX_DEPTH, max_items: int = MAX_IT
 def _not_a_section(value: Any) -> str:
     """One line for what ``pretty``/``html`` were given instead of a section: an absent
     sub-section (``calc.energy`` of a calculation without energy) says so, with its path."""
-    if value is None or not value:  # Absent is falsy and equal to None
-        path = _absent_path(value)
-        return f"not set: {_printable(path)}" if path else "not set (None)"
+    if value is None:
+        return "not set (None)"
+    path = _absent_path(value)
+    if path is not None:
+        return f"not set: {_printable(path)}"
     return f"not a section: {_shorten(format_value(value))}"
 
 
 def _absent_path(value: Any) -> str | None:
+    """The path of an absent sub-section (``Absent``: equal to ``None``, with an ``m_path``),
+    else ``None``; asked without importing the archive layer, which this module may not."""
     try:
+        if (value == None) is not True:  # noqa: E711 - Absent defines == None; arrays compare elementwise
+            return None
         path = value.m_path()
-    except Exception:  # None, or anything else without a path
+    except Exception:  # anything else, or without a path
         return None
     return path if isinstance(path, str) else None
 
