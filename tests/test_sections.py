@@ -420,6 +420,8 @@ def test_json_text_given_as_a_path_says_how_to_pass_it(schema) -> None:
     with pytest.raises(archivemap.ArchiveDataError, match=r"JSON text where it reads a path.*text\.encode\(\)"):
         archivemap.load('{"run": []}', schema)
     assert archivemap.load(b'{"run": []}', schema).run == []
+    with pytest.raises(FileNotFoundError):  # a missing file whose name starts with a bracket
+        archivemap.load("[2024-05] si16/vasp.archive.json", schema)
 
 
 def test_loading_a_folder_says_what_reads_folders() -> None:

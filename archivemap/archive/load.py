@@ -26,7 +26,7 @@ def _raw_archive(source: Any) -> tuple[dict[str, Any], str]:
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data, label = parse_json(bytes(source), "<bytes>"), "<bytes>"
     elif isinstance(source, (str, os.PathLike)):
-        if isinstance(source, str) and source.lstrip().startswith(("{", "[")) and not os.path.exists(source):
+        if isinstance(source, str) and _is_json_text(source):
             raise ArchiveDataError(
                 "load() was given JSON text where it reads a path; pass the text as bytes "
                 "(text.encode()) or parsed (a dict)"
@@ -50,6 +50,18 @@ def _raw_archive(source: Any) -> tuple[dict[str, Any], str]:
     if _is_api_answer(data):
         data = data["data"]["archive"]
     return data, label  # type: ignore[return-value]
+
+
+def _is_json_text(text: str) -> bool:
+    """Whether a string that names no file is JSON text (``'{"run": []}'``), so that a file
+    called ``[2024-05] si16.json`` that is missing is still a missing file."""
+    if not text.lstrip().startswith(("{", "[")) or os.path.exists(text):
+        return False
+    try:
+        parse_json(text)
+    except ArchiveDataError:
+        return False
+    return True
 
 
 # The envelope of NOMAD's archive answers (GET entries/{id}/archive, POST .../archive/query).

@@ -33,7 +33,9 @@ The design, piece by piece (each piece sits beside what it pickles):
 * **Section** (``Section.__reduce_ex__``): a section of a loaded archive pickles as its
   archive context plus its path from the root; the context
   (``ArchiveContext.__reduce__``) pickles as the root's ``to_dict()`` (raw data with every
-  assignment applied), the schema, the entry and upload ids, the source and the fetcher. On
+  assignment applied; pickled by the context itself, or as JSON text for an archive nested
+  deeper than pickle can recurse), the schema, the entry and upload ids, the source and the
+  fetcher. On
   the other side the archive is loaded again and the path walked, so several sections pickled
   together share one archive, and what was not read stays lazy. A section built in Python
   (no archive) pickles as its class and slots.

@@ -39,15 +39,27 @@ from typing import TYPE_CHECKING, Any, ClassVar, SupportsIndex, TypeVar, overloa
 from archivemap._lazy import deferred_import
 from archivemap.archive._download import download
 from archivemap.archive._dump import copy_json, dump_field, section_to_dict
-from archivemap.archive._fetch import fetch_planned, plan_below, plan_path
+from archivemap.archive._fetch import PartialList, fetch_planned, plan_below, plan_path
 from archivemap.archive._loading import load_field
 from archivemap.archive._messages import no_property
 from archivemap.archive._pickling import reduce_section
-from archivemap.archive._resolve import local_reference, resolve_reference
-from archivemap.archive.base import SectionBase, adopt_value, fetcher_of, path_segments
+from archivemap.archive._resolve import local_reference, resolve_fragment, resolve_reference
+from archivemap.archive.base import (
+    EMPTY,
+    AccessRecorder,
+    Fetcher,
+    SectionBase,
+    SectionContext,
+    adopt_value,
+    assigned,
+    built_value,
+    fetcher_of,
+    path_segments,
+    raw_data,
+)
 from archivemap.archive.converter import assignment_problem, converter
-from archivemap.archive.standins import BATCHES, STAND_INS, Batch, batch_of
-from archivemap.archive.walk import MISS, get_segments, parse_path_cached
+from archivemap.archive.standins import BATCHES, STAND_INS, Absent, Batch, Pending, PendingList, Placeholder, batch_of
+from archivemap.archive.walk import MISS, get_path, get_segments, keyed_order, parse_path_cached, select_item
 from archivemap.errors import AssignmentError, NotInSchemaError
 from archivemap.metainfo.fields import FieldMeta, fields_by_name, section_fields
 from archivemap.paths import parse_path
@@ -57,7 +69,27 @@ if TYPE_CHECKING:
 else:
     np = deferred_import("numpy")  # arrays only appear once numpy is imported (converter.py)
 
-__all__ = ["Section"]
+# Section is this module's own. The others lived here before the module was split into the
+# modules above, and are still importable from here; their homes are where they come from.
+__all__ = [
+    "EMPTY",
+    "Absent",
+    "AccessRecorder",
+    "Fetcher",
+    "PartialList",
+    "Pending",
+    "PendingList",
+    "Placeholder",
+    "Section",
+    "SectionContext",
+    "assigned",
+    "built_value",
+    "get_path",
+    "keyed_order",
+    "raw_data",
+    "resolve_fragment",
+    "select_item",
+]
 
 _FIRST_READ = threading.Lock()
 

@@ -116,7 +116,7 @@ def parse_export(text: str, label: str) -> dict[str, Any]:
     try:
         data = parse_json(body)  # exact: an integer default of any size stays an int
     except ArchiveDataError as exc:
-        raise DefinitionError(f"metainfo is {exc.args[0]}", label) from None
+        raise DefinitionError(f"metainfo cannot be read: {exc.args[0]}", label) from None
     if isinstance(data, dict) and "packages" not in data and isinstance(data.get("metainfo"), dict):
         data = data["metainfo"]
     if not isinstance(data, dict):

@@ -148,7 +148,8 @@ def open_dataset(
         cache: the disk cache (default: the client's, else :func:`~archivemap.remote.cache.default_cache_dir`).
         offline: never contact the server (entries must be in the cache).
         strict: raise :class:`DatasetIntegrityError` when a payload hash does not match
-            (otherwise such entries are left out and listed in :attr:`Dataset.unavailable`).
+            (otherwise such entries are left out and listed in :attr:`Dataset.unavailable`,
+            which makes the dataset incomplete: see ``partial``).
         partial: return the entries that could be reproduced when others cannot (listed in
             :attr:`Dataset.unavailable`) instead of raising :class:`DatasetIncompleteError`.
         client_options: for the new client.
