@@ -70,6 +70,9 @@ _LIST_KEYS = (
 #: Guards the publication of what the environment builds lazily (its raw export, its index of
 #: property ids): two threads may build at once, and both must get the same objects.
 _BUILD_LOCK = threading.Lock()
+#: Guards the count of properties against the budget (one for all environments: a lock held
+#: by an environment would make it unpicklable, and the count is a few additions).
+_CHARGE_LOCK = threading.Lock()
 
 #: The layout of :meth:`Environment.pack`'s form; a packed export of another layout is refused.
 PACKED_FORMAT = "archivemap-packed-export/1"
@@ -152,7 +155,6 @@ class Environment:
         self.packages: list[PackageDef] = []
         self._package_by_name: dict[str, PackageDef] = {}
         self._properties_held = 0  # see charge_properties
-        self._charge_lock = threading.Lock()
 
     def _add_package(self, pkg: PackageDef) -> None:
         self.packages.append(pkg)
@@ -304,7 +306,7 @@ class Environment:
         Raises:
             DefinitionError: this section would take the environment past the budget.
         """
-        with self._charge_lock:
+        with _CHARGE_LOCK:
             held = self._properties_held + count
             if held > MAX_ENVIRONMENT_PROPERTIES:
                 raise DefinitionError(
