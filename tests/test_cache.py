@@ -27,6 +27,7 @@ from archivemap.remote.cache import (
     required_difference,
 )
 from archivemap.remote.client import Client
+from archivemap.remote.dataset import open_dataset
 from archivemap.server import LocalServer
 from tests.conftest import SHARED
 
@@ -267,7 +268,6 @@ def test_client_with_cache_pickles_with_it(tmp_path: Path) -> None:
 
 
 def test_client_archives_with_lock(served: tuple[LocalServer, list[str]], tmp_path: Path, schema: Any) -> None:
-    from archivemap import open_dataset
     from archivemap.remote.lockfile import read_lock
 
     server, ids = served
@@ -393,3 +393,41 @@ def test_cached_archives_stream_per_entry(served: tuple[LocalServer, list[str]],
     twice = states[:2] + states[1:]
     got = [state.entry_id for state, _ in cached_archives(client, cache, twice, REQUIRED)]
     assert got == [state.entry_id for state in twice]
+
+
+THROUGH_REFERENCES = {
+    "workflow2": {"results": {"calculation_result_ref": {"energy": {"total": {"value": "*"}},
+                                                         "system_ref": {"atoms": {"labels": "*"}}}}},
+    "results": {"material": {"chemical_formula_hill": "*"}},
+}
+
+
+def _energies(pairs: Any) -> dict[str, Any]:
+    out = {}
+    for entry_id, root in pairs:
+        calc = root.workflow2.results.calculation_result_ref if root.workflow2 else None
+        out[entry_id] = (None if not calc or not calc.energy or not calc.energy.total
+                         else calc.energy.total.value.to("eV").magnitude)
+    return out
+
+
+def test_what_a_spec_reaches_through_references_is_cached_and_locked(
+    served: tuple[LocalServer, list[str]], tmp_path: Path, schema: Any
+) -> None:
+    # the targets NOMAD places for a spec's references (run[0].calculation[k].energy) were
+    # cut from what the cache gave back: every hop became a request, warm cache or not
+    server, ids = served
+    server.clear_log()
+    expected = _energies(Client(server.url).archives(None, THROUGH_REFERENCES, schema=schema))
+    assert sum(value is not None for value in expected.values()) >= 5  # the DFT entries
+    cold = len(archive_requests(server))
+    client = Client(server.url, cache=tmp_path / "cache")
+    lock = tmp_path / "energies.lock"
+    server.clear_log()
+    assert _energies(client.archives(None, THROUGH_REFERENCES, schema=schema, lock=lock)) == expected
+    assert len(archive_requests(server)) <= cold  # the bulk downloads only: no follow-ups
+    server.clear_log()
+    assert _energies(client.archives(None, THROUGH_REFERENCES, schema=schema)) == expected
+    assert archive_requests(server) == []  # warm: answered by the cache, hops included
+    dataset = open_dataset(lock, cache=tmp_path / "cache", offline=True)
+    assert _energies(dataset.items(schema)) == expected  # the pinned dataset holds them too

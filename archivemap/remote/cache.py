@@ -38,9 +38,9 @@ from typing import Any, Protocol
 
 import platformdirs
 
-from archivemap._json import dump_json, parse_json
+from archivemap._json import dump_json, merge_partial, parse_json, value_at
 from archivemap.errors import ArchiveDataError, CacheDamagedError, NotDownloadedError
-from archivemap.remote.required import Required, graft, merge_required
+from archivemap.remote.required import Required, followed_references, graft, merge_required
 
 __all__ = [
     "STATE_FIELDS",
@@ -159,9 +159,54 @@ def project(archive: Mapping[str, Any], required: Required) -> dict[str, Any]:
     hold. Plain property names are followed; a key with an index selection, a wildcard or a
     directive keeps its whole value (a superset, still independent of other specs'
     names); the ``m_def`` of a selected section and ``m_ref_archives`` are kept as they are.
-    Targets the server placed for references the spec follows are not (they are fetched when
-    read).
+    The targets of references the spec follows are kept where the server placed them (at
+    their own paths, ``workflow2.results.calculation_result_ref`` → ``run[0].calculation[5]``),
+    projected by the spec below the reference, and so are the targets they lead on to: that
+    data is what the spec asked for.
     """
+    out = _project_names(archive, required)
+    if not isinstance(required, dict) or not out:
+        return out
+    todo = followed_references(archive, required)
+    seen: set[tuple[tuple[str | int, ...], str]] = set()
+    while todo:
+        target, sub = todo.pop()
+        key = (target, repr(sub))
+        if key in seen:  # a cycle of references, or two paths to one target
+            continue
+        seen.add(key)
+        placed = _placed(archive, target, sub)
+        if placed is not None:
+            merge_partial(out, placed)
+            value = value_at(archive, target)
+            if isinstance(value, dict) and isinstance(sub, dict):
+                todo.extend(followed_references(value, sub))  # a chain: target -> its reference
+    return out
+
+
+def _placed(archive: Mapping[str, Any], target: tuple[str | int, ...], sub: Required) -> dict[str, Any] | None:
+    """The target at ``target``, projected by ``sub``, inside the skeleton of its path (lists
+    padded with ``None``, "not loaded", and sections along it with their ``m_def``)."""
+    value = value_at(archive, target)
+    if value is None or not target or not isinstance(target[0], str):
+        return None
+    node: Any = _project_names(value, sub) if isinstance(value, dict) else value
+    for depth in range(len(target) - 1, -1, -1):
+        segment = target[depth]
+        if isinstance(segment, int):
+            if segment < 0:
+                return None
+            node = [None] * segment + [node]
+        else:
+            holder = value_at(archive, target[:depth]) if depth else archive
+            node = {segment: node}
+            if isinstance(holder, dict) and "m_def" in holder and depth:
+                node["m_def"] = holder["m_def"]
+    return node  # type: ignore[no-any-return]
+
+
+def _project_names(archive: Mapping[str, Any], required: Required) -> dict[str, Any]:
+    """:func:`project` along the names of the spec only (recursive, no references)."""
     if not isinstance(required, dict):
         return dict(archive)
     if "*" in required or any(not isinstance(key, str) or key.startswith("resolve") for key in required):
@@ -175,9 +220,9 @@ def project(archive: Mapping[str, Any], required: Required) -> dict[str, Any]:
         if "[" in key or not isinstance(sub, dict):
             out[name] = value
         elif isinstance(value, dict):
-            out[name] = project(value, sub)
+            out[name] = _project_names(value, sub)
         elif isinstance(value, list):
-            out[name] = [project(item, sub) if isinstance(item, dict) else item for item in value]
+            out[name] = [_project_names(item, sub) if isinstance(item, dict) else item for item in value]
         else:
             out[name] = value
     if "m_def" in archive and out:

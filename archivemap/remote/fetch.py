@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from archivemap._json import merge_partial, pad_list, value_at
 from archivemap.archive.context import ArchiveContext, new_archive
-from archivemap.archive.references import ParsedReference, parse_reference
+from archivemap.archive.references import ParsedReference
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
 from archivemap.archive.sections import Section
 from archivemap.errors import DanglingReferenceError, NotDownloadedError, UnsupportedReferenceError
@@ -37,6 +37,7 @@ from archivemap.remote.required import (
     Required,
     asks_for,
     covers,
+    followed_references,
     format_required_key,
     graft,
     merge_required,
@@ -148,7 +149,7 @@ class RemoteFetcher:
         place ``run[0].calculation[5].energy`` at its own path: that path was asked for too,
         so a key missing there is absent, not a reason for another request.
         """
-        for target, sub in _followed_references(partial, spec):
+        for target, sub in followed_references(partial, spec):
             # only what the answer placed: NOMAD loses a target that lies inside a list the
             # same spec selects by index (run[0] ... system_ref -> /run/0/system/0)
             if value_at(partial, target) is not None:
@@ -530,46 +531,3 @@ def _list_length(client: ArchiveAPI, entry_id: str, list_path: Path) -> int:
     answer = client.archive_raw(entry_id, required_for_path(list(list_path), leaf={"m_def": "*"}))
     node = _compacted(answer, list_path)
     return len(node) if isinstance(node, list) else 0
-
-
-def _followed_references(data: Any, spec: Required) -> list[tuple[Path, Required]]:
-    """``(target path, sub-spec)`` of every local reference a dict spec followed in ``data``.
-
-    ``data`` is an anchored partial archive (items at their original indices).
-    """
-    found: list[tuple[Path, Required]] = []
-    stack: list[tuple[Any, Any]] = [(data, spec)]
-    while stack:
-        node, sub = stack.pop()
-        if not isinstance(node, dict) or not isinstance(sub, dict):
-            continue
-        for key, child_spec in sub.items():
-            if key in ("*", RESOLVE_INPLACE) or not isinstance(child_spec, dict):
-                continue
-            prop, selection = parse_required_key(key)
-            value = node.get(prop)
-            if isinstance(value, list):
-                if isinstance(selection, int):
-                    picked = [value[selection]] if 0 <= selection < len(value) else []
-                elif isinstance(selection, slice):
-                    picked = value[selection]
-                else:
-                    picked = value
-            else:
-                picked = [value]
-            for item in picked:
-                if isinstance(item, str):
-                    target = _local_target(item)
-                    if target is not None:
-                        found.append((target, child_spec))
-                elif isinstance(item, dict):
-                    stack.append((item, child_spec))
-    return found
-
-
-def _local_target(reference: str) -> Path | None:
-    """The path (names and indices) of a reference into the same archive, else ``None``."""
-    parsed = parse_reference(reference)
-    if parsed is None or not parsed.is_local or not parsed.fragment:
-        return None
-    return tuple(int(s) if s.isdigit() else s for s in parsed.fragment)

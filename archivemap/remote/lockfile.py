@@ -295,6 +295,7 @@ def open_section(client: ArchiveAPI, state: EntryState, archive: dict[str, Any],
     if isinstance(refs, dict) and refs:
         source.remember_ref_archives(refs)
     fetcher = RemoteFetcher(client, state.entry_id, required, source=source)
+    fetcher.learn_placed_targets(raw, required)  # what the spec reached through references is here
     return new_archive(raw, schema, source=source, fetcher=fetcher, entry_id=state.entry_id, upload_id=state.upload_id)
 
 

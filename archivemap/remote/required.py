@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final, Union
 
 from archivemap._json import MISSING, merge_partial, merged
+from archivemap.archive.references import parse_reference
 from archivemap.paths import INT_RE as _INT_RE
 from archivemap.paths import Key, Segment, format_archive_path, parse_archive_path
 
@@ -35,6 +36,7 @@ __all__ = [
     "Required",
     "Segment",
     "covers",
+    "followed_references",
     "format_archive_path",
     "format_required_key",
     "graft",
@@ -511,3 +513,49 @@ def _selection_contains(selection: Selection, index: int) -> bool:
         return False
     start, stop = bounds
     return index >= start and (stop is None or index < stop)
+
+
+# --------------------------------------------------------------------------- references a spec follows
+def followed_references(data: Any, spec: Required) -> list[tuple[tuple[str | int, ...], Required]]:
+    """``(target path, sub-spec)`` of every local reference a dict spec followed in ``data``.
+
+    ``data`` is an anchored partial archive (items at their original indices). NOMAD places
+    the targets at their own paths in its answer; a cache keeps them there
+    (:func:`~archivemap.remote.cache.project`) and a fetcher remembers them as downloaded.
+    """
+    found: list[tuple[tuple[str | int, ...], Required]] = []
+    stack: list[tuple[Any, Any]] = [(data, spec)]
+    while stack:
+        node, sub = stack.pop()
+        if not isinstance(node, dict) or not isinstance(sub, dict):
+            continue
+        for key, child_spec in sub.items():
+            if key in ("*", RESOLVE_INPLACE) or not isinstance(child_spec, dict):
+                continue
+            prop, selection = parse_required_key(key)
+            value = node.get(prop)
+            if isinstance(value, list):
+                if isinstance(selection, int):
+                    picked = [value[selection]] if 0 <= selection < len(value) else []
+                elif isinstance(selection, slice):
+                    picked = value[selection]
+                else:
+                    picked = value
+            else:
+                picked = [value]
+            for item in picked:
+                if isinstance(item, str):
+                    target = _local_target(item)
+                    if target is not None:
+                        found.append((target, child_spec))
+                elif isinstance(item, dict):
+                    stack.append((item, child_spec))
+    return found
+
+
+def _local_target(reference: str) -> tuple[str | int, ...] | None:
+    """The path (names and indices) of a reference into the same archive, else ``None``."""
+    parsed = parse_reference(reference)
+    if parsed is None or not parsed.is_local or not parsed.fragment:
+        return None
+    return tuple(int(s) if s.isdigit() else s for s in parsed.fragment)
