@@ -48,7 +48,8 @@ ArchivemapError
 
 Warnings (not errors): ``SchemaMismatchWarning`` for a value that does not fit its declared
 type; the value is kept as it was. ``SourceWarning`` for a file of a folder or zip source that
-was skipped (too large, not JSON, not a regular file).
+was skipped (too large, not JSON, not a regular file). ``DatasetWarning`` for listed entries
+that were gone when their archives were downloaded.
 """
 
 from __future__ import annotations
@@ -364,6 +365,11 @@ class SchemaSourceChangedError(ArchivemapError, pickle.UnpicklingError):
 
 class SourceWarning(UserWarning):
     """A file of a folder or zip of archives was skipped; the message says which and why."""
+
+
+class DatasetWarning(UserWarning):
+    """Entries a query listed had no archive when downloaded (deleted or hidden meanwhile):
+    the dataset was made without them; the message names them."""
 
 
 class MissingScopeError(ForbiddenError):

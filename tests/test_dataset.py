@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,14 @@ from typing import Any
 import pytest
 
 from archivemap.cli import main
-from archivemap.errors import ArchiveDataError, DatasetIncompleteError, DatasetIntegrityError, LockfileConflictError
-from archivemap.remote.cache import ArchiveCache, payload_hash
+from archivemap.errors import (
+    ArchiveDataError,
+    DatasetIncompleteError,
+    DatasetIntegrityError,
+    DatasetWarning,
+    LockfileConflictError,
+)
+from archivemap.remote.cache import ArchiveCache, EntryState, cached_archives, list_entries, payload_hash
 from archivemap.remote.client import Client
 from archivemap.remote.dataset import open_dataset
 from archivemap.remote.lockfile import dataset_raw, read_lock
@@ -422,3 +429,23 @@ def test_a_locked_download_streams_and_leaves_a_lock_when_stopped(tmp_path: Path
         assert sorted(_lock_and_digests(server.url, lock, cache)) == ids
         assert len(archive_requests(server)) <= plain
         assert read_lock(lock)["complete"]
+
+
+def test_entries_gone_between_listing_and_download_are_said(tmp_path: Path) -> None:
+    # listed, then deleted before their archives came (here: two ids the server never had,
+    # which is what it answers for deleted ones): left out, and said (it was silent)
+    folder = tmp_path / "archives"
+    ids = synthesise(folder, 6)
+    with LocalServer(folder) as server:
+        client = Client(server.url)
+        entries = list_entries(client, None)
+        gone = [EntryState(f"deleted{k}", "synth_upload", entries[0].processing_time, None) for k in range(2)]
+        listing = entries[:3] + gone + entries[3:]
+        with pytest.warns(DatasetWarning, match=r"2 of 8 listed entries .* deleted0, deleted1"):
+            got = [state.entry_id for state, _ in cached_archives(client, ArchiveCache(tmp_path / "c"), listing, REQUIRED)]
+        missing: dict[str, str] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # asked for: told through the dict, not warned
+            list(cached_archives(client, None, listing, REQUIRED, missing=missing))
+    assert got == ids
+    assert sorted(missing) == ["deleted0", "deleted1"]

@@ -33,6 +33,7 @@ EXPECTED_PUBLIC_NAMES = [
     "DanglingReferenceError",
     "DatasetIncompleteError",
     "DatasetIntegrityError",
+    "DatasetWarning",
     "DefinitionError",
     "DirectorySource",
     "DownloadLimitError",

@@ -39,7 +39,8 @@ from typing import Any, Protocol
 import platformdirs
 
 from archivemap._json import dump_json, merge_partial, parse_json, value_at
-from archivemap.errors import ArchiveDataError, CacheDamagedError, NotDownloadedError
+from archivemap._warnings import warn_at_caller
+from archivemap.errors import ArchiveDataError, CacheDamagedError, DatasetWarning, NotDownloadedError
 from archivemap.remote.required import Required, followed_references, graft, merge_required
 
 __all__ = [
@@ -631,7 +632,8 @@ def cached_archives(
         offline: never download; an entry the cache cannot answer raises
             :class:`~archivemap.errors.NotDownloadedError`.
         chunk: entries downloaded per ``archives_raw`` call (ids go in the query).
-        missing: filled with ``entry_id -> reason`` for entries without archive.
+        missing: filled with ``entry_id -> reason`` for entries without archive; without it,
+            a :class:`~archivemap.errors.DatasetWarning` names them.
         options: passed to ``archives_raw`` (``batch_size`` ...).
     """
     deployment = client.base_url
@@ -670,10 +672,19 @@ def cached_archives(
                     whole = cache.add(deployment, entry_id, owner.processing_time, owner.upload_id, spec, answer)
                     ready[entry_id] = project(whole, required)
                 yield from order.due()
-            for entry_id in by_id.keys() - answered:
-                ready[entry_id] = None  # the server gave no archive for it
+            lost = {entry_id: "the server gave no archive for it" for entry_id in by_id.keys() - answered}
+            lost.update(stream.missing)
+            for entry_id in lost:
+                ready[entry_id] = None
             if missing is not None:
-                missing.update(getattr(stream, "missing", {}))
+                missing.update(lost)
+            elif lost:  # listed, then deleted or hidden before their archives came: said, not hidden
+                named = ", ".join(sorted(lost)[:10]) + (" …" if len(lost) > 10 else "")
+                warn_at_caller(
+                    f"{len(lost)} of {len(entries)} listed entries had no archive when downloaded "
+                    f"(deleted or hidden since?), and are left out: {named}",
+                    DatasetWarning,
+                )
             yield from order.due()
 
 
