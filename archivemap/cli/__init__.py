@@ -67,7 +67,7 @@ else:
 
 __all__ = ["build_parser", "main"]
 
-REPO_SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+REPO_SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 #: A JSON object with none of these top-level keys is not an archive (as ``serve`` decides).
 ARCHIVE_KEYS = frozenset({"metadata", "run", "data", "workflow", "workflow2", "results", "definitions"})
@@ -810,7 +810,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"archivemap {args.command}: {_error_line(args, exc)}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
