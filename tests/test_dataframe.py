@@ -162,3 +162,23 @@ def test_one_path_in_two_units(lammps: Any) -> None:
     assert ratio.tolist() == pytest.approx([96.48533212] * 3, rel=1e-9)
     with pytest.raises(TypeError, match="list of paths"):
         to_dataframe(lammps.run[0].calculation[:3], columns="temperature")
+
+
+@pytest.mark.shared
+def test_a_table_of_a_partial_archive_is_one_batch_of_requests(lammps: Any, schema_2_0: Any) -> None:
+    # row by row, a 101-step trajectory of a lazily downloaded archive cost 203 requests
+    from archivemap.remote.client import Client
+    from archivemap.server import LocalServer
+
+    entry_id = lammps.m_entry_id
+    columns = ["temperature", "energy.total.value"]
+    with LocalServer({entry_id: lammps.to_dict()}) as server:
+        archive = Client(server.url).archive(entry_id, required={"metadata": {"entry_id": "*"}}, schema=schema_2_0)
+        server.clear_log()
+        frame = to_dataframe(archive.run[0].calculation, columns)
+        requests = len(server.requests)
+        with pytest.warns(UserWarning, match="name the columns"):  # the default: what is here
+            to_dataframe(archive.run[0].calculation)
+    assert len(frame) == 101 and requests <= 4
+    expected = to_dataframe(lammps.run[0].calculation, columns)
+    assert frame.equals(expected)
