@@ -84,6 +84,9 @@ def test_graph_formats(tmp_path, capsys) -> None:
     assert nx.read_graphml(tmp_path / "g.graphml").number_of_edges() > 0
     assert main(["graph", folder, "--format", "dot"]) == 0
     assert capsys.readouterr().out.startswith(("digraph", "strict digraph"))
+    assert main(["graph", folder, "--format", "dot", "-o", str(tmp_path / "g.dot")]) == 0
+    assert f"wrote {tmp_path / 'g.dot'}" in capsys.readouterr().err  # as every other format says
+    assert (tmp_path / "g.dot").read_text().startswith(("digraph", "strict digraph"))
     assert main(["graph", folder, "--format", "png", "-o", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
 

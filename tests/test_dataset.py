@@ -261,6 +261,14 @@ def locked(tmp_path: Path) -> tuple[Path, Path, Path, list[str], dict[str, str]]
     return folder, lock, cache, ids, digests
 
 
+def test_an_offline_client_keeps_open_dataset_offline(locked: Any) -> None:
+    # the server is stopped: an offline client given to open_dataset must not be sent there
+    _, lock, cache, ids, digests = locked
+    url = read_lock(lock)["deployment"]["url"]
+    dataset = open_dataset(lock, client=Client(url, cache=cache, offline=True, retries=0))
+    assert not dataset.checked_server and list(dataset.archives) == ids
+
+
 def test_an_offline_replay_that_loses_entries_is_an_error(locked: Any, tmp_path: Path) -> None:
     _, lock, cache, ids, digests = locked
     empty = tmp_path / "empty"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -376,3 +377,22 @@ def test_progress_goes_to_stderr_and_can_be_off(capsys) -> None:
 
 def nx_equal(a, b) -> bool:
     return sorted(a.nodes) == sorted(b.nodes) and sorted(a.edges) == sorted(b.edges)
+
+
+def test_a_partly_downloaded_archive_says_its_graph_is_partial() -> None:
+    # a lazily downloaded archive gave an empty graph and no dangling references, silently
+    from archivemap.remote.client import Client
+    from archivemap.server import LocalServer
+
+    from .conftest import SAMPLES
+
+    with LocalServer(SAMPLES / "archives") as server:
+        client = Client(server.url)
+        entry_id = next(client.entries({}, page_size=1))["entry_id"]
+        partial = client.archive(entry_id, required={"metadata": {"entry_id": "*"}}, schema=str(SAMPLES / "metainfo.json"))
+        with pytest.warns(UserWarning, match="partly downloaded.*required='\\*'"):
+            reference_graph(partial)
+        whole = client.archive(entry_id, required="*", schema=str(SAMPLES / "metainfo.json"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert reference_graph(whole).number_of_edges() > 0  # all of it here: nothing to say

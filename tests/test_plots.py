@@ -7,6 +7,7 @@ a reasonable size with ink on it and many colours), and its axes to name quantit
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,8 @@ def test_interactive_graph_page(archives: dict[str, Any], tmp_path: Path) -> Non
     assert escaped[2:-2].split('", "')[0] in page and json.dumps("system_ref ×101")[1:-1] in page
     assert "vis.Network" in page or "new vis.Network" in page
     assert "unpkg.com/vis-network" not in page and "cdnjs.cloudflare.com/ajax/libs/vis-network" not in page  # JS inline
+    # nothing is loaded from elsewhere (pyvis's template also pulled Bootstrap from a CDN)
+    assert re.findall(r'(?:src|href)\s*=\s*"(?:https?:|//|\.\./)[^"]*"', page) == []
 
 
 def test_interactive_graph_needs_pyvis(monkeypatch: pytest.MonkeyPatch) -> None:

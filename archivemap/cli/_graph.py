@@ -47,6 +47,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         text = graph.to_dot(g)
         if args.output:
             Path(args.output).write_text(text, encoding="utf-8")
+            print(f"wrote {args.output}", file=sys.stderr)
         else:
             print(text)
     elif args.format == "png":

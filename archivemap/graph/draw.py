@@ -354,6 +354,20 @@ def draw(
     return ax
 
 
+#: What pyvis's page template loads from elsewhere beside the inlined vis-network: Bootstrap
+#: from a CDN (styling only) and, commented out, a node_modules copy of vis.
+_FETCHED = re.compile(
+    r"<link[^>]*bootstrap[^>]*>|<script[^>]*bootstrap[^>]*>\s*</script>|<!--\s*<link[^>]*node_modules.*?-->",
+    re.DOTALL,
+)
+
+
+def _offline(page: str) -> str:
+    """The page without what it would fetch from the network: it must open offline, and a
+    page that loads scripts from a CDN also tells the CDN who looked at which graph."""
+    return _FETCHED.sub("", page)
+
+
 def to_html(
     g: nx.MultiDiGraph,
     path: str | None = None,
@@ -400,7 +414,7 @@ def to_html(
         )
     for u, v, data in cg.edges(data=True):
         net.add_edge(u, v, label=str(data.get("label", "")), arrows="to", font={"size": 10, "align": "horizontal"})
-    page: str = net.generate_html()
+    page: str = _offline(net.generate_html())
     if path is not None:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(page)

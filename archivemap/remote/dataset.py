@@ -146,7 +146,8 @@ def open_dataset(
         path: the lockfile.
         client: a client for the lock's deployment (default: a new one for its URL).
         cache: the disk cache (default: the client's, else :func:`~archivemap.remote.cache.default_cache_dir`).
-        offline: never contact the server (entries must be in the cache).
+        offline: never contact the server (entries must be in the cache); also when
+            ``client`` is an offline client.
         strict: raise :class:`DatasetIntegrityError` when a payload hash does not match
             (otherwise such entries are left out and listed in :attr:`Dataset.unavailable`,
             which makes the dataset incomplete: see ``partial``).
@@ -165,6 +166,7 @@ def open_dataset(
     url = str(lock["deployment"]["url"])
     if client is None:
         client = Client(url, **client_options)
+    offline = offline or client.offline  # an offline client is never asked to go online
     if cache is None:
         cache = client.cache or ArchiveCache()
     elif not isinstance(cache, ArchiveCache):
