@@ -460,3 +460,17 @@ def test_an_assignment_made_while_a_reference_is_first_read_wins(schema, monkeyp
     first = holder.calculation_result_ref
     assert holder.calculation_result_ref is other and first is other
     assert holder.to_dict()["calculation_result_ref"] == "#/run/0/calculation/0"
+
+
+@pytest.mark.shared
+def test_a_property_of_an_unresolved_m_def_says_where_it_is_kept() -> None:
+    # without its schema entry, the powder mixture's data is read as EntryData; its test_1
+    # is kept in m_extras, and the error said only "has no property"
+    from .conftest import SHARED
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        archive = archivemap.load(SHARED / "archives" / "eln-refs-powder-mixture.recorded.archive.json")
+    with pytest.raises(NotInSchemaError, match=r"kept in \.m_extras\['test_1'\] \(its m_def '\.\./upload/raw/"):
+        archive.data.test_1  # noqa: B018
+    assert "test_1" in archive.data.m_extras

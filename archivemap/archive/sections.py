@@ -134,11 +134,13 @@ class Section(SectionBase):
             raise AttributeError(name)
         fm = section_fields(type(self)).get(name)
         if fm is None:
-            raise NotInSchemaError(
-                no_property(type(self), name),
-                path=self.m_path(),
-                entry_id=self.m_entry_id,
-            )
+            message = no_property(type(self), name)
+            data = self._m_data
+            if data is not None and name in data:  # in the archive, not in this class
+                m_def = data.get("m_def")
+                why = f"its m_def {m_def!r} was not found" if isinstance(m_def, str) else "the schema lacks it"
+                message += f"; the archive has it, kept in .m_extras[{name!r}] ({why})"
+            raise NotInSchemaError(message, path=self.m_path(), entry_id=self.m_entry_id)
         value = local_reference(self, fm) if fm.is_reference else MISS
         if value is MISS:
             value = load_field(self, fm)
