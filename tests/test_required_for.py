@@ -147,3 +147,12 @@ def test_an_entry_the_analysis_fails_on_does_not_stop_the_run(served, schema_2_0
 
     with pytest.raises(archivemap.NotInSchemaError):
         client.analyze(None, broken, sample=2, schema=schema_2_0)
+
+
+@pytest.mark.parametrize("entries", [None, {"results.material.elements": ["Si"]}, []])
+def test_samples_that_are_not_entry_ids_are_told_apart(entries: Any) -> None:
+    # a query (or nothing) where entry ids belong failed with a bare TypeError deep inside
+    from archivemap.remote.derive import required_for
+
+    with pytest.raises((TypeError, ValueError), match="entry id"):
+        required_for(lambda archive: archive.run, None, entries)  # type: ignore[arg-type]

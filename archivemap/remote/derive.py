@@ -274,10 +274,22 @@ def required_for(
     Returns:
         The spec, e.g. ``{"workflow2": {"results": {"calculation_result_ref": {"energy":
         {"total": {"value": "*"}}}}}}``.
+
+    Raises:
+        TypeError: ``entries`` is not entry ids (a query belongs to ``Client.analyze``).
+        ValueError: no sample entry was given.
     """
+    if isinstance(entries, Mapping) or entries is None or not isinstance(entries, (str, Iterable)):
+        raise TypeError(
+            f"required_for samples the analysis on entry ids, not {type(entries).__name__}: "
+            "pass two or three ids (client.entries(query) lists some), or let "
+            "client.analyze(query, analysis) choose them"
+        )
 
     def open_sample(entry_id: str) -> Section:
         return client.archive(entry_id, required=SAMPLE_REQUIRED, schema=schema)
 
-    samples = [entries] if isinstance(entries, str) else entries  # not its characters
+    samples = [entries] if isinstance(entries, str) else list(entries)  # not its characters
+    if not samples:
+        raise ValueError("required_for needs at least one sample entry id")
     return required_for_samples(analysis, open_sample, samples, bulk=bulk)
