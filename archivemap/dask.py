@@ -43,7 +43,7 @@ from archivemap.remote.cache import (
     EntryState,
     cached_archives,
     list_entries,
-    payload_hash,
+    locked_hash,
 )
 from archivemap.remote.client import Client
 from archivemap.remote.lockfile import (
@@ -182,7 +182,7 @@ def _load_shard(shard: _Shard) -> list[dict[str, Any]]:
             client, cache, states, shard.required, offline=shard.spec.offline, batch_size=shard.batch_size
         )
         for state, archive in stream:
-            digest = payload_hash(archive)
+            digest = locked_hash(archive, shard.required)
             if locked and locked.get(state.entry_id) != digest:
                 raise DatasetIntegrityError(f"entry {state.entry_id} does not match its locked payload hash")
             records.setdefault(

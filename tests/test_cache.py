@@ -22,6 +22,7 @@ from archivemap.remote.cache import (
     ArchiveCache,
     cached_archives,
     list_entries,
+    locked_hash,
     payload_hash,
     project,
     required_difference,
@@ -431,3 +432,36 @@ def test_what_a_spec_reaches_through_references_is_cached_and_locked(
     assert archive_requests(server) == []  # warm: answered by the cache, hops included
     dataset = open_dataset(lock, cache=tmp_path / "cache", offline=True)
     assert _energies(dataset.items(schema)) == expected  # the pinned dataset holds them too
+
+
+def test_a_lock_verifies_whatever_else_the_cache_row_holds(tmp_path: Path, schema: Any) -> None:
+    # whether a row holds a reference's target depends on other specs (the server does not
+    # place a target inside a list the spec selects): the lock's hash must not
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    source = ARCHIVES / "exciting-ag-singlepoint.parsed.archive.json"
+    (folder / source.name).write_bytes(source.read_bytes())
+    spec = {"run": {"calculation": {"system_ref": {"atoms": {"labels": "*"}}}}}
+    lock, cache = tmp_path / "x.lock", tmp_path / "cache"
+    with LocalServer(folder) as server:
+        client = Client(server.url, cache=cache)
+        first = {e: a.to_dict() for e, a in client.archives(None, spec, schema=schema, lock=lock)}
+        list(client.archives(None, {"run": {"system": {"atoms": "*"}}}, schema=schema))  # widens the row
+        again = {e: a.to_dict() for e, a in client.archives(None, spec, schema=schema, lock=lock)}
+    dataset = open_dataset(lock, cache=cache, offline=True)  # was: "widened by another required"
+    assert list(dataset.archives) == list(first) == list(again)
+    entry = next(iter(first))
+    labels = dataset.archive(entry, schema).run[0].calculation[0].system_ref.atoms.labels
+    assert list(labels) == ["Ag"]
+
+
+def test_targets_are_placed_at_their_own_paths_without_touching_the_row() -> None:
+    calcs = [{"system_ref": f"#/run/0/system/{k}", "x": k} for k in range(2000)]
+    systems = [{"m_def": "S", "atoms": {"labels": ["H"], "positions": [[0.0, 0.0, 0.0]]}} for _ in range(2000)]
+    row = {"run": [{"calculation": calcs, "system": systems}]}
+    out = project(row, {"run": {"calculation": {"system_ref": {"atoms": {"labels": "*"}}}}})
+    assert out["run"][0]["system"] == [{"m_def": "S", "atoms": {"labels": ["H"]}}] * 2000
+    assert out["run"][0]["calculation"][7] == {"system_ref": "#/run/0/system/7"}
+    assert row["run"][0]["system"][0]["atoms"]["positions"] == [[0.0, 0.0, 0.0]]  # the row as it was
+    assert locked_hash(out, {"run": {"calculation": {"system_ref": {"atoms": {"labels": "*"}}}}}) == payload_hash(
+        {"run": [{"calculation": [{"system_ref": c["system_ref"]} for c in calcs]}]})

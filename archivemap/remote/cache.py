@@ -55,6 +55,7 @@ __all__ = [
     "canonical_json",
     "default_cache_dir",
     "list_entries",
+    "locked_hash",
     "payload_hash",
     "project",
     "required_difference",
@@ -152,18 +153,30 @@ def required_difference(new: Required, old: Required) -> Required | None:
     return new
 
 
+def locked_hash(archive: Mapping[str, Any], required: Required) -> str:
+    """The payload hash a lockfile records for an entry's archive downloaded with ``required``.
+
+    Over the part the spec names (:func:`project` without the targets of references): where
+    a reference's target sits, and whether the server placed it, depends on the server and on
+    what else a cache row holds, while the names a spec selects do not. So a lock verifies
+    the same whether its data came fresh, from a cache row widened by other specs, or from a
+    lock written before targets were kept.
+    """
+    return payload_hash(_project_names(archive, required))
+
+
 def project(archive: Mapping[str, Any], required: Required) -> dict[str, Any]:
     """The part of a (wider) cached archive that ``required`` selects.
 
-    Why: a cache row grows with every ``required`` that filled it, but a run (and its
-    lockfile's payload hashes) must see the same data whatever else the cache happens to
-    hold. Plain property names are followed; a key with an index selection, a wildcard or a
-    directive keeps its whole value (a superset, still independent of other specs'
-    names); the ``m_def`` of a selected section and ``m_ref_archives`` are kept as they are.
-    The targets of references the spec follows are kept where the server placed them (at
-    their own paths, ``workflow2.results.calculation_result_ref`` → ``run[0].calculation[5]``),
-    projected by the spec below the reference, and so are the targets they lead on to: that
-    data is what the spec asked for.
+    Why: a cache row grows with every ``required`` that filled it, but a run must see the data
+    it asked for whatever else the cache happens to hold. Plain property names are followed; a
+    key with an index selection, a wildcard or a directive keeps its whole value; the
+    ``m_def`` of a selected section and ``m_ref_archives`` are kept as they are. The targets of
+    references the spec follows are kept where the server places them (at their own paths,
+    ``workflow2.results.calculation_result_ref`` → ``run[0].calculation[5]``), projected by the
+    spec below the reference, with the targets they lead on to: that is what the spec asked
+    for, and reading it must not cost a request. (Whether a row holds a target can depend on
+    other specs; the lock's hash, :func:`locked_hash`, leaves targets out for that reason.)
     """
     out = _project_names(archive, required)
     if not isinstance(required, dict) or not out:
@@ -176,34 +189,52 @@ def project(archive: Mapping[str, Any], required: Required) -> dict[str, Any]:
         if key in seen:  # a cycle of references, or two paths to one target
             continue
         seen.add(key)
-        placed = _placed(archive, target, sub)
-        if placed is not None:
-            merge_partial(out, placed)
-            value = value_at(archive, target)
-            if isinstance(value, dict) and isinstance(sub, dict):
-                todo.extend(followed_references(value, sub))  # a chain: target -> its reference
+        value = value_at(archive, target)
+        if value is None:
+            continue
+        _place(out, archive, target, _project_names(value, sub) if isinstance(value, dict) else value)
+        if isinstance(value, dict) and isinstance(sub, dict):
+            todo.extend(followed_references(value, sub))  # a chain: target -> its reference
     return out
 
 
-def _placed(archive: Mapping[str, Any], target: tuple[str | int, ...], sub: Required) -> dict[str, Any] | None:
-    """The target at ``target``, projected by ``sub``, inside the skeleton of its path (lists
-    padded with ``None``, "not loaded", and sections along it with their ``m_def``)."""
-    value = value_at(archive, target)
-    if value is None or not target or not isinstance(target[0], str):
-        return None
-    node: Any = _project_names(value, sub) if isinstance(value, dict) else value
-    for depth in range(len(target) - 1, -1, -1):
-        segment = target[depth]
-        if isinstance(segment, int):
-            if segment < 0:
-                return None
-            node = [None] * segment + [node]
-        else:
-            holder = value_at(archive, target[:depth]) if depth else archive
-            node = {segment: node}
-            if isinstance(holder, dict) and "m_def" in holder and depth:
-                node["m_def"] = holder["m_def"]
-    return node  # type: ignore[no-any-return]
+def _place(out: dict[str, Any], archive: Mapping[str, Any], target: tuple[str | int, ...], leaf: Any) -> None:
+    """Put ``leaf`` at ``target`` inside ``out``, making the path as the archive has it (lists
+    padded with ``None``, "not loaded"; new sections with their ``m_def``). Linear in the
+    path: a list is padded once, not rebuilt per target (20,000 references in 0.01 s, not 8 s).
+    Containers ``out`` shares with the archive are copied before they change."""
+    node: Any = out
+    source: Any = archive
+    for depth, segment in enumerate(target):
+        if isinstance(segment, int) != isinstance(node, list) or (isinstance(segment, int) and segment < 0):
+            return  # the archive's shape and the path disagree: nothing to place
+        if isinstance(node, list) and isinstance(segment, int) and len(node) <= segment:
+            node.extend([None] * (segment + 1 - len(node)))
+        source_child = _child(source, segment)
+        current: Any = _child(node, segment)
+        if depth == len(target) - 1:
+            if current is None or current is source_child:
+                node[segment] = leaf
+            elif isinstance(current, dict) and isinstance(leaf, dict):
+                node[segment] = merge_partial(dict(current), leaf)
+            return
+        if current is None:
+            current = [] if isinstance(source_child, list) else {}
+            if isinstance(source_child, dict) and "m_def" in source_child:
+                current["m_def"] = source_child["m_def"]
+            node[segment] = current
+        elif current is source_child:  # the archive's own container: copied, not changed
+            current = list(current) if isinstance(current, list) else dict(current)
+            node[segment] = current
+        if not isinstance(current, (dict, list)):
+            return
+        node, source = current, source_child
+
+
+def _child(container: Any, segment: str | int) -> Any:
+    if isinstance(segment, int):
+        return container[segment] if isinstance(container, list) and segment < len(container) else None
+    return container.get(segment) if isinstance(container, dict) else None
 
 
 def _project_names(archive: Mapping[str, Any], required: Required) -> dict[str, Any]:

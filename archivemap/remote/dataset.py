@@ -27,7 +27,7 @@ from archivemap.remote.cache import (
     EntryState,
     canonical_json,
     list_entries,
-    payload_hash,
+    locked_hash,
     project,
     required_difference,
 )
@@ -186,7 +186,7 @@ def open_dataset(
         cached = cache.get(url, entry_id)
         if cached is not None and cached.state == state.processing_time and required_difference(required, cached.required) is None:
             mine = project(cached.archive, required)
-            if payload_hash(mine) == hashes[entry_id]:
+            if locked_hash(mine, required) == hashes[entry_id]:
                 found[entry_id] = mine
                 continue
             # the whole locked spec at the locked state, and another payload: a damaged or
@@ -215,7 +215,7 @@ def open_dataset(
             for entry_id, answer in client.archives_raw(entry_ids_query(part), required):
                 state = by_id[entry_id]
                 archive = project(cache.add(url, entry_id, state.processing_time, state.upload_id, required, answer), required)
-                if payload_hash(archive) == hashes[entry_id]:
+                if locked_hash(archive, required) == hashes[entry_id]:
                     found[entry_id] = archive
                 else:
                     bad[entry_id] = "the server's payload hash differs from the lock"

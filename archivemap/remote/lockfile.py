@@ -50,6 +50,7 @@ from archivemap.remote.cache import (
     cached_archives,
     canonical_json,
     list_entries,
+    locked_hash,
     payload_hash,
 )
 from archivemap.remote.fetch import ArchiveAPI, ClientSource, RemoteFetcher
@@ -356,7 +357,7 @@ def dataset_raw(
     try:
         for state, archive in cached_archives(client, cache, entries, required, offline=offline, **options):
             if writer is not None:
-                writer.add(state, payload_hash(archive))
+                writer.add(state, locked_hash(archive, required))
             yield state, archive
         finished = True
     finally:
@@ -382,12 +383,12 @@ def _replayed(
     hashes = {str(item["entry_id"]): str(item["payload_hash"]) for item in lock["entries"]}
     got: set[str] = set()
     for state, archive in cached_archives(client, cache, entries, required, offline=offline, **options):
-        if payload_hash(archive) != hashes[state.entry_id] and cache is not None and not offline:
+        if locked_hash(archive, required) != hashes[state.entry_id] and cache is not None and not offline:
             # the cache's copy may be what changed: downloaded again, the server's copy decides
             cache.delete(client.base_url, state.entry_id)
             fresh = list(cached_archives(client, cache, [state], required, offline=False, **options))
             archive = fresh[0][1] if fresh else archive
-        if payload_hash(archive) != hashes[state.entry_id]:
+        if locked_hash(archive, required) != hashes[state.entry_id]:
             where = "in the cache (offline)" if offline else "on the server"
             raise DatasetIntegrityError(
                 f"entry {state.entry_id} does not match its payload hash in {path}: it changed {where} "
