@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from typing import Any
 
 import pytest
@@ -179,6 +180,10 @@ def test_a_table_of_a_partial_archive_is_one_batch_of_requests(lammps: Any, sche
         requests = len(server.requests)
         with pytest.warns(UserWarning, match="name the columns"):  # the default: what is here
             to_dataframe(archive.run[0].calculation)
+        whole = Client(server.url).archive(entry_id, required="*", schema=schema_2_0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # downloaded whole: nothing to say
+            assert to_dataframe(whole.run[0].calculation, columns).equals(frame)
     assert len(frame) == 101 and requests <= 4
     expected = to_dataframe(lammps.run[0].calculation, columns)
     assert frame.equals(expected)

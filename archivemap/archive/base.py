@@ -373,6 +373,14 @@ def fetcher_of(section: SectionBase) -> Fetcher | None:
     return ctx.fetcher if ctx is not None else None
 
 
+def partly_downloaded(section: SectionBase) -> bool:
+    """Whether the archive of ``section`` came from a server with less than all of it (a
+    ``required`` below ``"*"``): the rest is downloaded when read. An archive downloaded
+    whole has a fetcher too (for references into other entries), but nothing to fetch."""
+    fetcher = fetcher_of(section)
+    return fetcher is not None and not fetcher.is_downloaded(())
+
+
 # ============================================================ adoption
 def adopt(child: SectionBase, parent: SectionBase, name: str, index: int | None) -> None:
     object.__setattr__(child, "_m_parent", parent)

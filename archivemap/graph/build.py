@@ -46,7 +46,7 @@ from typing import Any
 from archivemap._progress import Progress
 from archivemap._warnings import warn_at_caller
 from archivemap.archive.references import ParsedReference, parse_reference
-from archivemap.archive.base import EMPTY, SectionContext, assigned, built_value, fetcher_of, raw_data
+from archivemap.archive.base import EMPTY, SectionContext, assigned, built_value, partly_downloaded, raw_data
 from archivemap.archive.sections import Section
 from archivemap.archive.standins import Pending
 from archivemap.archive.walk import keyed_order, select_item
@@ -600,13 +600,6 @@ def _roots_of(archives: Any) -> list[Section]:
     return roots
 
 
-def _partly_downloaded(root: Section) -> bool:
-    """Whether an archive from a server lacks parts it has there (a ``required`` of less
-    than ``"*"``): those are downloaded when read, which a graph's walk does not do."""
-    fetcher = fetcher_of(root)
-    return fetcher is not None and not fetcher.is_downloaded(())
-
-
 def reference_graph(
     archive_or_archives: Section | Iterable[Section] | Any,
     containment: bool = False,
@@ -641,7 +634,7 @@ def reference_graph(
         TypeError: an item of ``archive_or_archives`` is not a section.
     """
     roots = _roots_of(archive_or_archives)
-    partial = [root.m_entry_id or "?" for root in roots if _partly_downloaded(root)]
+    partial = [root.m_entry_id or "?" for root in roots if partly_downloaded(root)]
     if partial:  # the graph walks what is here; a lazy archive downloads as it is read, not now
         warn_at_caller(
             f"{len(partial)} of {len(roots)} archives are partly downloaded ({', '.join(partial[:5])}"

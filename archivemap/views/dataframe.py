@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from archivemap._warnings import warn_at_caller
-from archivemap.archive.base import fetcher_of
+from archivemap.archive.base import partly_downloaded
 from archivemap.archive.sections import Section
 from archivemap.errors import MissingError, NotInSchemaError
 from archivemap.metainfo.fields import FieldMeta, fields_by_name
@@ -235,7 +235,7 @@ def _cells(sections: Sequence[Section], columns: Sequence[_Column]) -> list[list
             return [[_read(sections[k], column) for k in rows] for column in columns]
 
         # a batch runs the reads twice (collect, then read): only worth it where they fetch
-        values = root.batch(reads) if fetcher_of(root) is not None else reads()
+        values = root.batch(reads) if partly_downloaded(root) else reads()
         for column, column_cells, got in zip(columns, table, values):
             for k, value in zip(positions, got):
                 column_cells[k] = _finish(value, column)
@@ -281,7 +281,7 @@ def _sections_frame(
     entry_ids: Sequence[str | None] | None = None,
 ) -> Any:
     if wanted is None:
-        if any(fetcher_of(s.m_root) is not None for s in sections[:1]):
+        if any(partly_downloaded(s.m_root) for s in sections[:1]):
             warn_at_caller(
                 "these sections are partly downloaded: the default columns are the quantities "
                 "downloaded so far; name the columns (columns=[...]) to read others, in one batch",
