@@ -33,7 +33,7 @@ from archivemap.remote.cache import ArchiveCache, EntryState, cached_archives, l
 from archivemap.remote.client import Client
 from archivemap.remote.dataset import open_dataset
 from archivemap.remote.lockfile import dataset_raw, read_lock
-from archivemap.server import LocalServer
+from archivemap.server import Faults, LocalServer
 from tests.conftest import REPO, SHARED
 from tests.test_cache import archive_requests, synthesise
 
@@ -449,7 +449,7 @@ def test_entries_gone_between_listing_and_download_are_said(tmp_path: Path) -> N
         entries = list_entries(client, None)
         gone = [EntryState(f"deleted{k}", "synth_upload", entries[0].processing_time, None) for k in range(2)]
         listing = entries[:3] + gone + entries[3:]
-        with pytest.warns(DatasetWarning, match=r"2 of 8 listed entries .* deleted0, deleted1"):
+        with pytest.warns(DatasetWarning, match=r"2 of 8 listed entries .* deleted0: .*deleted or hidden.*; deleted1"):
             got = [state.entry_id for state, _ in cached_archives(client, ArchiveCache(tmp_path / "c"), listing, REQUIRED)]
         missing: dict[str, str] = {}
         with warnings.catch_warnings():
@@ -457,3 +457,20 @@ def test_entries_gone_between_listing_and_download_are_said(tmp_path: Path) -> N
             list(cached_archives(client, None, listing, REQUIRED, missing=missing))
     assert got == ids
     assert sorted(missing) == ["deleted0", "deleted1"]
+
+
+def test_entries_the_server_fails_are_said_as_such_and_leave_the_lock_open(tmp_path: Path) -> None:
+    # a 500 for one archive was reported as "deleted or hidden", and the lock said complete
+    folder, lock, cache = tmp_path / "archives", tmp_path / "dataset.lock", tmp_path / "cache"
+    ids = synthesise(folder, 6)
+    with LocalServer(folder, faults=Faults(fail_entries={ids[2]})) as server:
+        with pytest.warns(DatasetWarning, match=rf"{ids[2]}: the server could not produce its archive \(500"):
+            got = [s.entry_id for s, _ in dataset_raw(Client(server.url, retries=0), None, REQUIRED,
+                                                       lock=lock, cache=ArchiveCache(cache))]
+        assert got == ids[:2] + ids[3:]
+        data = read_lock(lock)
+        assert data["complete"] is False and data["count"] == 5  # another run may get it
+        server.update_faults(fail_entries=frozenset())
+        assert [s.entry_id for s, _ in dataset_raw(Client(server.url), None, REQUIRED, lock=lock,
+                                                     cache=ArchiveCache(cache))] == ids
+    assert read_lock(lock)["complete"] is True

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import platformdirs
 
@@ -55,7 +55,10 @@ __all__ = [
     "canonical_json",
     "default_cache_dir",
     "list_entries",
+    "FAILED_BY_SERVER",
+    "GONE",
     "locked_hash",
+    "lost_entries_text",
     "payload_hash",
     "project",
     "required_difference",
@@ -703,20 +706,30 @@ def cached_archives(
                     whole = cache.add(deployment, entry_id, owner.processing_time, owner.upload_id, spec, answer)
                     ready[entry_id] = project(whole, required)
                 yield from order.due()
-            lost = {entry_id: "the server gave no archive for it" for entry_id in by_id.keys() - answered}
+            lost = {entry_id: GONE for entry_id in by_id.keys() - answered}
             lost.update(stream.missing)
+            for failure in stream.failed.values():  # not gone: the server could not produce it (a 500)
+                lost[failure.entry_id] = f"{FAILED_BY_SERVER} ({failure.status}: {failure.detail})"
             for entry_id in lost:
                 ready[entry_id] = None
             if missing is not None:
                 missing.update(lost)
-            elif lost:  # listed, then deleted or hidden before their archives came: said, not hidden
-                named = ", ".join(sorted(lost)[:10]) + (" …" if len(lost) > 10 else "")
-                warn_at_caller(
-                    f"{len(lost)} of {len(entries)} listed entries had no archive when downloaded "
-                    f"(deleted or hidden since?), and are left out: {named}",
-                    DatasetWarning,
-                )
+            elif lost:  # said, not hidden
+                warn_at_caller(lost_entries_text(lost, len(entries)), DatasetWarning)
             yield from order.due()
+
+
+#: Why an entry of a listing came without archive (``missing`` of :func:`cached_archives`):
+#: gone from the server since it was listed (deleted or hidden), or failed by it.
+GONE: Final = "the server gave no archive for it (deleted or hidden since it was listed?)"
+FAILED_BY_SERVER: Final = "the server could not produce its archive"
+
+
+def lost_entries_text(lost: Mapping[str, str], listed: int) -> str:
+    """What a warning or an error says of the listed entries that came without archive."""
+    named = "; ".join(f"{entry_id}: {why}" for entry_id, why in sorted(lost.items())[:10])
+    more = f"; … {len(lost) - 10} more" if len(lost) > 10 else ""
+    return f"{len(lost)} of {listed} listed entries came without archive and are left out: {named}{more}"
 
 
 class _InOrder:

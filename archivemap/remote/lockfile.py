@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import orjson
 
 from archivemap._json import dump_json, parse_json
+from archivemap._warnings import warn_at_caller
 from archivemap.archive.context import new_archive
 from archivemap.archive.schema import Schema
 from archivemap.archive.sections import Section
@@ -38,12 +39,14 @@ from archivemap.errors import (
     ArchivemapError,
     DatasetIncompleteError,
     DatasetIntegrityError,
+    DatasetWarning,
     HTTPStatusError,
     LockfileConflictError,
     NotDownloadedError,
     TransportError,
 )
 from archivemap.remote.cache import (
+    FAILED_BY_SERVER,
     ArchiveCache,
     ArchiveClient,
     EntryState,
@@ -51,6 +54,7 @@ from archivemap.remote.cache import (
     canonical_json,
     list_entries,
     locked_hash,
+    lost_entries_text,
     payload_hash,
 )
 from archivemap.remote.fetch import ArchiveAPI, ClientSource, RemoteFetcher
@@ -354,16 +358,21 @@ def dataset_raw(
         if previous is None:
             writer.write(complete=False)  # the header alone: an interrupted run leaves a lock
     finished = False
+    lost: dict[str, str] = {}
     try:
-        for state, archive in cached_archives(client, cache, entries, required, offline=offline, **options):
+        for state, archive in cached_archives(client, cache, entries, required, offline=offline, missing=lost, **options):
             if writer is not None:
                 writer.add(state, locked_hash(archive, required))
             yield state, archive
         finished = True
+        if lost:  # deleted since the listing, or failed by the server: said, not hidden
+            warn_at_caller(lost_entries_text(lost, len(entries)), DatasetWarning)
     finally:
         if writer is not None:
             if finished:
-                writer.write(complete=True)
+                # entries the server failed may come on another run: the lock stays open for it
+                failed = any(why.startswith(FAILED_BY_SERVER) for why in lost.values())
+                writer.write(complete=not failed)
             elif writer.unflushed:
                 writer.write(complete=False)  # stopped early or failed: keep what came
 
@@ -382,7 +391,8 @@ def _replayed(
     """A complete lock's entries, each verified against its payload hash; the file is kept."""
     hashes = {str(item["entry_id"]): str(item["payload_hash"]) for item in lock["entries"]}
     got: set[str] = set()
-    for state, archive in cached_archives(client, cache, entries, required, offline=offline, **options):
+    reasons: dict[str, str] = {}  # told in the error below, not warned about as well
+    for state, archive in cached_archives(client, cache, entries, required, offline=offline, missing=reasons, **options):
         if locked_hash(archive, required) != hashes[state.entry_id] and cache is not None and not offline:
             # the cache's copy may be what changed: downloaded again, the server's copy decides
             cache.delete(client.base_url, state.entry_id)
@@ -397,7 +407,7 @@ def _replayed(
         got.add(state.entry_id)
         yield state, archive
     why = "not in the cache (offline)" if offline else "the server has no archive for it"
-    lost = {state.entry_id: why for state in entries if state.entry_id not in got}
+    lost = {state.entry_id: reasons.get(state.entry_id, why) for state in entries if state.entry_id not in got}
     if lost:
         raise DatasetIncompleteError(
             f"{len(lost)} of {len(entries)} entries of {path} could not be reproduced: {', '.join(list(lost)[:10])}",
