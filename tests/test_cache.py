@@ -465,3 +465,19 @@ def test_targets_are_placed_at_their_own_paths_without_touching_the_row() -> Non
     assert row["run"][0]["system"][0]["atoms"]["positions"] == [[0.0, 0.0, 0.0]]  # the row as it was
     assert locked_hash(out, {"run": {"calculation": {"system_ref": {"atoms": {"labels": "*"}}}}}) == payload_hash(
         {"run": [{"calculation": [{"system_ref": c["system_ref"]} for c in calcs]}]})
+
+
+def test_a_warm_run_answers_chained_references_without_requests(tmp_path: Path, schema: Any) -> None:
+    # calculation_result_ref -> system_ref -> atoms: a key asked for and absent at the end of
+    # the chain is absent, not a reason to ask the server again
+    spec = {"workflow2": {"results": {"calculation_result_ref": {
+        "energy": {"total": "*"}, "system_ref": {"atoms": {"labels": "*", "velocities": "*"}}}}}}
+    with LocalServer(ARCHIVES, max_log_records=10_000) as server:
+        client = Client(server.url, cache=tmp_path / "cache")
+        query = {"entry_id": "CmquSFEUFC5rJgArbVMISSiR8_yz"}  # exciting: a single point
+        list(client.archives(query, spec, schema=schema))
+        server.clear_log()
+        for _, root in client.archives(query, spec, schema=schema):
+            atoms = root.workflow2.results.calculation_result_ref.system_ref.atoms
+            assert list(atoms.labels) == ["Ag"] and atoms.velocities is None
+        assert archive_requests(server) == []

@@ -149,11 +149,20 @@ class RemoteFetcher:
         place ``run[0].calculation[5].energy`` at its own path: that path was asked for too,
         so a key missing there is absent, not a reason for another request.
         """
-        for target, sub in followed_references(partial, spec):
+        todo = followed_references(partial, spec)
+        seen: set[tuple[tuple[str | int, ...], str]] = set()
+        while todo:
+            target, sub = todo.pop()
+            if (target, repr(sub)) in seen:  # a cycle, or two paths to one target
+                continue
+            seen.add((target, repr(sub)))
             # only what the answer placed: NOMAD loses a target that lies inside a list the
             # same spec selects by index (run[0] ... system_ref -> /run/0/system/0)
-            if value_at(partial, target) is not None:
+            value = value_at(partial, target)
+            if value is not None:
                 self.downloaded.append(required_for_path(list(target), leaf=sub))
+                if isinstance(value, dict) and isinstance(sub, dict):  # and the targets it leads on to
+                    todo.extend(followed_references(value, sub))
 
     def was_asked(self, path: Path) -> bool:
         """Whether a download asked for the key at ``path`` (so its absence means absent)."""
