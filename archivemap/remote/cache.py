@@ -42,6 +42,7 @@ from archivemap._json import dump_json, merge_partial, parse_json, value_at
 from archivemap._warnings import warn_at_caller
 from archivemap.errors import ArchiveDataError, CacheDamagedError, DatasetWarning, NotDownloadedError
 from archivemap.remote.required import Required, followed_references, graft, merge_required
+from archivemap.remote.stream import ArchiveStream
 
 __all__ = [
     "STATE_FIELDS",
@@ -618,7 +619,7 @@ class ArchiveClient(Protocol):
 
     def entries(self, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]: ...
 
-    def archives_raw(self, *args: Any, **kwargs: Any) -> Any: ...
+    def archives_raw(self, *args: Any, **kwargs: Any) -> ArchiveStream: ...
 
 
 def list_entries(client: ArchiveClient, query: Any, *, page_size: int = 1000, owner: str = "visible") -> list[EntryState]:
