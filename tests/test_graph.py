@@ -390,7 +390,7 @@ def test_a_partly_downloaded_archive_says_its_graph_is_partial() -> None:
         client = Client(server.url)
         entry_id = next(client.entries({}, page_size=1))["entry_id"]
         partial = client.archive(entry_id, required={"metadata": {"entry_id": "*"}}, schema=str(SAMPLES / "metainfo.json"))
-        with pytest.warns(UserWarning, match="partly downloaded.*required='\\*'"):
+        with pytest.warns(UserWarning, match="partly downloaded.*resolve=True.*required='\\*'"):
             reference_graph(partial)
         whole = client.archive(entry_id, required="*", schema=str(SAMPLES / "metainfo.json"))
         with warnings.catch_warnings():

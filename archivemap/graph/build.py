@@ -639,7 +639,8 @@ def reference_graph(
         warn_at_caller(
             f"{len(partial)} of {len(roots)} archives are partly downloaded ({', '.join(partial[:5])}"
             f"{' …' if len(partial) > 5 else ''}): the graph has only the references downloaded "
-            "so far; download them with required='*' for the whole graph",
+            "so far (resolve=True fetches their targets); download them with required='*' for "
+            "the whole graph",
             UserWarning,
         )
     # The walk allocates ~10 small objects per section while the parsed archive (millions of
