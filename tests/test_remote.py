@@ -74,6 +74,19 @@ def test_prefetch_k_paths_costs_one_request(server, schema, raw_archives):
     assert len(server.requests) == 1
 
 
+def test_prefetch_of_every_item_is_refused_before_a_request(server, schema, raw_archives):
+    # "[*]" was sent as an item named "*": a wasted request, then AbsentError
+    from archivemap.errors import PathSyntaxError
+
+    entry_id = _entry_with_workflow(raw_archives)
+    archive = open_archive(Client(server.url), entry_id, {"metadata": "*"}, schema=schema)
+    server.clear_log()
+    with pytest.raises(PathSyntaxError, match=r"one item of a list.*batch"):
+        archive.prefetch(iter(["run[0].system[0]", "run[0].calculation[*].temperature"]))
+    assert server.requests == []
+    assert archive.prefetch(iter(["run[0].system[0]"])) == 1  # a generator of paths is read once
+
+
 def test_negative_index_is_resolved_on_the_client(server, schema, raw_archives):
     entry_id = _entry_with_workflow(raw_archives)
     archive = open_archive(Client(server.url), entry_id, {"workflow": "*"}, schema=schema)

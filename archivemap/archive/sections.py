@@ -60,7 +60,7 @@ from archivemap.archive.base import (
 from archivemap.archive.converter import assignment_problem, converter
 from archivemap.archive.standins import BATCHES, STAND_INS, Absent, Batch, Pending, PendingList, Placeholder, batch_of
 from archivemap.archive.walk import MISS, get_path, get_segments, keyed_order, parse_path_cached, select_item
-from archivemap.errors import AssignmentError, NotInSchemaError
+from archivemap.errors import AssignmentError, NotInSchemaError, PathSyntaxError
 from archivemap.metainfo.fields import FieldMeta, fields_by_name, section_fields
 from archivemap.paths import parse_path
 
@@ -320,7 +320,18 @@ class Section(SectionBase):
 
         Raises:
             NotInSchemaError: a path leaves what the schema describes.
+            PathSyntaxError: a path selects every item of a list (``[*]``): a path names one
+                item; for all of them, read them in :meth:`batch`.
         """
+        paths = list(paths)  # read twice below
+        parsed = [parse_path(path) for path in paths]
+        for path, segments in zip(paths, parsed):
+            if any(isinstance(s, str) and s == "*" for s in segments):  # Key("*") is a str
+                raise PathSyntaxError(
+                    f"{path!r}: prefetch paths name one item of a list, not all of them ('[*]'); "
+                    "read every item in one request with archive.batch(lambda: [c.temperature for c in calcs])",
+                    str(path),
+                )
         fetcher = fetcher_of(self)
         if fetcher is None:
             return 0
@@ -328,8 +339,8 @@ class Section(SectionBase):
         base = tuple(str(s) for s in path_segments(self))
         before = fetcher.fetches
         planned = []
-        for path in paths:
-            segments = base + tuple(str(s) for s in parse_path(path))
+        for path, parsed_path in zip(paths, parsed):
+            segments = base + tuple(str(s) for s in parsed_path)
             plan = plan_path(root, segments)
             if plan is None:
                 raise NotInSchemaError(f"cannot plan path {path!r}", path=self.m_path(), entry_id=self.m_entry_id)
