@@ -41,7 +41,7 @@ import platformdirs
 from archivemap._json import dump_json, merge_partial, parse_json, value_at
 from archivemap._warnings import warn_at_caller
 from archivemap.errors import ArchiveDataError, CacheDamagedError, DatasetWarning, NotDownloadedError
-from archivemap.remote.required import Required, followed_references, graft, merge_required
+from archivemap.remote.required import Required, followed_references, graft, merge_required, parse_required_key
 from archivemap.remote.stream import ArchiveStream
 
 __all__ = [
@@ -160,13 +160,57 @@ def required_difference(new: Required, old: Required) -> Required | None:
 def locked_hash(archive: Mapping[str, Any], required: Required) -> str:
     """The payload hash a lockfile records for an entry's archive downloaded with ``required``.
 
-    Over the part the spec names (:func:`project` without the targets of references): where
-    a reference's target sits, and whether the server placed it, depends on the server and on
-    what else a cache row holds, while the names a spec selects do not. So a lock verifies
-    the same whether its data came fresh, from a cache row widened by other specs, or from a
-    lock written before targets were kept.
+    Over exactly what the spec names, however the data arrived: fresh from the server, or
+    from a cache row that other specs widened. So a lock verifies the same either way. Three
+    things that differ with the way are left out:
+
+    - the targets of references (whether a server places them depends on the server and on
+      the rest of the spec);
+    - the other items of a list the spec selects by index (``run[0]``: a row filled by
+      ``"*"`` holds them all);
+    - how a followed reference is spelled (NOMAD answers ``/run/0/calculation/0`` for the
+      ``#/run/0/calculation/0`` it stores).
     """
-    return payload_hash(_project_names(archive, required))
+    return payload_hash(_named(archive, required))
+
+
+def _named(data: Mapping[str, Any], required: Required) -> Any:
+    """What :func:`locked_hash` hashes: the spec's names, selections applied, references
+    spelled as paths; a directive's value whole."""
+    if not isinstance(required, dict) or "*" in required or any(
+        not isinstance(key, str) or key.startswith("resolve") for key in required
+    ):
+        return dict(data)
+    out: dict[str, Any] = {}
+    for key, sub in required.items():
+        name, selection = parse_required_key(key)
+        value = data.get(name)
+        if value is None:
+            continue
+        if selection is not None and isinstance(value, list):
+            picked = [selection] if isinstance(selection, int) else range(len(value))[selection]
+            out[key] = {
+                str(i): _named_value(value[i], sub) for i in picked if 0 <= i < len(value) and value[i] is not None
+            }
+        else:
+            out[name] = _named_value(value, sub)
+    if "m_def" in data and out:
+        out["m_def"] = data["m_def"]
+    if "m_ref_archives" in data:
+        out["m_ref_archives"] = data["m_ref_archives"]
+    return out
+
+
+def _named_value(value: Any, sub: Required) -> Any:
+    if not isinstance(sub, dict):  # a directive: the value as it is
+        return value
+    if isinstance(value, str):  # a reference the spec follows
+        return value[1:] if value.startswith("#/") else value
+    if isinstance(value, dict):
+        return _named(value, sub)
+    if isinstance(value, list):
+        return [_named_value(item, sub) for item in value]
+    return value
 
 
 def project(archive: Mapping[str, Any], required: Required) -> dict[str, Any]:
