@@ -38,10 +38,10 @@ from typing import Any, Final, Protocol
 
 import platformdirs
 
-from archivemap._json import dump_json, merge_partial, parse_json, value_at
+from archivemap._json import dump_json, merge_partial, parse_json
 from archivemap._warnings import warn_at_caller
 from archivemap.errors import ArchiveDataError, CacheDamagedError, DatasetWarning, NotDownloadedError
-from archivemap.remote.required import Required, followed_references, graft, merge_required, parse_required_key
+from archivemap.remote.required import Required, graft, merge_required, parse_required_key, placed_targets
 from archivemap.remote.stream import ArchiveStream
 
 __all__ = [
@@ -229,20 +229,8 @@ def project(archive: Mapping[str, Any], required: Required) -> dict[str, Any]:
     out = _project_names(archive, required)
     if not isinstance(required, dict) or not out:
         return out
-    todo = followed_references(archive, required)
-    seen: set[tuple[tuple[str | int, ...], str]] = set()
-    while todo:
-        target, sub = todo.pop()
-        key = (target, repr(sub))
-        if key in seen:  # a cycle of references, or two paths to one target
-            continue
-        seen.add(key)
-        value = value_at(archive, target)
-        if value is None:
-            continue
+    for target, sub, value in placed_targets(archive, required):
         _place(out, archive, target, _project_names(value, sub) if isinstance(value, dict) else value)
-        if isinstance(value, dict) and isinstance(sub, dict):
-            todo.extend(followed_references(value, sub))  # a chain: target -> its reference
     return out
 
 

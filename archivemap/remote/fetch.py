@@ -24,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from archivemap._json import merge_partial, pad_list, value_at
+from archivemap._json import merge_partial, pad_list
 from archivemap.archive.context import ArchiveContext, new_archive
 from archivemap.archive.references import ParsedReference
 from archivemap.archive.schema import Schema, SchemaSource, as_schema
@@ -37,11 +37,11 @@ from archivemap.remote.required import (
     Required,
     asks_for,
     covers,
-    followed_references,
     format_required_key,
     graft,
     merge_required,
     parse_required_key,
+    placed_targets,
     required_for_path,
     typed_path_spec,
 )
@@ -149,20 +149,10 @@ class RemoteFetcher:
         place ``run[0].calculation[5].energy`` at its own path: that path was asked for too,
         so a key missing there is absent, not a reason for another request.
         """
-        todo = followed_references(partial, spec)
-        seen: set[tuple[tuple[str | int, ...], str]] = set()
-        while todo:
-            target, sub = todo.pop()
-            if (target, repr(sub)) in seen:  # a cycle, or two paths to one target
-                continue
-            seen.add((target, repr(sub)))
-            # only what the answer placed: NOMAD loses a target that lies inside a list the
-            # same spec selects by index (run[0] ... system_ref -> /run/0/system/0)
-            value = value_at(partial, target)
-            if value is not None:
-                self.downloaded.append(required_for_path(list(target), leaf=sub))
-                if isinstance(value, dict) and isinstance(sub, dict):  # and the targets it leads on to
-                    todo.extend(followed_references(value, sub))
+        # only what the answer placed: NOMAD loses a target that lies inside a list the same
+        # spec selects by index (run[0] ... system_ref -> /run/0/system/0)
+        for target, sub, _ in placed_targets(partial, spec):
+            self.downloaded.append(required_for_path(list(target), leaf=sub))
 
     def was_asked(self, path: Path) -> bool:
         """Whether a download asked for the key at ``path`` (so its absence means absent)."""

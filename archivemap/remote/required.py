@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final, Union
 
-from archivemap._json import MISSING, merge_partial, merged
+from archivemap._json import MISSING, merge_partial, merged, value_at
 from archivemap.archive.references import parse_reference
 from archivemap.paths import INT_RE as _INT_RE
 from archivemap.paths import Key, Segment, format_archive_path, parse_archive_path
@@ -43,6 +43,7 @@ __all__ = [
     "merge_required",
     "parse_archive_path",
     "parse_required_key",
+    "placed_targets",
     "required_for_path",
     "typed_path_spec",
 ]
@@ -559,3 +560,26 @@ def _local_target(reference: str) -> tuple[str | int, ...] | None:
     if parsed is None or not parsed.is_local or not parsed.fragment:
         return None
     return tuple(int(s) if s.isdigit() else s for s in parsed.fragment)
+
+
+def placed_targets(data: Any, spec: Required) -> Iterator[tuple[tuple[str | int, ...], Required, Any]]:
+    """``(target path, sub-spec, value)`` of every target ``data`` holds for the references
+    ``spec`` follows, and for the references those targets lead on to (chains), each once.
+
+    What NOMAD placed for a spec (or what a cache row holds of it): a target missing from
+    ``data`` is not given, nor what it would lead to. Cycles of references end.
+    """
+    todo = followed_references(data, spec)
+    seen: set[tuple[tuple[str | int, ...], str]] = set()
+    while todo:
+        target, sub = todo.pop()
+        key = (target, repr(sub))
+        if key in seen:  # a cycle of references, or two paths to one target
+            continue
+        seen.add(key)
+        value = value_at(data, target)
+        if value is None:
+            continue
+        yield target, sub, value
+        if isinstance(value, dict) and isinstance(sub, dict):
+            todo.extend(followed_references(value, sub))  # a chain: target -> its reference
